@@ -1,0 +1,54 @@
+"""Opening greenstalk clients with one-line errors instead of socket tracebacks."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterable
+
+import greenstalk
+
+from beanfleet.address import parse_server
+from beanfleet.errors import ConnectError
+from beanfleet.protocol import Connection
+
+
+def describe_os_error(exc: OSError) -> str:
+    """'connection refused' rather than '[Errno 111] Connection refused'."""
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timed out"
+    if exc.errno is not None and exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    if exc.errno is not None:
+        return errno.errorcode.get(exc.errno, str(exc))
+    return str(exc) or type(exc).__name__
+
+
+def connect_error(server: str, exc: OSError) -> ConnectError:
+    return ConnectError(f"cannot connect to beanstalkd at {server}: {describe_os_error(exc)}")
+
+
+def open_client(
+    server: str,
+    use: str = greenstalk.DEFAULT_TUBE,
+    watch: str | Iterable[str] = greenstalk.DEFAULT_TUBE,
+    timeout: float = 5.0,
+) -> greenstalk.Client[bytes]:
+    """A greenstalk client with raw-bytes bodies (decoding is ours: JSON, with clear errors)."""
+    address = parse_server(server)
+    try:
+        sock = socket.create_connection(address, timeout=timeout)
+        sock.settimeout(None)
+        return greenstalk.Client(sock, encoding=None, use=use, watch=watch)
+    except OSError as exc:
+        raise connect_error(server, exc) from exc
+
+
+def open_connection(server: str, timeout: float = 5.0) -> Connection:
+    """A pipelining :class:`~beanfleet.protocol.Connection`, with the same one-line errors."""
+    try:
+        return Connection(parse_server(server), connect_timeout=timeout)
+    except OSError as exc:
+        raise connect_error(server, exc) from exc

@@ -1,0 +1,4 @@
+"""(placeholder until written)"""
+import click
+
+COMMANDS: list[click.Command] = []

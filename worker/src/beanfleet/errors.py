@@ -1,0 +1,65 @@
+"""The one exception hierarchy of beanfleet.
+
+Every error a caller can act on derives from :class:`BeanfleetError`; the CLI prints its
+message as a single line and exits 1.  Handlers raise :class:`PermanentFailure` or
+:class:`RetryLater` to steer what the worker does with their job.
+"""
+
+from __future__ import annotations
+
+
+class BeanfleetError(Exception):
+    """Base class of every error beanfleet raises on purpose."""
+
+
+class ConfigError(BeanfleetError):
+    """An invalid setting: server address, tube name, handler spec, fleet description."""
+
+
+class ConnectError(BeanfleetError):
+    """beanstalkd could not be reached, or the connection broke."""
+
+
+class JobTooBig(BeanfleetError):
+    """A job body is larger than the server's max-job-size."""
+
+    def __init__(self, size: int, limit: int | None) -> None:
+        self.size = size
+        self.limit = limit
+        limit_text = f"{limit} bytes" if limit is not None else "its limit"
+        super().__init__(f"job body is {size} bytes, server max-job-size is {limit_text}")
+
+
+class ServerDraining(BeanfleetError):
+    """The server is in drain mode and refuses new jobs."""
+
+
+class BodyError(BeanfleetError):
+    """A job body that is not valid JSON (or cannot be encoded as JSON)."""
+
+
+class UnknownTube(BeanfleetError):
+    """A tube the server does not know (no jobs and no watchers)."""
+
+
+class JobNotFound(BeanfleetError):
+    """No job with that id, or not in the state the command needs."""
+
+
+class HandlerFailure(Exception):
+    """Base of the exceptions a handler raises to steer its job.
+
+    Not a :class:`BeanfleetError`: these are signals from user code, not errors of beanfleet.
+    """
+
+
+class PermanentFailure(HandlerFailure):
+    """Raise from a handler to bury the job at once: retrying cannot help."""
+
+
+class RetryLater(HandlerFailure):
+    """Raise from a handler to retry the job after ``delay`` seconds (counts as an attempt)."""
+
+    def __init__(self, delay: float, reason: str = "") -> None:
+        self.delay = max(0.0, float(delay))
+        super().__init__(reason or f"retry in {self.delay:g}s")

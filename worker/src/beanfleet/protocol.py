@@ -1,0 +1,119 @@
+"""A minimal beanstalkd connection that can pipeline commands.
+
+greenstalk does one command per round trip. The worker's hot path (``delete`` of the
+finished job sent in the same write as the next ``reserve-with-timeout``) and the bulk
+producer (hundreds of ``put`` per write) need several commands in flight, so this module
+speaks the wire protocol directly for those.  Error replies map to greenstalk's exception
+classes so callers handle one set of server errors.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+
+import greenstalk
+
+CRLF = b"\r\n"
+
+
+def parse_yaml_mapping(data: bytes) -> dict[str, int | str]:
+    # beanstalkd's stats replies are a flat YAML mapping of scalars; no YAML parser needed.
+    result: dict[str, int | str] = {}
+    for line in data.decode("ascii", "replace").splitlines():
+        key, sep, value = line.partition(": ")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        try:
+            result[key] = int(value)
+        except ValueError:
+            result[key] = value
+    return result
+
+
+class Connection:
+    """One TCP connection to beanstalkd; sends raw commands, reads replies in order.
+
+    It keeps its own receive buffer (instead of ``socket.makefile``) so a caller can tell
+    whether a reply is already buffered before it waits on the socket with ``select``.
+    """
+
+    def __init__(self, address: tuple[str, int], connect_timeout: float = 5.0) -> None:
+        self.address = address
+        self.sock = socket.create_connection(address, timeout=connect_timeout)
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buf = bytearray()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def has_buffered(self) -> bool:
+        """True when reply bytes are already buffered (``select`` would not report them)."""
+        return bool(self._buf)
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def send(self, commands: Iterable[bytes]) -> None:
+        """Write every command (each without its CRLF) in one sendall."""
+        self.sock.sendall(b"".join(c + CRLF for c in commands))
+
+    @staticmethod
+    def put_command(body: bytes, priority: int, delay: int, ttr: int) -> bytes:
+        return b"put %d %d %d %d\r\n%s" % (priority, delay, ttr, len(body), body)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("connection closed by beanstalkd")
+        self._buf += data
+
+    def read_reply(self) -> tuple[bytes, list[bytes]]:
+        while (end := self._buf.find(CRLF)) < 0:
+            self._fill()
+        line = bytes(self._buf[:end])
+        del self._buf[: end + 2]
+        status, *values = line.split()
+        return status, values
+
+    def expect(self, *expected: bytes) -> tuple[bytes, list[bytes]]:
+        """Read one reply; raise greenstalk's error class unless its status is expected."""
+        status, values = self.read_reply()
+        if status in expected:
+            return status, values
+        error = greenstalk.ERROR_RESPONSES.get(status)
+        if error is not None:
+            raise error(values)
+        raise greenstalk.UnknownResponseError(status, values)
+
+    def read_chunk(self, size: int) -> bytes:
+        while len(self._buf) < size + 2:
+            self._fill()
+        if self._buf[size : size + 2] != CRLF:
+            raise ConnectionError("malformed job body from beanstalkd")
+        data = bytes(self._buf[:size])
+        del self._buf[: size + 2]
+        return data
+
+    # -- one-round-trip helpers --------------------------------------------------------------
+
+    def call(self, command: bytes, *expected: bytes) -> list[bytes]:
+        self.send([command])
+        return self.expect(*expected)[1]
+
+    def stats_job(self, job_id: int) -> dict[str, int | str]:
+        (size,) = self.call(b"stats-job %d" % job_id, b"OK")
+        return parse_yaml_mapping(self.read_chunk(int(size)))
+
+    def stats(self) -> dict[str, int | str]:
+        (size,) = self.call(b"stats", b"OK")
+        return parse_yaml_mapping(self.read_chunk(int(size)))
