@@ -1,0 +1,50 @@
+# beanfleet — the two commands are `make up` (bring up the local fleet and run demo jobs)
+# and `make test` (everything CI runs).  See README.md.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: up down test lint test-unit test-fleet bench drills render venv clean
+
+$(STAMP): worker/pyproject.toml requirements-dev.txt $(wildcard examples/*/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements-dev.txt -e worker $(addprefix -e ,$(wildcard examples/*/))
+	touch $@
+
+venv: $(STAMP)
+
+up: $(STAMP)
+	scripts/fleet.sh up
+	scripts/demo.sh
+
+down:
+	scripts/fleet.sh down
+
+test: lint test-unit test-fleet
+
+lint: $(STAMP)
+	$(BIN)/ruff check worker tests bench examples
+	$(BIN)/ruff format --check worker tests bench examples
+	$(BIN)/mypy --strict worker/src
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests --ignore=tests/fleet
+
+test-fleet: $(STAMP)
+	$(BIN)/pytest tests/fleet
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --size full
+
+drills: $(STAMP)
+	$(BIN)/python drills/run.py
+
+render: $(STAMP)
+	scripts/render-examples.sh
+
+clean:
+	rm -rf $(VENV) build
