@@ -49,32 +49,90 @@ hash_inputs() {
 # retry N CMD...: run CMD up to N times; between attempts run $RETRY_CLEANUP
 # (a command string) when set.
 retry() {
-    local n="$1" i=1; shift
+    # (odd local names: bash locals are visible to the commands it runs)
+    local _retry_max="$1" _retry_i=1; shift
     while :; do
         if "$@"; then return 0; fi
-        if [ "$i" -ge "$n" ]; then
-            log "failed after $n attempts: $*"
+        if [ "$_retry_i" -ge "$_retry_max" ]; then
+            log "failed after $_retry_max attempts: $*"
             return 1
         fi
-        log "attempt $i/$n failed: $*; retrying"
+        log "attempt $_retry_i/$_retry_max failed: $*; retrying"
         if [ -n "${RETRY_CLEANUP:-}" ]; then eval "$RETRY_CLEANUP" || true; fi
-        i=$((i + 1))
-        sleep "$i"
+        _retry_i=$((_retry_i + 1))
+        sleep "$_retry_i"
     done
 }
 
 # timed LABEL CMD...: run CMD, print its wall time, record it in
 # $BUILD_DIR/timings.log. Returns CMD's status.
 timed() {
-    local label="$1"; shift
-    local start end rc=0
-    start=$(date +%s.%N)
-    "$@" || rc=$?
-    end=$(date +%s.%N)
-    local secs
-    secs=$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }')
-    log "TIMING ${label}: ${secs}s (exit ${rc})"
+    local _t_label="$1"; shift
+    local _t_start _t_end _t_rc=0 _t_secs
+    _t_start=$(date +%s.%N)
+    "$@" || _t_rc=$?
+    _t_end=$(date +%s.%N)
+    _t_secs=$(awk -v s="$_t_start" -v e="$_t_end" 'BEGIN { printf "%.1f", e - s }')
+    log "TIMING ${_t_label}: ${_t_secs}s (exit ${_t_rc})"
     mkdir -p "$BUILD_DIR"
-    printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$label" "$secs" "$rc" >> "$BUILD_DIR/timings.log"
-    return "$rc"
+    printf '%s\t%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$_t_label" "$_t_secs" "$_t_rc" >> "$BUILD_DIR/timings.log"
+    return "$_t_rc"
+}
+
+# Packages baked into the fleet image (scripts/fleet-image.sh). Keep this
+# minimal: everything the roles install (beanstalkd, supervisor, nftables,
+# python3-venv, ...) must NOT be here, so the roles are tested for real.
+export IMAGE_PACKAGES="systemd systemd-sysv dbus openssh-server sudo python3 iproute2"
+
+# Packages the roles (and the tests) may install on fleet hosts; the local apt
+# repository holds them plus their full dependency closure on top of the
+# image. Add more without editing: BEANFLEET_APT_EXTRA="pkg1 pkg2".
+export REPO_PACKAGES="beanstalkd supervisor nftables python3-venv python3-pip python3-apt python3-packaging
+ python3-setuptools acl rsync netcat-openbsd procps curl ca-certificates lsof psmisc less
+ ${BEANFLEET_APT_EXTRA:-}"
+
+# apt sources lines (one-line format) of the Debian archive for RELEASE.
+debian_sources() {
+    local r="$1"
+    printf 'deb %s %s main\n' "$BEANFLEET_DEBIAN_MIRROR" "$r"
+    printf 'deb %s %s-updates main\n' "$BEANFLEET_DEBIAN_MIRROR" "$r"
+    printf 'deb %s %s-security main\n' "$BEANFLEET_SECURITY_MIRROR" "$r"
+}
+
+# Comma-separated list for mmdebstrap --include.
+comma_list() { echo "$*" | tr -s ' \n\t' ',' | sed 's/^,//; s/,$//'; }
+
+# Local apt repository of RELEASE on the controller.
+apt_repo_dir() { echo "$BUILD_DIR/apt/$1"; }
+
+# Python environment on the controller that has ansible-core (ansible-playbook)
+# and pip; someone else's `make venv` creates it.
+BEANFLEET_VENV="${BEANFLEET_VENV:-$REPO_ROOT/.venv}"
+export BEANFLEET_VENV
+
+# A python that has pip, for building the wheelhouse.
+controller_python() {
+    if [ -x "$BEANFLEET_VENV/bin/python" ] && "$BEANFLEET_VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+        echo "$BEANFLEET_VENV/bin/python"
+    elif command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
+        command -v python3
+    else
+        die "no python with pip found (create $BEANFLEET_VENV, or apt-get install python3-pip)"
+    fi
+}
+
+# Fleet state (Vagrant dotfile dir, inventory, ssh config) for one
+# release/manager combination, so several fleets can live side by side.
+fleet_name() { echo "${BEANFLEET_RELEASE:-bookworm}-${BEANFLEET_MANAGER:-systemd}"; }
+fleet_dir() { echo "$BUILD_DIR/fleets/$(fleet_name)"; }
+
+# take_lock NAME: serialise builds of one shared output (several fleets may
+# be brought up at the same time). Held until the calling script exits.
+take_lock() {
+    mkdir -p "$BUILD_DIR/locks"
+    exec 9>"$BUILD_DIR/locks/$1.lock"
+    if ! flock -n 9; then
+        log "waiting for another build of $1"
+        flock 9
+    fi
 }

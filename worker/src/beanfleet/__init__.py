@@ -12,8 +12,11 @@ from beanfleet.errors import (
     ServerDraining,
     UnknownTube,
 )
+from beanfleet.priorities import PRIORITIES
+from beanfleet.producer import Producer, put, put_many, schedule_at
 
 __all__ = [
+    "PRIORITIES",
     "BeanfleetError",
     "BodyError",
     "ConfigError",
@@ -21,7 +24,11 @@ __all__ = [
     "JobNotFound",
     "JobTooBig",
     "PermanentFailure",
+    "Producer",
     "RetryLater",
     "ServerDraining",
     "UnknownTube",
+    "put",
+    "put_many",
+    "schedule_at",
 ]

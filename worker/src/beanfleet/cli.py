@@ -8,6 +8,7 @@ from typing import Any
 import click
 import greenstalk
 
+from beanfleet.commands import admin, exporter, produce, render, work
 from beanfleet.errors import BeanfleetError
 
 
@@ -36,13 +37,6 @@ def main() -> None:
     """Worker pools, producer and admin tools for the beanstalkd work queue."""
 
 
-def _register() -> None:
-    # Imported here so `beanfleet --help` stays one module load per command family.
-    from beanfleet.commands import admin, exporter, produce, render, work
-
-    for module in (work, produce, admin, exporter, render):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()
+for _module in (work, produce, admin, exporter, render):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

@@ -23,11 +23,13 @@ class ConnectError(BeanfleetError):
 class JobTooBig(BeanfleetError):
     """A job body is larger than the server's max-job-size."""
 
-    def __init__(self, size: int, limit: int | None) -> None:
+    def __init__(self, size: int, limit: int | None, index: int | None = None) -> None:
         self.size = size
         self.limit = limit
+        self.index = index  # position in a bulk put, so the caller can find the culprit
         limit_text = f"{limit} bytes" if limit is not None else "its limit"
-        super().__init__(f"job body is {size} bytes, server max-job-size is {limit_text}")
+        where = f"item {index}: " if index is not None else ""
+        super().__init__(f"{where}job body is {size} bytes, server max-job-size is {limit_text}")
 
 
 class ServerDraining(BeanfleetError):
@@ -63,3 +65,16 @@ class RetryLater(HandlerFailure):
     def __init__(self, delay: float, reason: str = "") -> None:
         self.delay = max(0.0, float(delay))
         super().__init__(reason or f"retry in {self.delay:g}s")
+
+
+class JobTimeout(BaseException):
+    """Raised inside a handler when it runs longer than the worker's ``--timeout``.
+
+    A BaseException, like KeyboardInterrupt, so a handler's ``except Exception`` does not
+    swallow it; catch it explicitly to clean up, then re-raise.  It counts as a failed
+    attempt.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"timeout after {seconds:g}s")

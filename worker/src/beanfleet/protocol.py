@@ -85,6 +85,21 @@ class Connection:
         status, *values = line.split()
         return status, values
 
+    def read_lines(self, count: int) -> list[bytes]:
+        """The next ``count`` reply lines (without CRLF), for replies that carry no body.
+
+        One split over the buffer instead of ``count`` calls: the bulk producer reads
+        hundreds of ``INSERTED <id>`` lines per batch.
+        """
+        found = self._buf.count(CRLF)
+        while found < count:
+            start = max(0, len(self._buf) - 1)  # a CRLF may straddle the old end
+            self._fill()
+            found += self._buf.count(CRLF, start)
+        *lines, _rest = self._buf.split(CRLF, count)
+        del self._buf[: sum(len(line) + 2 for line in lines)]
+        return [bytes(line) for line in lines]
+
     def expect(self, *expected: bytes) -> tuple[bytes, list[bytes]]:
         """Read one reply; raise greenstalk's error class unless its status is expected."""
         status, values = self.read_reply()

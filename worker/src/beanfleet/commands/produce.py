@@ -1,4 +1,111 @@
-"""(placeholder until written)"""
+"""``beanfleet put``: one JSON job from the command line, or JSON lines from stdin in bulk."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from beanfleet.address import check_tube
+from beanfleet.commands.options import server_option
+from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
+from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority
+from beanfleet.producer import Producer
+
+
+def priority_param(_ctx: click.Context, _param: click.Parameter, value: str | int) -> int:
+    """A priority name or an integer 0..2**32-1; anything else is a usage error (exit 2)."""
+    try:
+        return parse_priority(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def check_tube_param(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A malformed tube name is a usage error (exit 2), not a runtime one."""
+    if value is None:
+        return None
+    try:
+        return check_tube(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
+    """The documents on non-blank lines, and the line number of each."""
+    # Parse everything first: a bad line must stop the run before any job is enqueued.
+    items: list[Any] = []
+    numbers: list[int] = []
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise BodyError(f"stdin line {number}: invalid JSON: {exc.msg}") from exc
+        numbers.append(number)
+    return items, numbers
+
+
+@click.command("put")
+@server_option
+@click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to put into")
+@click.option(
+    "--priority",
+    "-p",
+    callback=priority_param,
+    default="normal",
+    metavar="NAME|INT",
+    show_default=True,
+    help=f"{', '.join(PRIORITIES)} or 0..{2**32 - 1} (lower is more urgent)",
+)
+@click.option(
+    "--delay",
+    type=click.IntRange(0, MAX_SECONDS),
+    default=0,
+    show_default=True,
+    help="seconds before the job becomes ready",
+)
+@click.option(
+    "--ttr",
+    type=click.IntRange(1, MAX_SECONDS),
+    default=DEFAULT_TTR,
+    show_default=True,
+    help="seconds a worker may hold the job",
+)
+@click.argument("body", metavar="JSON")
+def put_command(*, server: str, tube: str, priority: int, delay: int, ttr: int, body: str) -> None:
+    """Put a job whose body is JSON and print its id.
+
+    With JSON '-', read one JSON document per line from stdin (blank lines skipped), put
+    them all in one pipelined bulk put and print how many.  Invalid JSON on the command line
+    is a usage error (exit 2); an invalid stdin line fails the run (exit 1) before anything
+    is enqueued.
+    """
+    if body == "-":
+        items, numbers = _read_json_lines(sys.stdin)
+        with Producer(server) as producer:
+            try:
+                ids = producer.put_many(tube, items, priority=priority, delay=delay, ttr=ttr)
+            except JobTooBig as exc:
+                if exc.index is None:
+                    raise
+                # On the command line the reader thinks in lines, not item indexes.
+                raise BeanfleetError(
+                    f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
+                    f"server max-job-size is {exc.limit} bytes"
+                ) from exc
+        click.echo(len(ids))
+        return
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"invalid JSON: {exc.msg}", param_hint="'JSON'") from exc
+    with Producer(server) as producer:
+        job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
+    click.echo(job_id)
+
+
+COMMANDS: list[click.Command] = [put_command]

@@ -1,4 +1,136 @@
-"""(placeholder until written)"""
+"""``beanfleet work``: run a worker for one or more tubes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
 import click
 
-COMMANDS: list[click.Command] = []
+from beanfleet.address import parse_server
+from beanfleet.commands.options import server_option
+from beanfleet.errors import ConfigError
+from beanfleet.handlers import Handler, load_handlers
+from beanfleet.joblog import LOG_FORMATS, JobLog, LogFormat
+from beanfleet.recycle import RecycleLimits
+from beanfleet.retry import (
+    DEFAULT_BACKOFF_BASE,
+    DEFAULT_BACKOFF_CAP,
+    DEFAULT_MAX_RETRIES,
+    RetryPolicy,
+)
+from beanfleet.worker import Worker
+
+
+def _handlers(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, Handler]:
+    # Handler modules are found like `python -m` finds them: the working directory counts
+    # (appended, so it cannot shadow installed packages).
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    try:
+        return load_handlers(list(value))
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_POSITIVE = click.FloatRange(min=0, min_open=True)
+
+
+@click.command("work")
+@server_option
+@click.option(
+    "--tube",
+    "handlers",
+    multiple=True,
+    required=True,
+    metavar="TUBE=MODULE:FUNCTION",
+    callback=_handlers,
+    help="Watch TUBE; run MODULE:FUNCTION(data, job) for each job (repeatable).",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_RETRIES,
+    show_default=True,
+    help="Retries after the first attempt before a failing job is buried.",
+)
+@click.option(
+    "--backoff-base",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_BACKOFF_BASE,
+    show_default=True,
+    metavar="SECONDS",
+    help="Delay before the first retry; doubles per attempt (with jitter).",
+)
+@click.option(
+    "--backoff-cap",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_BACKOFF_CAP,
+    show_default=True,
+    metavar="SECONDS",
+    help="Longest retry delay.",
+)
+@click.option(
+    "--timeout",
+    type=_POSITIVE,
+    default=None,
+    metavar="SECONDS",
+    help="Stop a handler running longer than this; counts as a failed attempt.",
+)
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit 0 after N jobs.")
+@click.option(
+    "--max-time", type=_POSITIVE, default=None, metavar="SECONDS", help="Exit 0 after this long."
+)
+@click.option(
+    "--max-memory",
+    type=_POSITIVE,
+    default=None,
+    metavar="MB",
+    help="Exit 0 once the resident memory reaches this many MB.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="One line per job outcome on stderr: key=value text, or JSON objects.",
+)
+def work(
+    *,  # click passes options by name
+    server: str,
+    handlers: dict[str, Handler],
+    max_retries: int,
+    backoff_base: float,
+    backoff_cap: float,
+    timeout: float | None,
+    max_jobs: int | None,
+    max_time: float | None,
+    max_memory: float | None,
+    log_format: LogFormat,
+) -> None:
+    """Run jobs from beanstalkd tubes through Python handlers.
+
+    A handler's success deletes its job; an exception releases it with exponential backoff
+    until --max-retries, then buries it.  SIGTERM/SIGINT: finish the current job and exit;
+    a second one releases the running job and exits at once.  While beanstalkd is
+    unreachable the worker keeps reconnecting.
+    """
+    try:
+        parse_server(server)  # a bad address is a usage error (2), not a runtime one
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server'") from None
+    worker = Worker(
+        server,
+        handlers,
+        policy=RetryPolicy(max_retries, backoff_base, backoff_cap),
+        timeout=timeout,
+        limits=RecycleLimits(max_jobs, max_time, max_memory),
+        log=JobLog(log_format),
+    )
+    worker.run()
+
+
+COMMANDS: list[click.Command] = [work]

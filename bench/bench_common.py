@@ -1,0 +1,524 @@
+"""Shared plumbing for the benchmarks: servers, worker processes, waiting, /proc readings.
+
+Nothing here is timed on its own; the figure modules time the parts they measure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import greenstalk
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from beanstalkd_server import Beanstalkd
+
+PYTHON = sys.executable
+CLIENTS = str(BENCH_DIR / "bench_clients.py")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# ---------------------------------------------------------------------------------------------
+# Sizes
+
+
+@dataclass(frozen=True)
+class Size:
+    name: str
+    worker_jobs: int  # figure 1: jobs per worker run
+    worker_rounds: int  # figure 1: rounds (each variant once per round, median taken)
+    bulk_jobs: int  # figure 2
+    bulk_rounds: int
+    latency_seconds: float  # figure 3: seconds of paced load per rate
+    scaling_jobs: int  # figure 4: jobs per worker count
+    durability_jobs: int  # figure 5: jobs per mode (binlog off, -f 50)
+    durability_f0_jobs: int  # figure 5: jobs with -f0 (every write fsynced; slower)
+    delay_jobs: int  # figure 6
+    delay_spread: float  # figure 6: due times spread over this many seconds
+    memory_jobs: int  # figure 7
+    memory_steps: int
+
+
+SIZES = {
+    "tiny": Size(
+        name="tiny",
+        worker_jobs=2_000,
+        worker_rounds=1,
+        bulk_jobs=2_000,
+        bulk_rounds=1,
+        latency_seconds=0.6,
+        scaling_jobs=2_000,
+        durability_jobs=1_500,
+        durability_f0_jobs=300,
+        delay_jobs=60,
+        delay_spread=1.0,
+        memory_jobs=2_000,
+        memory_steps=2,
+    ),
+    "full": Size(
+        name="full",
+        worker_jobs=60_000,
+        worker_rounds=3,
+        bulk_jobs=100_000,
+        bulk_rounds=3,
+        latency_seconds=10.0,
+        scaling_jobs=60_000,
+        durability_jobs=40_000,
+        durability_f0_jobs=10_000,
+        delay_jobs=2_000,
+        delay_spread=4.0,
+        memory_jobs=100_000,
+        memory_steps=4,
+    ),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Row:
+    """One line of the table: a measured value, optionally a ratio against a baseline row."""
+
+    label: str
+    value: float
+    unit: str
+    ratio: float | None = None
+    ratio_to: str = ""
+    goal: str = ""
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Figure:
+    number: int
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    plot: dict[str, list[tuple[float, float]]] = field(
+        default_factory=dict
+    )  # series to draw
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+@contextlib.contextmanager
+def server(
+    tmp: Path,
+    binlog: bool = True,
+    fsync_ms: int | None = None,
+    never_fsync: bool = False,
+) -> Iterator[Beanstalkd]:
+    """A fresh beanstalkd for one measurement (binlog on by default, in ``tmp``)."""
+    binlog_dir = Path(tempfile.mkdtemp(prefix="binlog-", dir=tmp)) if binlog else None
+    extra = ["-F"] if never_fsync else None
+    srv = Beanstalkd(binlog_dir=binlog_dir, fsync_ms=fsync_ms, extra=extra)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        if binlog_dir is not None:
+            shutil.rmtree(binlog_dir, ignore_errors=True)
+
+
+def server_pid(srv: Beanstalkd) -> int:
+    assert srv.proc is not None
+    return srv.proc.pid
+
+
+def control(srv: Beanstalkd, tube: str = "default") -> greenstalk.Client[bytes]:
+    """A connection for stats and pause-tube; it ``use``s ``tube`` so that tube (and its
+    counters) outlives the workers: beanstalkd frees a tube nobody uses, watches or fills."""
+    return greenstalk.Client(srv.pair, encoding=None, use=tube)
+
+
+def tube_stats(ctl: greenstalk.Client[bytes], tube: str) -> dict[str, int]:
+    try:
+        stats = ctl.stats_tube(tube)
+    except greenstalk.NotFoundError:
+        return {}
+    return {k: v for k, v in stats.items() if isinstance(v, int)}
+
+
+def wait_for(
+    ctl: greenstalk.Client[bytes],
+    tube: str,
+    done: str,
+    timeout: float,
+    interval: float = 0.002,
+    procs: Sequence[subprocess.Popen[bytes]] = (),
+) -> dict[str, int]:
+    """Poll stats-tube until ``done(stats)`` is true; fail early if a worker died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        stats = tube_stats(ctl, tube)
+        if stats and eval_cond(done, stats):
+            return stats
+        for p in procs:
+            if p.poll() not in (None, 0):
+                raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"tube {tube}: {done} not reached in {timeout}s: {stats}"
+            )
+        time.sleep(interval)
+
+
+def eval_cond(cond: str, stats: dict[str, int]) -> bool:
+    """``"cmd-delete>=100"`` / ``"current-waiting==4"`` against a stats-tube mapping."""
+    for op in (">=", "=="):
+        key, sep, value = cond.partition(op)
+        if sep:
+            have = stats.get(key.strip(), -1)
+            want = int(value)
+            return have >= want if op == ">=" else have == want
+    raise ValueError(cond)
+
+
+def drained(n: int) -> str:
+    return f"cmd-delete>={n}"
+
+
+def pause(ctl: greenstalk.Client[bytes], tube: str, seconds: int = 3600) -> None:
+    ctl.pause_tube(tube, seconds)
+
+
+def unpause(ctl: greenstalk.Client[bytes], tube: str) -> None:
+    # beanstalkd turns a 0 s pause into 1 ns, so the waiting reserves wake at the next tick.
+    ctl.pause_tube(tube, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup puts (not measured): one raw socket, many puts per write
+
+
+def body_for(i: int) -> bytes:
+    return json.dumps(
+        {"n": i, "to": "user@example.com", "template": "welcome"}
+    ).encode()
+
+
+def preload(
+    srv: Beanstalkd,
+    tube: str,
+    n: int,
+    delay: int = 0,
+    batch: int = 1000,
+    ttr: int = 120,
+) -> None:
+    """Put ``n`` small JSON jobs into ``tube`` as fast as possible (setup, not a figure)."""
+    with socket.create_connection(srv.pair) as sock:
+        f = sock.makefile("rb")
+        sock.sendall(b"use %s\r\n" % tube.encode())
+        assert f.readline().startswith(b"USING")
+        for start in range(0, n, batch):
+            end = min(n, start + batch)
+            out = []
+            for i in range(start, end):
+                body = body_for(i)
+                out.append(
+                    b"put 1024 %d %d %d\r\n%s\r\n" % (delay, ttr, len(body), body)
+                )
+            sock.sendall(b"".join(out))
+            for _ in range(start, end):
+                line = f.readline()
+                if not line.startswith(b"INSERTED"):
+                    raise RuntimeError(f"preload put failed: {line!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Worker processes
+
+
+def env_for_workers(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def beanfleet_exe() -> list[str]:
+    exe = Path(PYTHON).with_name("beanfleet")
+    if exe.exists():
+        return [str(exe)]
+    return [PYTHON, "-m", "beanfleet.cli"]
+
+
+def beanfleet_available() -> tuple[bool, str]:
+    """Whether ``beanfleet work --max-jobs`` exists yet (written in parallel with this suite)."""
+    try:
+        out = subprocess.run(
+            [*beanfleet_exe(), "work", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"`beanfleet work --help` failed: {exc}"
+    if out.returncode != 0:
+        last = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        return False, f"`beanfleet work --help` exited {out.returncode}: {last[0]}"
+    if "--max-jobs" not in out.stdout:
+        return False, "`beanfleet work` has no --max-jobs option"
+    return True, ""
+
+
+def producer_available() -> tuple[bool, str]:
+    """Whether ``beanfleet.producer`` has ``Producer.put_many`` and ``schedule_at``."""
+    try:
+        from beanfleet import producer
+    except ImportError as exc:
+        return False, f"cannot import beanfleet.producer: {exc}"
+    missing = [
+        name
+        for name in ("put_many", "schedule_at", "put")
+        if not hasattr(getattr(producer, "Producer", None), name)
+    ]
+    if missing:
+        return False, f"beanfleet.producer.Producer lacks {', '.join(missing)}"
+    return True, ""
+
+
+def worker_argv(
+    kind: str, srv: Beanstalkd, tube: str, handler: str, max_jobs: int | None
+) -> list[str]:
+    """argv of one worker process: ``beanfleet`` (the real CLI) or a baseline client."""
+    if kind == "beanfleet":
+        argv = [
+            *beanfleet_exe(),
+            "work",
+            "--server",
+            srv.address,
+            "--tube",
+            f"{tube}={handler}",
+        ]
+    else:
+        argv = [PYTHON, CLIENTS, kind, "--server", srv.address, "--tube", tube]
+        argv += ["--handler", handler]
+    if max_jobs is not None:
+        argv += ["--max-jobs", str(max_jobs)]
+    return argv
+
+
+def start_workers(
+    kind: str,
+    srv: Beanstalkd,
+    tube: str,
+    count: int,
+    handler: str = "bench_handlers:noop",
+    max_jobs: int | None = None,
+    env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+) -> list[subprocess.Popen[bytes]]:
+    procs = []
+    for i in range(count):
+        log: int | object = subprocess.DEVNULL
+        if log_dir is not None:
+            log = open(log_dir / f"{kind}-{tube}-{i}.log", "wb")  # noqa: SIM115
+        procs.append(
+            subprocess.Popen(
+                worker_argv(kind, srv, tube, handler, max_jobs),
+                env=env or env_for_workers(),
+                stdout=log,  # type: ignore[arg-type]
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        )
+    return procs
+
+
+def stop_workers(procs: Sequence[subprocess.Popen[bytes]], grace: float = 10.0) -> None:
+    """SIGTERM (a worker's graceful stop), then SIGKILL whatever is still running."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def wait_exit(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            stop_workers(procs)
+            raise RuntimeError(
+                f"worker {p.args!r} did not exit in {timeout}s"
+            ) from None
+        if p.returncode != 0:
+            raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}")
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc readings
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime+stime of a process and its live descendants (threads included), in seconds."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids = [int(x) for x in f.read().split()]
+        except OSError:
+            continue
+        for kid in kids:
+            out += [kid, *descendants(kid)]
+    return out
+
+
+class CpuWindow:
+    """CPU time of chosen processes over a window, and of the whole machine beside them.
+
+    ``others`` is what every other process on the machine (other people's jobs included)
+    used meanwhile: machine busy time minus ours, in % of one core.  A large value means
+    the figure shared the cores and is pessimistic.
+    """
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.t0 = time.perf_counter()
+        self.m0 = machine_busy()
+        self.c0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        """{group: % of one core, ..., "others": %, "elapsed": s}."""
+        elapsed = time.perf_counter() - self.t0
+        m1 = machine_busy()
+        out = {
+            k: 100 * (sum(cpu_seconds(p) for p in v) - self.c0[k]) / elapsed
+            for k, v in self.pids.items()
+        }
+        machine = 100 * (m1 - self.m0) / elapsed
+        out["others"] = max(0.0, machine - sum(out.values()))
+        out["elapsed"] = elapsed
+        return out
+
+
+def machine_busy() -> float:
+    """Seconds of non-idle CPU time the whole machine has used since boot (all cores)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    """VmRSS of one process in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+def percentile(xs: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile, q in [0, 100]."""
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = max(0, min(len(s) - 1, round(q / 100 * len(s) + 0.5) - 1))
+    return s[k]
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kib = 0
+    with contextlib.suppress(OSError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    hyper = ""
+    with contextlib.suppress(OSError), open("/sys/class/dmi/id/sys_vendor") as f:
+        hyper = f.read().strip()
+    try:
+        bs = subprocess.run(
+            [shutil.which("beanstalkd") or "/usr/bin/beanstalkd", "-v"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        bs = "unknown"
+    os_name = platform.platform()
+    with contextlib.suppress(OSError), open("/etc/os-release") as f:
+        for line in f:
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip().strip('"')
+    return {
+        "CPU": cpu + (f" ({hyper})" if hyper else ""),
+        "Cores": str(os.cpu_count()),
+        "RAM": f"{mem_kib / 1024 / 1024:.1f} GiB",
+        "OS": os_name,
+        "Kernel": platform.release(),
+        "Python": platform.python_version() + f" ({platform.python_implementation()})",
+        "beanstalkd": bs,
+        "Date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }

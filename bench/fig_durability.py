@@ -1,0 +1,95 @@
+"""Figure 5: the cost of durability: one put+work workload under three binlog settings.
+
+Workload: 2 worker processes blocked in reserve; then this process puts N jobs with
+``put_many`` (100 per call) while they work; the clock runs from the first put to
+stats-tube ``cmd-delete`` = N.  Every put and every delete is one binlog record.
+
+* binlog off: no ``-b``; a restart loses every job.
+* ``-f 50`` (beanstalkd's default with ``-b``): fsync at most every 50 ms; a power cut
+  loses up to the last 50 ms.
+* ``-f 0``: fsync after every binlog write.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench_common import (
+    CpuWindow,
+    Figure,
+    Row,
+    control,
+    drained,
+    server,
+    server_pid,
+    start_workers,
+    stop_workers,
+    wait_for,
+)
+from bench_ctx import Ctx
+from fig_latency import make_putter
+
+WORKERS = 2
+MODES = (
+    ("binlog off", False, None),
+    ("binlog, fsync every 50 ms (-f 50)", True, 50),
+    ("binlog, fsync every write (-f 0)", True, 0),
+)
+
+
+def run(ctx: Ctx) -> Figure:
+    kind = "beanfleet" if ctx.have_beanfleet else "greenstalk"
+    fig = Figure(5, f"Durability cost: put+work, {WORKERS} `{kind}` workers")
+    if not ctx.have_beanfleet:
+        fig.notes.append(
+            f"`beanfleet work` missing ({ctx.beanfleet_missing}); greenstalk loop."
+        )
+    results = {}
+    for label, binlog, fsync in MODES:
+        n = ctx.size.durability_f0_jobs if fsync == 0 else ctx.size.durability_jobs
+        tube = "f5"
+        with server(ctx.tmp, binlog=binlog, fsync_ms=fsync) as srv:
+            ctl = control(srv, tube)
+            procs = start_workers(kind, srv, tube, WORKERS, log_dir=ctx.log_dir)
+            put, close = make_putter(ctx, srv)
+            try:
+                wait_for(
+                    ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs
+                )
+                window = CpuWindow(
+                    {"workers": [p.pid for p in procs], "server": [server_pid(srv)]}
+                )
+                t0 = time.perf_counter()
+                for start in range(0, n, 100):
+                    put(tube, [{"n": i} for i in range(start, min(n, start + 100))])
+                wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
+                elapsed = time.perf_counter() - t0
+                cpu = window.stop()
+            finally:
+                close()
+                stop_workers(procs)
+                ctl.close()
+        results[label] = (n / elapsed, cpu, n)
+    base = results[MODES[0][0]][0]
+    for label, _, _ in MODES:
+        rate, cpu, n = results[label]
+        fig.add(
+            Row(
+                label,
+                rate,
+                "jobs/s",
+                ratio=None if label == MODES[0][0] else rate / base,
+                ratio_to="binlog off",
+                extra={
+                    "beanstalkd CPU %": cpu["server"],
+                    "workers CPU %": cpu["workers"],
+                    "other processes CPU %": cpu["others"],
+                    "jobs": n,
+                },
+            )
+        )
+    fig.notes.append(
+        f"{ctx.size.durability_jobs:,} jobs per mode ({ctx.size.durability_f0_jobs:,} with "
+        "-f 0, which is slower); binlog in a temp dir on the machine's disk."
+    )
+    return fig

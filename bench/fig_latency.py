@@ -1,0 +1,228 @@
+"""Figure 3: end-to-end latency, put → handler start, with 4 worker processes.
+
+First the maximum: a producer in this process puts flat out (``put_many``, 100 jobs per
+call) while 4 workers drain; the rate of stats-tube ``cmd-delete`` over that window is the
+max throughput of put+work together.  Then, per load level (25/50/90 % of it), a producer
+paces puts at that rate (each body carries ``t`` = ``time.time()`` at its put; jobs due
+since the last tick go out in one ``put_many``); the handler (``bench_handlers:record``)
+appends its own ``time.time()`` at start and the body's ``t`` to a file per process.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench_common import (
+    Beanstalkd,
+    Figure,
+    Row,
+    control,
+    drained,
+    env_for_workers,
+    percentile,
+    server,
+    start_workers,
+    stop_workers,
+    tube_stats,
+    wait_for,
+)
+from bench_ctx import Ctx
+from bench_handlers import read_records
+
+WORKERS = 4
+LEVELS = (0.25, 0.5, 0.9)
+Putter = Callable[[str, list[Any]], None]
+
+
+def make_putter(ctx: Ctx, srv: Beanstalkd) -> tuple[Putter, Callable[[], None]]:
+    """``put(tube, items)``: beanfleet's put_many if it exists, else bare pipelined puts."""
+    if ctx.have_producer:
+        from beanfleet.producer import Producer
+
+        producer = Producer(srv.address)
+        return producer.put_many, producer.close
+    import json
+    import socket
+
+    sock = socket.create_connection(srv.pair)
+    f = sock.makefile("rb")
+    using = [""]
+
+    def put(tube: str, items: list[Any]) -> None:
+        head = b""
+        if using[0] != tube:
+            head = b"use %s\r\n" % tube.encode()
+        bodies = [json.dumps(i).encode() for i in items]
+        sock.sendall(
+            head
+            + b"".join(b"put 1024 0 120 %d\r\n%s\r\n" % (len(b), b) for b in bodies)
+        )
+        if head:
+            f.readline()
+            using[0] = tube
+        for _ in bodies:
+            f.readline()
+
+    return put, sock.close
+
+
+def pace(
+    put: Putter, tube: str, rate: float, seconds: float, deadline_batch: int = 500
+) -> int:
+    """Put ``rate`` jobs/s for ``seconds``; return how many were put."""
+    total = int(rate * seconds)
+    sent = 0
+    start = time.perf_counter()
+    while sent < total:
+        now = time.perf_counter()
+        due = min(total, int((now - start) * rate) + 1)
+        if due > sent:
+            count = min(due - sent, deadline_batch)
+            t = time.time()
+            put(tube, [{"t": t, "n": sent + i} for i in range(count)])
+            sent += count
+        else:
+            time.sleep(max(0.0, (sent + 1) / rate - (now - start)) * 0.9)
+    return sent
+
+
+def flat_out(
+    put: Putter,
+    ctl: Any,
+    tube: str,
+    seconds: float,
+    batch: int = 100,
+    backlog: int = 5000,
+) -> int:
+    """Put as fast as the workers take jobs, keeping at most ``backlog`` ready (so the
+    workers never starve and the queue does not balloon)."""
+    sent = 0
+    deleted = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        if sent - deleted > backlog:
+            deleted = tube_stats(ctl, tube).get("cmd-delete", 0)
+            if sent - deleted > backlog:
+                time.sleep(0.001)
+            continue
+        t = time.time()
+        put(tube, [{"t": t, "n": sent + i} for i in range(batch)])
+        sent += batch
+    return sent
+
+
+def take_records(rec_dir: Path) -> list[tuple[float, float]]:
+    """Read and empty the handlers' files (they append with O_APPEND, so they carry on)."""
+    records = read_records(str(rec_dir))
+    for f in rec_dir.glob("*.txt"):
+        os.truncate(f, 0)
+    return records
+
+
+def level_run(
+    ctl: Any, put: Putter, tube: str, rate: float | None, seconds: float, done: int
+) -> dict[str, Any]:
+    """One load level on running workers; ``done`` = cmd-delete before it."""
+    t0 = time.perf_counter()
+    if rate is None:
+        sent = flat_out(put, ctl, tube, seconds)
+    else:
+        sent = pace(put, tube, rate, seconds)
+    elapsed = time.perf_counter() - t0
+    d1 = tube_stats(ctl, tube).get("cmd-delete", 0)
+    wait_for(ctl, tube, drained(done + sent), timeout=600)
+    return {
+        "sent": sent,
+        "put_rate": sent / elapsed,
+        "done_rate": (d1 - done) / elapsed,
+    }
+
+
+def latency(records: list[tuple[float, float]]) -> dict[str, float]:
+    lat = [1000 * (start - t) for start, t in records]
+    return {
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
+        "max": max(lat),
+        "count": len(lat),
+    }
+
+
+def run(ctx: Ctx) -> Figure:
+    kind = "beanfleet" if ctx.have_beanfleet else "greenstalk"
+    fig = Figure(3, f"Latency put → handler start, {WORKERS} `{kind}` workers")
+    if not ctx.have_beanfleet:
+        fig.notes.append(
+            f"`beanfleet work` missing ({ctx.beanfleet_missing}); "
+            "latency measured with the greenstalk loop, which calls no handler: no data."
+        )
+        kind = "pipelined"  # the bare-socket baseline does call the handler
+    seconds = ctx.size.latency_seconds
+    tube = "f3"
+    rec_dir = Path(tempfile.mkdtemp(prefix="rec-", dir=ctx.tmp))
+    with server(ctx.tmp) as srv:
+        ctl = control(srv, tube)
+        env = env_for_workers(BENCH_RECORD_DIR=str(rec_dir))
+        procs = start_workers(
+            kind,
+            srv,
+            tube,
+            WORKERS,
+            handler="bench_handlers:record",
+            env=env,
+            log_dir=ctx.log_dir,
+        )
+        put, close = make_putter(ctx, srv)
+        try:
+            wait_for(ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs)
+            top = level_run(ctl, put, tube, None, seconds, 0)
+            done = top["sent"]
+            take_records(rec_dir)
+            max_rate = top["done_rate"]
+            fig.add(
+                Row(
+                    "max throughput, put+work (producer flat out)",
+                    max_rate,
+                    "jobs/s",
+                    extra={"put rate": top["put_rate"]},
+                )
+            )
+            for level in LEVELS:
+                r = level_run(ctl, put, tube, level * max_rate, seconds, done)
+                done += r["sent"]
+                lat = latency(take_records(rec_dir))
+                if lat["count"] != r["sent"]:
+                    fig.notes.append(
+                        f"{level:.0%}: {lat['count']} of {r['sent']} jobs recorded"
+                    )
+                fig.add(
+                    Row(
+                        f"latency p50 at {level:.0%} load ({level * max_rate:,.0f} jobs/s)",
+                        lat["p50"],
+                        "ms",
+                        extra={
+                            "p99 ms": lat["p99"],
+                            "max ms": lat["max"],
+                            "achieved put rate": r["put_rate"],
+                            "level": level,
+                        },
+                    )
+                )
+                fig.add(Row(f"latency p99 at {level:.0%} load", lat["p99"], "ms"))
+                fig.add(Row(f"latency max at {level:.0%} load", lat["max"], "ms"))
+        finally:
+            close()
+            stop_workers(procs)
+            ctl.close()
+            shutil.rmtree(rec_dir, ignore_errors=True)
+    fig.notes.append(
+        f"{seconds:g} s of load per level; latency = handler's time.time() at start minus "
+        "the producer's time.time() just before the put_many call that carried the job."
+    )
+    return fig

@@ -1,0 +1,105 @@
+"""Figure 1: worker throughput of one process with a no-op handler.
+
+Each variant is one worker process on a preloaded, *paused* tube.  Once the process is
+blocked in its first reserve (stats-tube ``current-waiting`` = 1) the tube is unpaused and
+the clock runs until stats-tube ``cmd-delete`` reaches N: first reserve to last delete,
+without interpreter start-up.  The process then exits by itself (``--max-jobs N``).
+Variants alternate within each round; the table shows the median round.
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench_common import (
+    Beanstalkd,
+    CpuWindow,
+    Figure,
+    Row,
+    control,
+    drained,
+    median,
+    pause,
+    preload,
+    server,
+    server_pid,
+    start_workers,
+    unpause,
+    wait_exit,
+    wait_for,
+)
+from bench_ctx import Ctx
+
+LABELS = {
+    "beanfleet": "beanfleet work (CLI, --max-jobs)",
+    "greenstalk": "plain greenstalk reserve/delete loop",
+    "greenstalk-json": "greenstalk loop + json.loads + handler call",
+    "article": "article's worker (beanstalkc3: reserve(timeout=1), json.loads, delete)",
+    "pipelined": "ceiling: bare socket, delete+reserve in one write",
+}
+
+
+def one_run(
+    ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int
+) -> dict[str, float]:
+    ctl = control(srv, tube)
+    try:
+        preload(srv, tube, n)
+        pause(ctl, tube)
+        procs = start_workers(kind, srv, tube, 1, max_jobs=n, log_dir=ctx.log_dir)
+        wait_for(ctl, tube, "current-waiting==1", timeout=30, procs=procs)
+        window = CpuWindow({"worker": [procs[0].pid], "server": [server_pid(srv)]})
+        t0 = time.perf_counter()
+        unpause(ctl, tube)
+        wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
+        elapsed = time.perf_counter() - t0
+        cpu = window.stop()
+        wait_exit(procs, timeout=30)
+    finally:
+        ctl.close()
+    return {"rate": n / elapsed, **cpu}
+
+
+def run(ctx: Ctx) -> Figure:
+    fig = Figure(1, "Worker throughput, one process, no-op handler")
+    kinds = ["greenstalk", "greenstalk-json", "article", "pipelined"]
+    if ctx.have_beanfleet:
+        kinds.insert(0, "beanfleet")
+    else:
+        fig.notes.append(f"`beanfleet work` not measured: {ctx.beanfleet_missing}")
+    n = ctx.size.worker_jobs
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+    with server(ctx.tmp) as srv:
+        for r in range(ctx.size.worker_rounds):
+            order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
+            for kind in order:
+                runs[kind].append(one_run(ctx, srv, kind, f"f1-{kind}-{r}", n))
+    base = median([x["rate"] for x in runs["greenstalk"]])
+    for kind in kinds:
+        rates = [x["rate"] for x in runs[kind]]
+        rate = median(rates)
+        mid = min(runs[kind], key=lambda x: abs(x["rate"] - rate))
+        goal = "≥ 1.8× greenstalk" if kind == "beanfleet" else ""
+        fig.add(
+            Row(
+                LABELS[kind],
+                rate,
+                "jobs/s",
+                ratio=None if kind == "greenstalk" else rate / base,
+                ratio_to="greenstalk loop",
+                goal=goal,
+                extra={
+                    "worker CPU %": mid["worker"],
+                    "beanstalkd CPU %": mid["server"],
+                    "µs CPU/job (worker)": 1e4 * mid["worker"] / mid["rate"],
+                    "µs CPU/job (server)": 1e4 * mid["server"] / mid["rate"],
+                    "other processes CPU %": mid["others"],
+                    "spread %": 100 * (max(rates) - min(rates)) / rate,
+                },
+            )
+        )
+    fig.notes.append(
+        f"{n:,} jobs per run, {ctx.size.worker_rounds} round(s), median shown; CPU % is "
+        "of one core over the timed window."
+    )
+    return fig

@@ -1,0 +1,270 @@
+"""The outputs of a run: a text table on stdout, ``bench.md`` and ``bench.png``."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench_common import Figure, Row
+
+TABLE_START = "<!-- bench-table:start -->"
+TABLE_END = "<!-- bench-table:end -->"
+
+
+def fmt_value(value: float, unit: str) -> str:
+    if math.isnan(value):
+        return "n/a"
+    if unit == "jobs/s":
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def fmt_ratio(row: Row) -> str:
+    return "" if row.ratio is None else f"{row.ratio:.2f}× {row.ratio_to}"
+
+
+def goal_status(row: Row) -> str:
+    """'≥ 1.8× greenstalk: met' from a goal like '≥ 1.8× greenstalk' and the row's ratio."""
+    if not row.goal:
+        return ""
+    want = float(row.goal.split("≥", 1)[1].split("×", 1)[0])
+    ok = row.ratio is not None and row.ratio >= want
+    return f"{row.goal}: **{'met' if ok else 'missed'}**"
+
+
+def fmt_extra(row: Row) -> str:
+    parts = []
+    for k, v in row.extra.items():
+        if k == "level":
+            continue
+        parts.append(f"{k} {fmt_value(v, '')}")
+    return ", ".join(parts)
+
+
+def text_table(figures: list[Figure]) -> str:
+    lines = []
+    for fig in figures:
+        lines.append(f"[{fig.number}] {fig.title}  ({fig.seconds:.1f} s)")
+        for row in fig.rows:
+            ratio = fmt_ratio(row)
+            goal = goal_status(row).replace("**", "")
+            lines.append(
+                f"    {row.label[:62]:<62} {fmt_value(row.value, row.unit):>10} {row.unit:<6}"
+                f" {ratio:<28} {goal}"
+            )
+    return "\n".join(lines)
+
+
+def markdown(
+    figures: list[Figure],
+    machine: dict[str, str],
+    size: str,
+    total_seconds: float,
+    png_name: str,
+    background: str,
+) -> str:
+    out = [
+        "# beanfleet benchmarks",
+        "",
+        (
+            f"Written by `python bench/run.py --size {size}` (`make bench` runs `--size full`); "
+            "do not edit by hand, run it again. Every figure and its baseline ran in the same "
+            "run, against a beanstalkd the run started itself (binlog on, in a temp dir, unless "
+            "the figure says otherwise). Benchmarks, not tests: nothing here passes or fails, "
+            "except the goals stated for figures 1 and 2."
+        ),
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+    ]
+    out += [f"| {k} | {v} |" for k, v in machine.items()]
+    out += [
+        f"| Background load | {background} |",
+        f"| Run | size `{size}`, {total_seconds:.0f} s |",
+        "",
+        "## Results",
+        "",
+        f"![the figures as charts]({png_name})",
+        "",
+        TABLE_START,
+        "| # | Measurement | Value | Unit | Ratio | Goal | Details |",
+        "|---|---|---:|---|---|---|---|",
+    ]
+    for fig in figures:
+        for row in fig.rows:
+            out.append(
+                f"| {fig.number} | {row.label} | {fmt_value(row.value, row.unit)} | {row.unit} | "
+                f"{fmt_ratio(row)} | {goal_status(row)} | {fmt_extra(row)} |"
+            )
+    out += [TABLE_END, ""]
+    goals = [(fig, row) for fig in figures for row in fig.rows if row.goal]
+    if goals:
+        out += ["## Goals", ""]
+        for fig, row in goals:
+            ratio = "not measured" if row.ratio is None else f"{row.ratio:.2f}×"
+            out.append(
+                f"- Figure {fig.number}, {row.label}: {ratio}; {goal_status(row)}."
+            )
+        out.append("")
+    out += ["## What each figure measures and what limits it", ""]
+    for fig in figures:
+        out += [f"### {fig.number}. {fig.title}", ""]
+        out += [f"- {note}" for note in fig.notes]
+        out.append("")
+    return "\n".join(out)
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """The results table of a bench.md, one dict per row (used by the smoke test)."""
+    body = text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip().splitlines()
+    header = [c.strip() for c in body[0].strip("|").split("|")]
+    rows = []
+    for line in body[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows.append(dict(zip(header, cells, strict=True)))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The picture
+
+
+def _short(label: str, width: int = 28) -> str:
+    label = label.split(" (")[0]
+    return label if len(label) <= width else label[: width - 1] + "…"
+
+
+def plot(figures: list[Figure], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_number = {f.number: f for f in figures}
+    fig, axes = plt.subplots(2, 4, figsize=(22, 10))
+    fig.suptitle(title, fontsize=14)
+    flat = list(axes.flat)
+    for ax in flat:
+        ax.set_visible(False)
+
+    def bars(
+        ax: object, f: Figure, rows: list[Row], unit: str, ratio_label: bool = True
+    ) -> None:
+        a = ax  # matplotlib Axes
+        a.set_visible(True)  # type: ignore[attr-defined]
+        names = [_short(r.label) for r in rows]
+        values = [r.value for r in rows]
+        ys = range(len(rows))
+        colors = [
+            "#2a6fbb" if "beanfleet" in r.label or r.goal else "#9aa5b1" for r in rows
+        ]
+        a.barh(list(ys), values, color=colors)  # type: ignore[attr-defined]
+        a.set_yticks(list(ys), names, fontsize=8)  # type: ignore[attr-defined]
+        a.invert_yaxis()  # type: ignore[attr-defined]
+        a.set_xlabel(unit)  # type: ignore[attr-defined]
+        a.set_title(f"{f.number}. {f.title}", fontsize=10)  # type: ignore[attr-defined]
+        for y, r in zip(ys, rows, strict=True):
+            text = f" {fmt_value(r.value, r.unit)}"
+            if ratio_label and r.ratio is not None:
+                text += f"  ({r.ratio:.2f}×)"
+            a.text(r.value, y, text, va="center", fontsize=8)  # type: ignore[attr-defined]
+        a.set_xlim(0, max(values) * 1.45 if values else 1)  # type: ignore[attr-defined]
+
+    if 1 in by_number:
+        f = by_number[1]
+        bars(flat[0], f, f.rows, "jobs/s (one process)")
+    if 2 in by_number:
+        f = by_number[2]
+        bars(flat[1], f, f.rows, "jobs/s")
+    if 3 in by_number:
+        f = by_number[3]
+        ax = flat[2]
+        ax.set_visible(True)
+        levels = [r for r in f.rows if "p50" in r.label]
+        xs = range(len(levels))
+        width = 0.27
+        for i, key in enumerate(("p50", "p99", "max")):
+            vals = [r.value if key == "p50" else r.extra[f"{key} ms"] for r in levels]
+            ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
+        ax.set_xticks(list(xs), [f"{r.extra['level']:.0%} load" for r in levels])
+        ax.set_yscale("log")
+        ax.set_ylabel("ms, put → handler start (log)")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+    if 4 in by_number:
+        f = by_number[4]
+        ax = flat[3]
+        ax.set_visible(True)
+        counts = [int(r.label.split()[0]) for r in f.rows]
+        ax.plot(
+            counts, [r.value for r in f.rows], "o-", color="#2a6fbb", label="jobs/s"
+        )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.set_xlabel("worker processes")
+        ax.set_ylabel("jobs/s")
+        ax.set_ylim(bottom=0)
+        ax2 = ax.twinx()
+        ax2.plot(
+            counts,
+            [r.extra["beanstalkd CPU %"] for r in f.rows],
+            "s--",
+            color="#c0504d",
+            label="beanstalkd CPU %",
+        )
+        ax2.plot(
+            counts,
+            [r.extra["total CPU %"] for r in f.rows],
+            "^--",
+            color="#9bbb59",
+            label="total CPU % (server+workers)",
+        )
+        ax2.set_ylabel("CPU % (100 = one core)")
+        ax2.set_ylim(0, 220)
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(
+            lines, [str(ln.get_label()) for ln in lines], fontsize=8, loc="lower right"
+        )
+        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+    if 5 in by_number:
+        f = by_number[5]
+        bars(flat[4], f, f.rows, "jobs/s, put+work")
+    if 6 in by_number:
+        f = by_number[6]
+        ax = flat[5]
+        ax.set_visible(True)
+        modes = sorted(
+            {r.label.split(":")[0] for r in f.rows}, key=lambda m: m.startswith("s")
+        )
+        xs = range(len(modes))
+        width = 0.27
+        for i, key in enumerate(("p50", "p99", "max")):
+            vals = [
+                next(r.value for r in f.rows if r.label == f"{m}: lateness {key}")
+                for m in modes
+            ]
+            ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
+        ax.set_xticks(list(xs), modes)
+        ax.set_ylabel("ms after due time")
+        ax.legend(fontsize=8)
+        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+    if 7 in by_number:
+        f = by_number[7]
+        ax = flat[6]
+        ax.set_visible(True)
+        for name, series in f.plot.items():
+            ax.plot([x for x, _ in series], [y for _, y in series], "o-", label=name)
+        ax.set_xlabel("jobs done (0 = idle)")
+        ax.set_ylabel("VmRSS MiB")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

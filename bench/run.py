@@ -1,0 +1,129 @@
+"""beanfleet's benchmark suite: ``python bench/run.py [--size tiny|full] [--out DIR]``.
+
+Runs every figure next to its baseline in one run, each against a beanstalkd it starts
+itself (binlog on, in a temp dir), prints the table, and writes it to ``DIR/bench.md`` with
+the machine described, and the charts to ``DIR/bench.png`` (DIR defaults to ``docs/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import bench_common
+import fig_bulkput
+import fig_delays
+import fig_durability
+import fig_latency
+import fig_memory
+import fig_scaling
+import fig_worker
+import report
+from bench_common import ROOT, SIZES, Figure
+from bench_ctx import Ctx
+
+FIGURES = {
+    1: fig_worker.run,
+    2: fig_bulkput.run,
+    3: fig_latency.run,
+    4: fig_scaling.run,
+    5: fig_durability.run,
+    6: fig_delays.run,
+    7: fig_memory.run,
+}
+
+
+def machine_idle(seconds: float = 1.0) -> float:
+    """Share of the machine's CPU time that was idle over ``seconds`` (other load here)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return fields[3] + fields[4], sum(fields)
+
+    i0, t0 = sample()
+    time.sleep(seconds)
+    i1, t1 = sample()
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=sorted(SIZES), default="full")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "docs", help="where bench.md/png go"
+    )
+    ap.add_argument(
+        "--only", default="", help="comma-separated figure numbers (default: all seven)"
+    )
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the temp dir (worker logs)"
+    )
+    args = ap.parse_args(argv)
+    numbers = [int(x) for x in args.only.split(",") if x] or list(FIGURES)
+    size = SIZES[args.size]
+
+    have_bf, bf_missing = bench_common.beanfleet_available()
+    have_prod, prod_missing = bench_common.producer_available()
+    for ok, why in ((have_bf, bf_missing), (have_prod, prod_missing)):
+        if not ok:
+            print(f"note: {why}", file=sys.stderr)
+
+    idle = machine_idle()
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[0]
+    background = (
+        f"machine {100 * idle:.0f} % idle in the second before the run, load {load}"
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix="beanfleet-bench-"))
+    log_dir = tmp / "logs"
+    log_dir.mkdir()
+    ctx = Ctx(size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing)
+    figures: list[Figure] = []
+    failed = []
+    start = time.perf_counter()
+    try:
+        for number in numbers:
+            t0 = time.perf_counter()
+            print(f"figure {number} ...", file=sys.stderr, flush=True)
+            try:
+                fig = FIGURES[number](ctx)
+            except Exception:  # noqa: BLE001  (one broken figure must not lose the others)
+                traceback.print_exc()
+                failed.append(number)
+                continue
+            fig.seconds = time.perf_counter() - t0
+            figures.append(fig)
+            print(report.text_table([fig]), flush=True)
+    finally:
+        if args.keep:
+            print(f"temp dir kept: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    total = time.perf_counter() - start
+    with open("/proc/loadavg") as f:
+        background += f"; load {f.read().split()[0]} at the end"
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    md = args.out / "bench.md"
+    png = args.out / "bench.png"
+    machine = bench_common.machine()
+    md.write_text(
+        report.markdown(figures, machine, size.name, total, png.name, background)
+    )
+    report.plot(figures, png, f"beanfleet bench ({size.name}), {machine['Date']}")
+    print(f"\nwrote {md} and {png} in {total:.0f} s", file=sys.stderr)
+    if failed:
+        print(f"figures that failed: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+#!/usr/bin/env bash
+# scripts/fleet.sh up|down|provision|inventory|status [-- ANSIBLE-PLAYBOOK-ARGS]
+#
+# Orchestrates the local Vagrant fleet on the docker provider.
+#   up         dockerd-up, apt repo, image, wheelhouse, `vagrant up` (retried up
+#              to 3 times, destroying first), inventory, provision
+#   down       `vagrant destroy -f` (+ removes leftover containers of this fleet)
+#   provision  run the playbook against the running fleet (see below)
+#   inventory  write the Ansible inventory for the running fleet (see below)
+#   status     containers, IPs and memory use of the running fleet
+#
+# One fleet per BEANFLEET_RELEASE x BEANFLEET_MANAGER; several can run side
+# by side. State lives in $BUILD_DIR/fleets/<release>-<manager>/:
+#   vagrant/          Vagrant's state (VAGRANT_DOTFILE_PATH, overridable)
+#   ssh_config        `vagrant ssh-config` of every machine
+#   inventory.ini     queue + workers (fleet:children): ssh user, address,
+#                     port, key, python; plus beanfleet_host_address
+#   outsider.ini      the outsider host alone (NOT a fleet member)
+#   extra-vars.json   the variables the Vagrantfile passes (beanfleet_manager,
+#                     beanfleet_wheelhouse, ...), for -e @extra-vars.json
+#   fleet.json        machines, container names, IPs (for tests)
+#
+# Env:
+#   BEANFLEET_RELEASE      bookworm (default) | trixie
+#   BEANFLEET_MANAGER      systemd (default) | supervisor
+#   BEANFLEET_PLAYBOOK     playbook to run (default ansible/site.yml)
+#   BEANFLEET_PROVISIONER  ansible (default: ansible-playbook with inventory.ini)
+#                          | vagrant (`vagrant provision`, the Vagrantfile's provisioner)
+#   BEANFLEET_VENV         venv with ansible-core (default .venv)
+#   BEANFLEET_UP_TRIES     `vagrant up` attempts (default 3)
+#   BEANFLEET_SKIP_PROVISION=1   `up` stops after the inventory
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+CMD="${1:-}"
+[ $# -gt 0 ] && shift
+[ "${1:-}" = "--" ] && shift
+
+export BEANFLEET_RELEASE="${BEANFLEET_RELEASE:-bookworm}"
+export BEANFLEET_MANAGER="${BEANFLEET_MANAGER:-systemd}"
+check_release "$BEANFLEET_RELEASE"
+case "$BEANFLEET_MANAGER" in systemd|supervisor) ;; *) die "BEANFLEET_MANAGER must be systemd or supervisor";; esac
+FLEET="$(fleet_name)"
+FLEET_DIR="$(fleet_dir)"
+LOG_TAG="fleet $FLEET"
+PLAYBOOK="${BEANFLEET_PLAYBOOK:-$REPO_ROOT/ansible/site.yml}"
+PROVISIONER="${BEANFLEET_PROVISIONER:-ansible}"
+WHEELHOUSE="${BEANFLEET_WHEELHOUSE:-$BUILD_DIR/wheelhouse}"
+LAST_FLEET_HOST=worker2
+
+export VAGRANT_CWD="$REPO_ROOT"
+export VAGRANT_DOTFILE_PATH="${VAGRANT_DOTFILE_PATH:-$FLEET_DIR/vagrant}"
+export VAGRANT_DEFAULT_PROVIDER=docker
+export BEANFLEET_BUILD_DIR="$BUILD_DIR" BEANFLEET_WHEELHOUSE="$WHEELHOUSE" BEANFLEET_PLAYBOOK="$PLAYBOOK"
+export PATH="$BEANFLEET_VENV/bin:$PATH"
+export ANSIBLE_HOST_KEY_CHECKING=False
+if [ -z "${ANSIBLE_CONFIG:-}" ] && [ -f "$REPO_ROOT/ansible/ansible.cfg" ]; then
+    export ANSIBLE_CONFIG="$REPO_ROOT/ansible/ansible.cfg"
+fi
+mkdir -p "$FLEET_DIR"
+
+containers() { docker ps -a -q --filter "label=beanfleet.fleet=$FLEET"; }
+
+vagrant_up() {
+    vagrant up --provider=docker --no-provision
+}
+
+destroy() {
+    vagrant destroy -f || true
+    # Containers Vagrant lost track of (state dir removed, interrupted run).
+    local ids
+    ids="$(containers)"
+    if [ -n "$ids" ]; then
+        # shellcheck disable=SC2086
+        docker rm -f $ids >/dev/null
+    fi
+}
+
+# Parse `vagrant ssh-config` into "name host port user key" lines. (With
+# has_ssh Vagrant's own SSH goes through a port forwarded to 127.0.0.1.)
+ssh_table() {
+    awk '
+        $1 == "Host" { if (h != "") print h, hn, p, u, k; h = $2; hn = p = u = k = "" }
+        $1 == "HostName" { hn = $2 }
+        $1 == "Port" { p = $2 }
+        $1 == "User" { u = $2 }
+        $1 == "IdentityFile" { k = $2; gsub(/"/, "", k) }
+        END { if (h != "") print h, hn, p, u, k }
+    ' "$FLEET_DIR/ssh_config"
+}
+
+# Container id and IP address (docker's default bridge) of a machine.
+machine_id() { cat "$VAGRANT_DOTFILE_PATH/machines/$1/docker/id" 2>/dev/null; }
+machine_ip() {
+    local id
+    id="$(machine_id "$1")" || return 1
+    docker inspect --format '{{.NetworkSettings.IPAddress}}' "$id"
+}
+
+write_inventory() {
+    vagrant ssh-config > "$FLEET_DIR/ssh_config.tmp" 2>"$FLEET_DIR/ssh_config.err" \
+        || die "vagrant ssh-config failed (is the fleet up?): $(tail -n 3 "$FLEET_DIR/ssh_config.err")"
+    mv "$FLEET_DIR/ssh_config.tmp" "$FLEET_DIR/ssh_config"
+    local ssh_args="-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o ControlMaster=auto -o ControlPersist=60s"
+    local name host port user key group ip
+    declare -A hostline=() fwd=() ips=() keys=()
+    # Ansible (and tests) reach the hosts directly at their container IPs,
+    # port 22: the addresses the hosts see each other at.
+    while read -r name host port user key; do
+        [ -n "$name" ] || continue
+        ip="$(machine_ip "$name")" || die "no container for machine $name"
+        [ -n "$ip" ] || die "machine $name has no IP address on docker's bridge"
+        ips[$name]="$ip"; fwd[$name]="$host:$port"; keys[$name]="$key"
+        hostline[$name]="$name ansible_host=$ip ansible_port=22 ansible_user=$user ansible_ssh_private_key_file=$key beanfleet_host_address=$ip"
+    done < <(ssh_table)
+    for name in queue worker1 worker2 outsider; do
+        [ -n "${hostline[$name]:-}" ] || die "machine $name missing from vagrant ssh-config (not running?)"
+    done
+    {
+        echo "# Generated by scripts/fleet.sh inventory for fleet $FLEET; do not edit."
+        echo "[queue]"
+        echo "${hostline[queue]}"
+        echo
+        echo "[workers]"
+        echo "${hostline[worker1]}"
+        echo "${hostline[worker2]}"
+        echo
+        echo "[fleet:children]"
+        echo "queue"
+        echo "workers"
+        echo
+        echo "[all:vars]"
+        echo "ansible_python_interpreter=/usr/bin/python3"
+        echo "ansible_ssh_common_args='$ssh_args'"
+        echo "ansible_pipelining=true"
+    } > "$FLEET_DIR/inventory.ini"
+    {
+        echo "# The outsider: NOT a fleet member (firewall tests connect from here)."
+        echo "[outsider]"
+        echo "${hostline[outsider]}"
+        echo
+        echo "[all:vars]"
+        echo "ansible_python_interpreter=/usr/bin/python3"
+        echo "ansible_ssh_common_args='$ssh_args'"
+        echo "ansible_pipelining=true"
+    } > "$FLEET_DIR/outsider.ini"
+
+    # Same variables as the Vagrantfile's EXTRA_VARS.
+    cat > "$FLEET_DIR/extra-vars.json" <<JSON
+{
+  "beanfleet_manager": "$BEANFLEET_MANAGER",
+  "beanfleet_wheelhouse": "$WHEELHOUSE",
+  "beanfleet_release": "$BEANFLEET_RELEASE",
+  "ansible_python_interpreter": "/usr/bin/python3"
+}
+JSON
+    {
+        printf '{\n  "fleet": "%s",\n  "release": "%s",\n  "manager": "%s",\n' "$FLEET" "$BEANFLEET_RELEASE" "$BEANFLEET_MANAGER"
+        printf '  "inventory": "%s",\n  "outsider_inventory": "%s",\n  "extra_vars": "%s",\n  "ssh_config": "%s",\n' \
+            "$FLEET_DIR/inventory.ini" "$FLEET_DIR/outsider.ini" "$FLEET_DIR/extra-vars.json" "$FLEET_DIR/ssh_config"
+        printf '  "machines": {\n'
+        local first=1
+        for name in queue worker1 worker2 outsider; do
+            case "$name" in queue) group=queue;; worker*) group=workers;; *) group="";; esac
+            [ "$first" = 1 ] || printf ',\n'
+            first=0
+            printf '    "%s": {"group": "%s", "container": "%s", "container_name": "%s", "address": "%s", "ssh_port": 22, "ssh_user": "vagrant", "ssh_key": "%s", "ssh_forwarded": "%s"}' \
+                "$name" "$group" "$(machine_id "$name")" "beanfleet-$FLEET-$name" "${ips[$name]}" "${keys[$name]}" "${fwd[$name]}"
+        done
+        printf '\n  }\n}\n'
+    } > "$FLEET_DIR/fleet.json"
+    log "inventory: $FLEET_DIR/inventory.ini (outsider: outsider.ini, vars: extra-vars.json, fleet.json)"
+}
+
+provision() {
+    [ -f "$PLAYBOOK" ] || die "playbook $PLAYBOOK not found (set BEANFLEET_PLAYBOOK)"
+    [ -d "$WHEELHOUSE" ] || die "wheelhouse $WHEELHOUSE missing (run scripts/wheelhouse.sh)"
+    case "$PROVISIONER" in
+        vagrant)
+            need_cmd ansible-playbook
+            vagrant provision "$LAST_FLEET_HOST"
+            ;;
+        ansible)
+            need_cmd ansible-playbook
+            [ -f "$FLEET_DIR/inventory.ini" ] || write_inventory
+            ansible-playbook -i "$FLEET_DIR/inventory.ini" -e "@$FLEET_DIR/extra-vars.json" "$PLAYBOOK" "$@"
+            ;;
+        *) die "BEANFLEET_PROVISIONER must be ansible or vagrant";;
+    esac
+}
+
+# Memory of one container from its cgroup (docker stats reports 0B for
+# containers running systemd on this cgroup-v1 host): "usage rss" in bytes.
+container_mem() {
+    local id="$1" d
+    for d in "/sys/fs/cgroup/memory/docker/$id" "/sys/fs/cgroup/memory/system.slice/docker-$id.scope"; do
+        if [ -r "$d/memory.usage_in_bytes" ]; then
+            echo "$(cat "$d/memory.usage_in_bytes") $(awk '$1 == "total_rss" { print $2 }' "$d/memory.stat")"
+            return
+        fi
+    done
+    for d in "/sys/fs/cgroup/docker/$id" "/sys/fs/cgroup/system.slice/docker-$id.scope"; do
+        if [ -r "$d/memory.current" ]; then
+            echo "$(cat "$d/memory.current") $(awk '$1 == "anon" { print $2 }' "$d/memory.stat")"
+            return
+        fi
+    done
+    echo "0 0"
+}
+
+status() {
+    local ids id name state ip usage rss total_u=0 total_r=0
+    ids="$(docker ps -a -q --no-trunc --filter "label=beanfleet.fleet=$FLEET")"
+    [ -n "$ids" ] || { log "no containers for fleet $FLEET"; return 0; }
+    printf '%-40s %-8s %-15s %10s %10s\n' CONTAINER STATE ADDRESS "MEM MiB" "RSS MiB" >&2
+    for id in $ids; do
+        read -r name state ip < <(docker inspect --format '{{.Name}} {{.State.Status}} {{.NetworkSettings.IPAddress}}' "$id")
+        read -r usage rss < <(container_mem "$id")
+        total_u=$((total_u + usage)); total_r=$((total_r + ${rss:-0}))
+        printf '%-40s %-8s %-15s %10d %10d\n' "${name#/}" "$state" "${ip:--}" $((usage / 1048576)) $((${rss:-0} / 1048576)) >&2
+    done
+    printf '%-40s %-8s %-15s %10d %10d\n' "total (memory incl. page cache; rss)" "" "" $((total_u / 1048576)) $((total_r / 1048576)) >&2
+}
+
+# Recreate the fleet when its containers run an older image than the
+# current beanfleet/<release>:latest (the image's inputs changed).
+recreate_if_stale() {
+    local want ids id stale=0
+    want="$(docker image inspect --format '{{.Id}}' "beanfleet/$BEANFLEET_RELEASE:latest")"
+    ids="$(containers)"
+    for id in $ids; do
+        [ "$(docker inspect --format '{{.Image}}' "$id")" = "$want" ] || stale=1
+    done
+    if [ "$stale" = 1 ]; then
+        log "fleet containers run an outdated image; destroying them first"
+        destroy
+    fi
+}
+
+case "$CMD" in
+    up)
+        need_cmd vagrant docker
+        T0=$SECONDS
+        timed "dockerd-up" "$SCRIPTS_DIR/dockerd-up.sh"
+        timed "apt-repo $BEANFLEET_RELEASE" "$SCRIPTS_DIR/apt-repo.sh" "$BEANFLEET_RELEASE"
+        timed "image $BEANFLEET_RELEASE" "$SCRIPTS_DIR/fleet-image.sh" "$BEANFLEET_RELEASE"
+        timed "wheelhouse" "$SCRIPTS_DIR/wheelhouse.sh"
+        recreate_if_stale
+        RETRY_CLEANUP=destroy timed "vagrant up $FLEET" retry "${BEANFLEET_UP_TRIES:-3}" vagrant_up \
+            || die "vagrant up failed"
+        timed "inventory $FLEET" write_inventory
+        if [ "${BEANFLEET_SKIP_PROVISION:-0}" != 1 ]; then
+            timed "provision $FLEET ($PROVISIONER)" provision "$@" || die "provisioning failed"
+        fi
+        log "fleet $FLEET is up in $((SECONDS - T0))s"
+        status
+        ;;
+    down)
+        need_cmd vagrant docker
+        timed "vagrant destroy $FLEET" destroy
+        rm -f "$FLEET_DIR"/{inventory.ini,outsider.ini,ssh_config,fleet.json}
+        ;;
+    provision)
+        timed "inventory $FLEET" write_inventory
+        timed "provision $FLEET ($PROVISIONER)" provision "$@"
+        ;;
+    inventory)
+        write_inventory
+        ;;
+    status)
+        status
+        ;;
+    *)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac

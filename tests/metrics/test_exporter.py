@@ -1,0 +1,223 @@
+"""The Prometheus exporter: scraped over HTTP with beanstalkd up, killed and back again."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import greenstalk
+import pytest
+from beanfleet.metrics import BeanstalkdCollector, make_registry
+from beanstalkd_server import Beanstalkd, free_port
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+BEANFLEET = str(Path(sys.executable).with_name("beanfleet"))
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        sample: Sample
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{port}/metrics", timeout=10
+    ) as response:
+        assert response.status == 200
+        return parse(response.read().decode())
+
+
+class Exporter:
+    """``beanfleet exporter`` as a child process on a port of its own choosing."""
+
+    def __init__(self, server: str, *extra: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                BEANFLEET,
+                "exporter",
+                "--server",
+                server,
+                "--listen",
+                "127.0.0.1:0",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stderr is not None
+        line = (
+            self.proc.stderr.readline()
+        )  # "serving metrics of ... on http://HOST:PORT/metrics"
+        assert "/metrics" in line, line
+        self.port = int(line.rsplit(":", 1)[1].split("/")[0])
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        assert self.proc.stderr is not None
+        self.proc.stderr.close()
+
+
+@pytest.fixture
+def exporter(beanstalkd: Beanstalkd) -> Iterator[Exporter]:
+    running = Exporter(beanstalkd.address)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def filled(
+    beanstalkd: Beanstalkd, request: pytest.FixtureRequest
+) -> Iterator[greenstalk.Client[bytes]]:
+    """Tube emails: 2 ready (one urgent, one old at low priority), 1 delayed, 1 buried and
+    1 reserved by this client, which stays connected as a worker.  An indirect parameter
+    is how long the old job waits before the rest arrive."""
+    with greenstalk.Client(
+        beanstalkd.pair, encoding=None, use="emails", watch="emails"
+    ) as c:
+        c.put(b"old", priority=5000)
+        time.sleep(getattr(request, "param", 0))
+        c.put(b"to bury", priority=10)
+        c.bury(c.reserve(timeout=0))
+        c.put(b"to reserve", priority=10)
+        c.reserve(timeout=0)
+        c.put(b"urgent", priority=10)
+        c.put(b"later", delay=300)
+        yield c
+
+
+@pytest.mark.parametrize("filled", [1.1], indirect=True)  # old job visibly older
+def test_scrape_reports_tubes_and_server(
+    beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes], exporter: Exporter
+) -> None:
+    s = scrape(exporter.port)
+    assert s[("beanfleet_up", ())] == 1
+    tube = (("tube", "emails"),)
+    for state, count in {"ready": 2, "reserved": 1, "delayed": 1, "buried": 1}.items():
+        assert (
+            s[("beanfleet_tube_jobs", (("state", state), ("tube", "emails")))] == count
+        )
+        assert s[("beanfleet_jobs", (("state", state),))] == count
+    assert s[("beanfleet_tube_urgent_jobs", tube)] == 1
+    assert s[("beanfleet_tube_oldest_ready_age_seconds", tube)] >= 1
+    assert s[("beanfleet_tube_next_ready_age_seconds", tube)] == 0
+    assert s[("beanfleet_tube_oldest_ready_exact", tube)] == 1
+    assert s[("beanfleet_tube_jobs_created_total", tube)] == 5
+    assert s[("beanfleet_tube_watching_connections", tube)] == 1
+    assert s[("beanfleet_tube_paused", tube)] == 0
+    assert s[("beanfleet_jobs_created_total", ())] == 5
+    assert s[("beanfleet_commands_total", (("command", "put"),))] == 5
+    assert s[("beanfleet_commands_total", (("command", "bury"),))] == 1
+    assert s[("beanfleet_workers", ())] == 1
+    assert s[("beanfleet_connections", ())] >= 2  # the worker and the exporter
+    assert ("beanfleet_uptime_seconds", ()) in s
+    assert s[("beanfleet_max_job_size_bytes", ())] == 65535
+    assert s[("beanfleet_binlog_records_written_total", ())] > 0
+    assert ("beanfleet_binlog_current_index", ()) in s
+    assert s[("beanfleet_draining", ())] == 0
+    info = next(key for key in s if key[0] == "beanfleet_server_info")
+    assert dict(info[1])["version"].startswith("1.")
+
+
+def test_counters_grow_between_scrapes(
+    beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes], exporter: Exporter
+) -> None:
+    before = scrape(exporter.port)
+    filled.put(b"one more")
+    after = scrape(exporter.port)
+    key = ("beanfleet_commands_total", (("command", "put"),))
+    assert after[key] == before[key] + 1
+    tube = (("tube", "emails"),)
+    assert after[("beanfleet_tube_jobs_created_total", tube)] == 6
+
+
+def test_beanstalkd_down_is_up_0_and_recovers(
+    beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes], exporter: Exporter
+) -> None:
+    assert scrape(exporter.port)[("beanfleet_up", ())] == 1
+    beanstalkd.kill()
+    down = scrape(exporter.port)
+    assert down[("beanfleet_up", ())] == 0
+    assert not any(name.startswith("beanfleet_tube_") for name, _ in down)
+    assert scrape(exporter.port)[("beanfleet_up", ())] == 0
+    beanstalkd.start()
+    back = scrape(exporter.port)
+    assert back[("beanfleet_up", ())] == 1
+    # The binlog brought the jobs back (the reserved one is ready again).
+    assert back[("beanfleet_tube_jobs", (("state", "ready"), ("tube", "emails")))] == 3
+
+
+def test_exporter_starts_while_beanstalkd_is_unreachable() -> None:
+    port = free_port()
+    running = Exporter(f"127.0.0.1:{port}")
+    try:
+        s = scrape(running.port)
+        assert s[("beanfleet_up", ())] == 0
+        assert ("beanfleet_scrape_duration_seconds", ()) in s
+    finally:
+        running.stop()
+
+
+def test_listen_errors_are_one_line(exporter: Exporter, beanstalkd: Beanstalkd) -> None:
+    taken = subprocess.run(
+        [
+            BEANFLEET,
+            "exporter",
+            "-s",
+            beanstalkd.address,
+            "--listen",
+            f"127.0.0.1:{exporter.port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert taken.returncode == 1
+    assert taken.stderr.startswith(
+        f"beanfleet: error: cannot listen on 127.0.0.1:{exporter.port}"
+    )
+    assert taken.stderr.count("\n") == 1
+    bad = subprocess.run(
+        [BEANFLEET, "exporter", "-s", beanstalkd.address, "--listen", "nowhere"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert bad.returncode == 1
+    assert (
+        bad.stderr
+        == "beanfleet: error: invalid listen address 'nowhere': expected HOST:PORT\n"
+    )
+
+
+def test_collector_in_process(
+    beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes]
+) -> None:
+    collector = BeanstalkdCollector(beanstalkd.address)
+    registry = make_registry(collector)
+    try:
+        s = parse(generate_latest(registry).decode())
+        assert s[("beanfleet_up", ())] == 1
+        assert (
+            s[("beanfleet_tube_jobs", (("state", "buried"), ("tube", "emails")))] == 1
+        )
+        beanstalkd.kill()
+        assert parse(generate_latest(registry).decode())[("beanfleet_up", ())] == 0
+    finally:
+        collector.admin.close()

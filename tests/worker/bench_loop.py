@@ -1,0 +1,104 @@
+"""Jobs/s of beanfleet's Worker vs a plain greenstalk reserve/delete loop, same beanstalkd.
+
+Not a test (pytest does not collect it); a quick probe until the formal ``make bench``:
+
+    .venv/bin/python tests/worker/bench_loop.py [--jobs 20000] [--rounds 3]
+
+Both loops decode the JSON body and call a no-op handler; beanstalkd runs with its binlog on.
+Worker log lines go to a line-buffered /dev/null, as they would to a line-buffered stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import greenstalk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from beanstalkd_server import Beanstalkd  # noqa: E402
+
+from beanfleet.joblog import JobLog  # noqa: E402
+from beanfleet.protocol import Connection  # noqa: E402
+from beanfleet.recycle import RecycleLimits  # noqa: E402
+from beanfleet.worker import Worker  # noqa: E402
+
+TUBE = "bench"
+BODY = json.dumps({"n": 1, "payload": "x" * 64}).encode()
+
+
+def fill(server: Beanstalkd, jobs: int) -> None:
+    conn = Connection(server.pair)
+    conn.send([b"use " + TUBE.encode()])
+    conn.expect(b"USING")
+    batch = 500
+    for start in range(0, jobs, batch):
+        count = min(batch, jobs - start)
+        conn.send([Connection.put_command(BODY, 1024, 0, 60)] * count)
+        for _ in range(count):
+            conn.expect(b"INSERTED")
+    conn.close()
+
+
+def noop(_data: object, _job: object) -> None:
+    pass
+
+
+def greenstalk_loop(server: Beanstalkd, jobs: int) -> float:
+    client = greenstalk.Client(server.pair, encoding=None, watch=TUBE)
+    started = time.perf_counter()
+    for _ in range(jobs):
+        job = client.reserve()
+        noop(json.loads(job.body.decode("utf-8")), job)
+        client.delete(job)
+    elapsed = time.perf_counter() - started
+    client.close()
+    return jobs / elapsed
+
+
+def worker_loop(server: Beanstalkd, jobs: int) -> float:
+    with open(os.devnull, "w", buffering=1) as devnull:
+        worker = Worker(
+            server.address,
+            {TUBE: noop},
+            limits=RecycleLimits(max_jobs=jobs),
+            log=JobLog("text", devnull),
+        )
+        started = time.perf_counter()
+        worker.run()
+        elapsed = time.perf_counter() - started
+    return jobs / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, list[float]] = {"greenstalk": [], "beanfleet": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Beanstalkd(binlog_dir=Path(tmp) / "binlog")
+        server.start()
+        try:
+            for _ in range(args.rounds):
+                for name, loop in (("greenstalk", greenstalk_loop), ("beanfleet", worker_loop)):
+                    fill(server, args.jobs)
+                    results[name].append(loop(server, args.jobs))
+        finally:
+            server.kill()
+    plain = statistics.median(results["greenstalk"])
+    ours = statistics.median(results["beanfleet"])
+    for name, rates in results.items():
+        print(f"{name:10s} " + "  ".join(f"{r:8.0f}" for r in rates) + " jobs/s")
+    print(f"median: greenstalk {plain:.0f} jobs/s, beanfleet {ours:.0f} jobs/s, {ours / plain:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

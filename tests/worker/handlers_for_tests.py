@@ -1,0 +1,67 @@
+"""Handlers the worker tests run, in-process or in a `beanfleet work` subprocess.
+
+They report through files named in the job body, so a test can assert on what really ran.
+Body keys: ``out`` (file to append a JSON line per call to), ``go`` (file to wait for),
+``seconds`` (how long to sleep), ``delay`` (RetryLater), ``mb`` (memory to hold).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from beanfleet import PermanentFailure, RetryLater
+from beanfleet.handlers import JobInfo
+
+_BALLAST: list[bytes] = []
+
+
+def _record(data: Any, job: JobInfo, event: str) -> None:
+    if isinstance(data, dict) and "out" in data:
+        line = json.dumps(
+            {"event": event, "id": job.id, "tube": job.tube, "attempt": job.attempt, "pid": os.getpid()}
+        )
+        with open(data["out"], "a") as f:
+            f.write(line + "\n")
+
+
+def noop(data: Any, job: JobInfo) -> None:
+    """The benchmark handler: does nothing, never asks for the attempt."""
+
+
+def record(data: Any, job: JobInfo) -> None:
+    _record(data, job, "done")
+
+
+def fail(data: Any, job: JobInfo) -> None:
+    _record(data, job, "failed")
+    raise ValueError("boom")
+
+
+def permanent(data: Any, job: JobInfo) -> None:
+    _record(data, job, "permanent")
+    raise PermanentFailure("cannot ever work")
+
+
+def retry_later(data: Any, job: JobInfo) -> None:
+    _record(data, job, "retry-later")
+    raise RetryLater(data["delay"])
+
+
+def slow(data: Any, job: JobInfo) -> None:
+    """Record start, sleep ``seconds`` (or until the ``go`` file exists), record done."""
+    _record(data, job, "started")
+    deadline = time.monotonic() + float(data.get("seconds", 60))
+    while time.monotonic() < deadline:
+        if "go" in data and os.path.exists(data["go"]):
+            break
+        time.sleep(0.02)
+    _record(data, job, "done")
+
+
+def ballast(data: Any, job: JobInfo) -> None:
+    """Hold ``mb`` MB (touched pages, so they count in the RSS)."""
+    _BALLAST.append(b"\x01" * (int(data["mb"]) * 1024 * 1024))
+    _record(data, job, "done")

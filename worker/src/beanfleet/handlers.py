@@ -1,0 +1,120 @@
+"""Job handlers: the ``TUBE=MODULE:FUNCTION`` spec, importing it, and the job info it gets.
+
+A handler is called as ``handler(data, job)``: ``data`` is the decoded JSON body and ``job``
+a :class:`JobInfo` with ``.id``, ``.tube`` and ``.attempt`` (1-based).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from beanfleet.address import check_tube
+from beanfleet.errors import ConfigError
+
+Handler = Callable[[Any, "JobInfo"], object]
+
+_DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+class JobInfo:
+    """What a handler learns about its job besides the body.
+
+    ``attempt`` is ``releases + 1`` from beanstalkd's ``stats-job``, so it survives worker
+    restarts.  The worker may not know it yet (fetching it costs a round trip per job), in
+    which case the first read of ``attempt`` asks the server.
+    """
+
+    __slots__ = ("_attempt", "_fetch_attempt", "id", "tube")
+
+    def __init__(
+        self,
+        job_id: int,
+        tube: str,
+        attempt: int | None = None,
+        fetch_attempt: Callable[[], int] | None = None,
+    ) -> None:
+        if attempt is None and fetch_attempt is None:
+            raise ValueError("JobInfo needs an attempt or a way to fetch it")
+        self.id = job_id
+        self.tube = tube
+        self._attempt = attempt
+        self._fetch_attempt = fetch_attempt
+
+    @property
+    def attempt(self) -> int:
+        if self._attempt is None:
+            assert self._fetch_attempt is not None
+            self._attempt = self._fetch_attempt()
+        return self._attempt
+
+    @property
+    def attempt_if_known(self) -> int | None:
+        """The attempt number without a server round trip (None if not fetched yet)."""
+        return self._attempt
+
+    def __repr__(self) -> str:
+        attempt = "?" if self._attempt is None else self._attempt
+        return f"JobInfo(id={self.id}, tube={self.tube!r}, attempt={attempt})"
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """One ``--tube TUBE=MODULE:FUNCTION`` mapping."""
+
+    tube: str
+    module: str
+    function: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.module}:{self.function}"
+
+    @classmethod
+    def parse(cls, text: str) -> HandlerSpec:
+        tube, sep, target = text.partition("=")
+        module, colon, function = target.partition(":")
+        if not sep or not colon or not tube:
+            raise ConfigError(f"invalid handler spec {text!r}: expected TUBE=MODULE:FUNCTION")
+        check_tube(tube)
+        if not _DOTTED_RE.match(module):
+            raise ConfigError(f"invalid handler spec {text!r}: {module!r} is not a module path")
+        if not _DOTTED_RE.match(function):
+            raise ConfigError(f"invalid handler spec {text!r}: {function!r} is not a function name")
+        return cls(tube, module, function)
+
+    def load(self) -> Handler:
+        """Import the module and return the callable, or raise ConfigError in one line."""
+        try:
+            obj: object = importlib.import_module(self.module)
+        except Exception as exc:  # any failure of user code at import time is a config error
+            raise ConfigError(
+                f"cannot import handler {self.target} for tube {self.tube!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        for name in self.function.split("."):
+            try:
+                obj = getattr(obj, name)
+            except AttributeError:
+                raise ConfigError(
+                    f"cannot import handler {self.target} for tube {self.tube!r}: "
+                    f"module {self.module!r} has no attribute {self.function!r}"
+                ) from None
+        if not callable(obj):
+            raise ConfigError(f"handler {self.target} for tube {self.tube!r} is not callable")
+        handler: Handler = obj
+        return handler
+
+
+def load_handlers(specs: list[str]) -> dict[str, Handler]:
+    """Parse and import every spec; one handler per tube."""
+    handlers: dict[str, Handler] = {}
+    for text in specs:
+        spec = HandlerSpec.parse(text)
+        if spec.tube in handlers:
+            raise ConfigError(f"tube {spec.tube!r} is given more than one handler")
+        handlers[spec.tube] = spec.load()
+    return handlers

@@ -1,0 +1,143 @@
+"""The worker's log: one line per job outcome plus a few lifecycle events, on stderr.
+
+``text`` is logfmt-like (``key=value``, values with spaces quoted) for people and grep;
+``json`` is one object per line for log shippers.
+
+Job lines are written per job on the hot path, so they are cheap: no ``logging`` module,
+and they are queued and written in batches by :meth:`JobLog.flush`, which the worker's
+monitor thread calls every few tens of milliseconds (one write per batch instead of one
+per job).  Lifecycle events are rare and written at once, after any queued job lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal, TextIO
+
+LogFormat = Literal["text", "json"]
+LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
+
+_LEVELS = {"deleted": "info", "released": "warning", "buried": "error"}
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    """What happened to one reserved job."""
+
+    job_id: int
+    tube: str | None  # None: the tube was never learned (connection lost first)
+    attempt: int | None  # None: not fetched (it costs a round trip, see worker.py)
+    duration: float | None  # handler run time; None when no handler ran
+    outcome: str  # deleted | released | buried | returned | lost
+    delay: int | None = None  # released: seconds until ready again
+    reason: str | None = None
+    traceback: str | None = None  # json format only; text keeps one line per job
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    if not text or any(c in text for c in ' "=\n\t'):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+class JobLog:
+    def __init__(self, fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
+        if fmt not in LOG_FORMATS:
+            raise ValueError(f"unknown log format {fmt!r}")
+        self.fmt = fmt
+        self._stream = stream
+        self._queue: deque[str] = deque()  # append/popleft are atomic: no lock per line
+        self._write_lock = threading.Lock()
+        self._second: tuple[int, str] = (-1, "")  # one attribute: swapped atomically
+
+    @property
+    def stream(self) -> TextIO:
+        # Resolved late so a test harness that swaps sys.stderr gets the lines.
+        return self._stream if self._stream is not None else sys.stderr
+
+    def _timestamp(self) -> str:
+        # strftime once per second; the milliseconds are cheap.
+        now = time.time()
+        second, text = self._second
+        if int(now) != second:
+            second = int(now)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = (second, text)
+        return f"{text}.{int((now - second) * 1000):03d}Z"
+
+    def job(self, result: JobOutcome) -> None:
+        """Queue the line for one job outcome (written by the next :meth:`flush`)."""
+        self._queue.append(self.format_job(result))
+
+    def format_job(self, result: JobOutcome) -> str:
+        level = _LEVELS.get(result.outcome, "warning")
+        if self.fmt == "json":
+            record: dict[str, object] = {
+                "ts": self._timestamp(),
+                "level": level,
+                "event": "job",
+                "job": result.job_id,
+                "tube": result.tube,
+                "attempt": result.attempt,
+                "duration": None if result.duration is None else round(result.duration, 6),
+                "outcome": result.outcome,
+            }
+            if result.delay is not None:
+                record["delay"] = result.delay
+            if result.reason is not None:
+                record["reason"] = result.reason
+            if result.traceback is not None:
+                record["traceback"] = result.traceback
+            return json.dumps(record, ensure_ascii=False)
+        attempt = "?" if result.attempt is None else result.attempt
+        line = (
+            f"{self._timestamp()} {level} job={result.job_id} "
+            f"tube={_text_value(result.tube or '?')} attempt={attempt}"
+        )
+        if result.duration is not None:
+            line += f" duration={result.duration:.3f}s"
+        line += f" outcome={result.outcome}"
+        if result.delay is not None:
+            line += f" delay={result.delay}s"
+        if result.reason is not None:
+            line += f" reason={_text_value(result.reason)}"
+        return line
+
+    def event(self, event: str, message: str, level: str = "info", **fields: object) -> None:
+        """A lifecycle line (started, connected, connection lost, ...), written at once."""
+        if self.fmt == "json":
+            record: dict[str, object] = {
+                "ts": self._timestamp(),
+                "level": level,
+                "event": event,
+                "message": message,
+            }
+            record.update(fields)
+            line = json.dumps(record, ensure_ascii=False, default=str)
+        else:
+            extra = "".join(f" {key}={_text_value(value)}" for key, value in fields.items())
+            text = _text_value(message)
+            line = f"{self._timestamp()} {level} event={event}{extra} message={text}"
+        self._queue.append(line)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write every queued line (one write) and flush the stream."""
+        with self._write_lock:
+            lines = []
+            queue = self._queue
+            while queue:
+                lines.append(queue.popleft())
+            if not lines:
+                return
+            # A closed or broken stderr (EPIPE) must not kill the worker or stop its exit.
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.write("\n".join(lines) + "\n")
+                self.stream.flush()

@@ -1,0 +1,50 @@
+"""Job priorities by name or number, and the put arguments measured in seconds."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+from beanfleet.errors import ConfigError
+
+# Lower is more urgent.  beanstalkd counts jobs with priority < 1024 as "urgent" in its
+# stats, so "normal" sits exactly on that line and "high"/"critical" show up as urgent.
+PRIORITIES: dict[str, int] = {"critical": 0, "high": 256, "normal": 1024, "low": 2048}
+DEFAULT_PRIORITY = PRIORITIES["normal"]
+MAX_PRIORITY = 2**32 - 1
+
+# beanstalkd keeps delay and ttr as unsigned 32-bit seconds on the wire.
+MAX_SECONDS = 2**32 - 1
+DEFAULT_TTR = 60
+
+Priority = int | str
+Seconds = int | float | timedelta
+
+
+def parse_priority(value: Priority) -> int:
+    """A priority name (case-insensitive) or an integer 0..2**32-1, as an integer."""
+    if isinstance(value, bool):  # bool is an int; True as a priority is surely a mistake
+        raise ConfigError(f"invalid priority {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        named = PRIORITIES.get(text.lower())
+        if named is not None:
+            return named
+        if not text.isdigit():
+            names = ", ".join(PRIORITIES)
+            raise ConfigError(f"invalid priority {value!r}: use {names} or 0..{MAX_PRIORITY}")
+        value = int(text)
+    if not 0 <= value <= MAX_PRIORITY:
+        raise ConfigError(f"invalid priority {value}: must be 0..{MAX_PRIORITY}")
+    return value
+
+
+def whole_seconds(value: Seconds, what: str, minimum: int = 0) -> int:
+    """Seconds as beanstalkd's whole seconds, rounded up so nothing happens early."""
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not math.isfinite(seconds):
+        raise ConfigError(f"invalid {what} {value!r}")
+    whole = max(minimum, math.ceil(seconds))
+    if seconds < 0 or whole > MAX_SECONDS:
+        raise ConfigError(f"invalid {what} {value!r}: must be 0..{MAX_SECONDS} seconds")
+    return whole

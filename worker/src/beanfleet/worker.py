@@ -1,0 +1,642 @@
+"""The worker loop: reserve a job, run its tube's handler, then delete, release or bury it.
+
+Threads: the handler runs in the main thread (so ``--timeout`` can interrupt it with
+SIGALRM); a monitor thread touches long-running jobs so they outlive their TTR, and on a
+second SIGTERM/SIGINT releases the running job and exits.  Both threads share one
+connection, guarded by ``_lock`` whenever a handler is running; outside that window only
+the main thread uses it.
+
+Hot path: a successful job's ``delete`` waits and goes out in the same write as the next
+``reserve-with-timeout``, and ``stats-job`` is only asked when its answer is needed (the
+tube when several are watched, the attempt when the handler reads it or the job failed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import select
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from types import FrameType
+
+import greenstalk
+
+from beanfleet.address import check_tube, parse_server
+from beanfleet.client import describe_os_error
+from beanfleet.errors import ConfigError, JobTimeout
+from beanfleet.handlers import Handler, JobInfo
+from beanfleet.joblog import JobLog, JobOutcome
+from beanfleet.protocol import Connection
+from beanfleet.recycle import RecycleLimits, Recycler
+from beanfleet.retry import RetryPolicy, schedule_retry
+from beanfleet.shutdown import ShutdownFlags
+
+RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
+REPLY_GRACE = 10.0  # no reply this long after RESERVE_TIMEOUT: treat the connection as dead
+WAIT_SLICE = 0.1  # how often a waiting reserve looks at the stop flags
+MONITOR_INTERVAL = 0.05
+HEARTBEAT_AFTER = 0.5  # touch only jobs still running after this long (from reservation)
+MIN_TOUCH_INTERVAL = 0.3  # touch every ttr/3, but not more often than this
+DEADLINE_SOON_PAUSE = 0.1
+RECONNECT_FIRST = 0.1
+RECONNECT_CAP = 5.0
+CONNECT_TIMEOUT = 5.0
+ABORT_GRACE = 2.0  # after a second signal with no handler running, exit hard after this
+
+_RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
+
+
+class _Reserved:
+    """A job reserved on the current connection (and, once handled, awaiting its delete)."""
+
+    __slots__ = ("body", "duration", "id", "info", "next_touch", "stats", "tube")
+
+    def __init__(self, job_id: int, body: bytes) -> None:
+        self.id = job_id
+        self.body = body
+        self.tube: str | None = None
+        self.stats: dict[str, int | str] | None = None
+        self.info: JobInfo | None = None
+        self.duration: float | None = None
+        self.next_touch = time.monotonic() + HEARTBEAT_AFTER
+
+
+def _attempt_of(stats: Mapping[str, int | str]) -> int:
+    return int(stats["releases"]) + 1
+
+
+def describe_error(error: BaseException) -> str:
+    """``ValueError: boom (tasks.py:12 in send)``: one line, with the innermost frame."""
+    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    frames = traceback.extract_tb(error.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" ({os.path.basename(last.filename)}:{last.lineno} in {last.name})"
+    return text
+
+
+class Worker:
+    """Runs handlers for jobs from one or more tubes until stopped or recycled.
+
+    ``run()`` returns why it stopped.  Usable from code (benchmarks, tests): call
+    :meth:`request_stop` from a handler, or set ``limits``.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        handlers: Mapping[str, Handler],
+        *,
+        policy: RetryPolicy | None = None,
+        timeout: float | None = None,
+        limits: RecycleLimits | None = None,
+        log: JobLog | None = None,
+        reconnect_cap: float = RECONNECT_CAP,
+    ) -> None:
+        if not handlers:
+            raise ConfigError("no tubes to watch: give at least one TUBE=MODULE:FUNCTION")
+        self.server = server
+        self.address = parse_server(server)
+        self.handlers = dict(handlers)
+        for tube in self.handlers:
+            check_tube(tube)
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.recycler = Recycler(limits or RecycleLimits())
+        self.log = log or JobLog()
+        self.reconnect_cap = reconnect_cap
+        self.flags = ShutdownFlags()
+        self.tubes = self.tubes_to_watch()
+        # With one watched tube every job's tube is known without asking the server.
+        self._single_tube = self.tubes[0] if len(self.tubes) == 1 else None
+
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._conn_broken = False  # set by the monitor when a touch hits a dead socket
+        self._healthy = False  # the current connection has answered a reserve
+        self._backoff = RECONNECT_FIRST
+        self._current: _Reserved | None = None  # reserved here, outcome not settled
+        self._running: _Reserved | None = None  # its handler is executing (monitor acts)
+        self._pending_delete: _Reserved | None = None
+        self._deadline_soon_logged = False
+        self._timed_out = False
+        self._alarm_deferred = False
+        self._abort_deadline: float | None = None
+        self._monitor_stop = threading.Event()
+
+    def tubes_to_watch(self) -> list[str]:
+        """The watch list: the handlers' tubes (never ``default`` unless it has one)."""
+        return list(self.handlers)
+
+    def request_stop(self, why: str = "stop requested") -> None:
+        self.flags.request_stop(why)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> str:
+        in_main = self.flags.install()
+        previous_alarm = None
+        if self.timeout is not None:
+            if not in_main:
+                self.flags.restore()
+                raise ConfigError("a job timeout needs the worker in the main thread (SIGALRM)")
+            previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
+        monitor = threading.Thread(target=self._monitor, name="beanfleet-monitor", daemon=True)
+        monitor.start()
+        self.log.event(
+            "started",
+            f"worker started, tubes {', '.join(self.tubes)}",
+            pid=os.getpid(),
+            server=self.server,
+        )
+        try:
+            reason = self._loop()
+        finally:
+            self._monitor_stop.set()
+            monitor.join(timeout=2)
+            self._drop_connection()
+            if previous_alarm is not None:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous_alarm)
+            self.flags.restore()
+        self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
+        self.log.flush()
+        return reason
+
+    def _stop_reason(self) -> str | None:
+        if self.flags.stopping:
+            return f"{self.flags.signal_name}"
+        return self.recycler.reason()
+
+    def _loop(self) -> str:
+        while True:
+            reason = self._stop_reason()
+            if reason is not None:
+                self._finish_pending_delete()
+                return reason
+            try:
+                if (self._conn is None or self._conn_broken) and not self._connect():
+                    continue  # stop requested while connecting
+                job = self._reserve()
+                if job is not None:
+                    self._process(job)
+            except OSError as exc:  # ConnectionError, broken pipe, reset, ...
+                self._connection_lost(exc)
+
+    # -- connection --------------------------------------------------------------------------
+
+    def _open(self) -> Connection:
+        conn = Connection(self.address, connect_timeout=CONNECT_TIMEOUT)
+        try:
+            commands = [b"watch " + tube.encode() for tube in self.tubes]
+            if greenstalk.DEFAULT_TUBE not in self.tubes:
+                commands.append(b"ignore " + greenstalk.DEFAULT_TUBE.encode())
+            conn.send(commands)
+            for _ in commands:
+                conn.expect(b"WATCHING")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect(self, attempts: int | None = None) -> bool:
+        """Connect (retrying with capped, jittered backoff) and watch the tubes.
+
+        Gives up (False) when a stop is requested or after ``attempts`` tries.
+        """
+        tries = 0
+        while attempts is None or tries < attempts:
+            if attempts is None and self.flags.stopping:
+                return False
+            tries += 1
+            try:
+                conn = self._open()
+            except (OSError, greenstalk.Error) as exc:
+                what = describe_os_error(exc) if isinstance(exc, OSError) else repr(exc)
+                delay = self._backoff * random.uniform(0.5, 1.0)
+                self._backoff = min(self._backoff * 2, self.reconnect_cap)
+                self.log.event(
+                    "connect-failed",
+                    f"cannot connect to beanstalkd at {self.server}: {what}; "
+                    f"retrying in {delay:.1f}s",
+                    level="error",
+                    attempt=tries,
+                )
+                if attempts is not None and tries >= attempts:
+                    return False
+                self._pause(delay)
+                continue
+            with self._lock:
+                self._conn = conn
+                self._conn_broken = False
+            self._healthy = False
+            self.log.event(
+                "connected",
+                f"connected to beanstalkd at {self.server}, watching {', '.join(self.tubes)}",
+            )
+            if self._pending_delete is not None:
+                self._delete_after_reconnect(conn, self._pending_delete)
+            return True
+        return False
+
+    def _drop_connection(self) -> None:
+        # beanstalkd puts every job reserved on a closed connection back to ready at once.
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connection_lost(self, exc: OSError) -> None:
+        self.log.event(
+            "connection-lost",
+            f"lost connection to beanstalkd at {self.server}: {describe_os_error(exc)}",
+            level="error",
+        )
+        self._drop_connection()
+        job, self._current = self._current, None
+        if job is not None:
+            self._log_job(
+                job,
+                "returned",
+                reason="connection lost before its outcome was sent; "
+                "beanstalkd puts it back to ready",
+            )
+        if self._pending_delete is not None:
+            self.log.event(
+                "delete-pending",
+                f"job {self._pending_delete.id} succeeded but its delete was cut off; "
+                "deleting it after reconnecting",
+                level="warning",
+                job=self._pending_delete.id,
+            )
+        if not self._healthy:
+            # It failed again before answering a reserve: back off instead of spinning.
+            self._pause(self._backoff)
+            self._backoff = min(self._backoff * 2, self.reconnect_cap)
+
+    def _delete_after_reconnect(self, conn: Connection, done: _Reserved) -> None:
+        # delete also works on ready jobs; NOT_FOUND means another worker reserved it (or
+        # our first delete did reach the server before the connection broke).
+        conn.send([b"delete %d" % done.id])
+        status, _ = conn.read_reply()
+        self._pending_delete = None
+        if status == b"DELETED":
+            self._log_done(done, "deleted", reason="deleted after reconnecting")
+        else:
+            self._log_done(
+                done,
+                "lost",
+                reason=f"delete after reconnecting: {status.decode(errors='replace')} "
+                "(another worker has it, or it was already deleted)",
+            )
+
+    def _finish_pending_delete(self) -> None:
+        """On the way out: make sure a succeeded job is deleted (one reconnect try)."""
+        done = self._pending_delete
+        if done is None:
+            return
+        try:
+            if self._conn is None or self._conn_broken:
+                self._drop_connection()
+                if self._connect(attempts=1):
+                    return  # _connect deleted it
+            else:
+                self._conn.send([b"delete %d" % done.id])
+                status, _ = self._conn.read_reply()
+                self._pending_delete = None
+                self._log_delete(done, status)
+                return
+        except OSError:
+            pass
+        self._pending_delete = None
+        self._log_done(
+            done, "returned", reason="succeeded but could not be deleted: server unreachable"
+        )
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep in short slices; False as soon as a stop is requested."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self.flags.stopping:
+                return False
+            time.sleep(min(left, WAIT_SLICE))
+        return not self.flags.stopping
+
+    # -- reserving ---------------------------------------------------------------------------
+
+    def _reserve(self) -> _Reserved | None:
+        conn = self._conn
+        assert conn is not None
+        done = self._pending_delete
+        if done is None:
+            conn.sock.sendall(_RESERVE)
+        else:
+            conn.sock.sendall(b"delete %d\r\n%s" % (done.id, _RESERVE))
+            status, _ = conn.read_reply()
+            self._pending_delete = None
+            self._log_delete(done, status)
+
+        sent = time.monotonic()
+        while not conn.has_buffered():
+            if self.flags.stopping or self.recycler.time_reason() is not None:
+                self._drop_connection()  # abandons the reserve; nothing is lost
+                return None
+            readable, _, _ = select.select([conn], [], [], WAIT_SLICE)
+            if readable:
+                break
+            if time.monotonic() - sent > RESERVE_TIMEOUT + REPLY_GRACE:
+                raise TimeoutError(f"no reply to reserve in {RESERVE_TIMEOUT + REPLY_GRACE:g}s")
+
+        status, values = conn.read_reply()
+        if status == b"RESERVED":
+            job = _Reserved(int(values[0]), conn.read_chunk(int(values[1])))
+            self._current = job
+            self._healthy = True
+            self._backoff = RECONNECT_FIRST
+            self._deadline_soon_logged = False
+            if self.flags.stopping:
+                # The signal came while the reply was in flight: hand the job straight back.
+                self._current = None
+                self._drop_connection()
+                self._log_job(job, "returned", reason="worker stopping; not started")
+                return None
+            return job
+        if status == b"TIMED_OUT":
+            self._healthy = True
+            self._backoff = RECONNECT_FIRST
+            return None
+        if status == b"DEADLINE_SOON":
+            # A job of ours is about to time out (should not happen: the worker holds none
+            # while reserving).  Retry until beanstalkd takes it back.
+            if not self._deadline_soon_logged:
+                self._deadline_soon_logged = True
+                self.log.event(
+                    "deadline-soon",
+                    "reserve answered DEADLINE_SOON: a job reserved on this connection is "
+                    "about to time out; retrying the reserve",
+                    level="warning",
+                )
+            self._pause(DEADLINE_SOON_PAUSE)
+            return None
+        raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
+
+    # -- processing --------------------------------------------------------------------------
+
+    def _process(self, job: _Reserved) -> None:
+        try:
+            self._process_reserved(job)
+        except greenstalk.Error as exc:
+            # A server error reply about this job (e.g. NOT_FOUND after its TTR ran out):
+            # the connection itself is fine and in step, so log and carry on.
+            self._current = None
+            self._log_job(job, "lost", reason=f"beanstalkd replied {type(exc).__name__}")
+        finally:
+            self.recycler.job_done()
+
+    def _process_reserved(self, job: _Reserved) -> None:
+        if self._single_tube is not None:
+            job.tube = self._single_tube
+        else:
+            job.tube = str(self._job_stats(job)["tube"])
+        handler = self.handlers.get(job.tube)
+        if handler is None:
+            self._bury(job, f"no handler for tube {job.tube!r}")
+            return
+        try:
+            data = json.loads(job.body.decode("utf-8"))
+        except UnicodeDecodeError:
+            self._bury(job, "body is not valid UTF-8")
+            return
+        except ValueError as exc:
+            self._bury(job, f"body is not valid JSON: {exc}")
+            return
+
+        info = JobInfo(
+            job.id,
+            job.tube,
+            attempt=None if job.stats is None else _attempt_of(job.stats),
+            fetch_attempt=lambda: self._fetch_attempt(job),
+        )
+        job.info = info
+        error, duration = self._call(handler, data, info, job)
+        job.duration = duration
+        if error is None:
+            # Deleted with the next reserve, in the same write.
+            self._current = None
+            self._pending_delete = job
+        else:
+            self._fail(job, info, error, duration)
+
+    def _call(
+        self, handler: Handler, data: object, info: JobInfo, job: _Reserved
+    ) -> tuple[BaseException | None, float]:
+        with self._lock:
+            self._running = job
+        self._timed_out = False
+        error: BaseException | None = None
+        started = time.monotonic()
+        try:
+            try:
+                if self.timeout is not None:
+                    signal.setitimer(signal.ITIMER_REAL, self.timeout)
+                handler(data, info)
+            finally:
+                if self.timeout is not None:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        except (Exception, JobTimeout) as exc:
+            error = exc
+        duration = time.monotonic() - started
+        if error is None and self._timed_out and self.timeout is not None:
+            error = JobTimeout(self.timeout)  # the handler swallowed the JobTimeout
+        with self._lock:
+            self._running = None
+        return error, duration
+
+    def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
+        self._timed_out = True
+        if self._alarm_deferred:
+            return  # mid protocol exchange; _fetch_attempt raises when it is done
+        assert self.timeout is not None
+        raise JobTimeout(self.timeout)
+
+    def _job_stats(self, job: _Reserved) -> dict[str, int | str]:
+        """stats-job for the reserved job, asked once (pri, ttr, releases do not change)."""
+        if job.stats is None:
+            if self._conn is None or self._conn_broken:
+                raise ConnectionError("connection to beanstalkd lost")
+            job.stats = self._conn.stats_job(job.id)
+        return job.stats
+
+    def _fetch_attempt(self, job: _Reserved) -> int:
+        # Called from the handler (main thread) while the monitor may touch: take the lock,
+        # and keep SIGALRM from raising halfway through the exchange.
+        with self._lock:
+            self._alarm_deferred = True
+            try:
+                try:
+                    stats = self._job_stats(job)
+                except OSError:
+                    self._conn_broken = True
+                    raise
+            finally:
+                self._alarm_deferred = False
+        if self._timed_out and self.timeout is not None:
+            raise JobTimeout(self.timeout)
+        return _attempt_of(stats)
+
+    def _fail(self, job: _Reserved, info: JobInfo, error: BaseException, duration: float) -> None:
+        if self._conn_broken:
+            raise ConnectionError("connection to beanstalkd lost while the handler ran")
+        assert self._conn is not None
+        stats = self._job_stats(job)
+        attempt = _attempt_of(stats)
+        reason = describe_error(error)
+        decision = self.policy.decide(attempt, error, reason)
+        detail = None
+        if not isinstance(error, JobTimeout):
+            detail = "".join(traceback.format_exception(error))
+        delay: int | None = None
+        if decision.action == "release":
+            delay = decision.delay
+            status = schedule_retry(self._conn, job.id, int(stats["pri"]), delay)
+        else:
+            status = self._send_bury(job, stats)
+        self._current = None
+        outcome, delay, why = self._outcome_of(status, delay, decision.reason)
+        self.log.job(
+            JobOutcome(job.id, job.tube, attempt, duration, outcome, delay, why, detail)
+        )
+
+    def _bury(self, job: _Reserved, reason: str) -> None:
+        """Bury a job that cannot be handled at all (poison body, no handler)."""
+        stats = self._job_stats(job)
+        status = self._send_bury(job, stats)
+        self._current = None
+        outcome, delay, why = self._outcome_of(status, None, reason)
+        self.log.job(JobOutcome(job.id, job.tube, _attempt_of(stats), None, outcome, delay, why))
+
+    def _send_bury(self, job: _Reserved, stats: Mapping[str, int | str]) -> bytes:
+        assert self._conn is not None
+        self._conn.send([b"bury %d %d" % (job.id, int(stats["pri"]))])
+        status, _ = self._conn.read_reply()
+        return status
+
+    @staticmethod
+    def _outcome_of(
+        status: bytes, delay: int | None, reason: str
+    ) -> tuple[str, int | None, str]:
+        if status == b"RELEASED":
+            return "released", delay, reason
+        if status == b"BURIED":
+            # Either our bury, or a release the server had to turn into a bury (out of memory).
+            return "buried", None, reason if delay is None else f"server out of memory; {reason}"
+        return "lost", None, (
+            f"beanstalkd replied {status.decode(errors='replace')}: not reserved by this "
+            f"worker any more (TTR ran out?); {reason}"
+        )
+
+    # -- logging -----------------------------------------------------------------------------
+
+    def _log_delete(self, done: _Reserved, status: bytes) -> None:
+        if status == b"DELETED":
+            self._log_done(done, "deleted")
+        else:
+            self._log_done(
+                done,
+                "lost",
+                reason=f"delete replied {status.decode(errors='replace')}: not reserved by "
+                "this worker any more (TTR ran out?)",
+            )
+
+    def _log_done(self, done: _Reserved, outcome: str, reason: str | None = None) -> None:
+        attempt = done.info.attempt_if_known if done.info is not None else None
+        self.log.job(JobOutcome(done.id, done.tube, attempt, done.duration, outcome, None, reason))
+
+    def _log_job(self, job: _Reserved, outcome: str, reason: str) -> None:
+        attempt = job.info.attempt_if_known if job.info is not None else None
+        if attempt is None and job.stats is not None:
+            attempt = _attempt_of(job.stats)
+        self.log.job(JobOutcome(job.id, job.tube, attempt, None, outcome, None, reason))
+
+    # -- monitor thread: heartbeat touches and the second signal -----------------------------
+
+    def _monitor(self) -> None:
+        while not self._monitor_stop.wait(MONITOR_INTERVAL):
+            if self.flags.aborting:
+                self._abort()
+            self._heartbeat()
+            self.log.flush()
+
+    def _heartbeat(self) -> None:
+        job = self._running
+        if job is None or time.monotonic() < job.next_touch:
+            return
+        with self._lock:
+            if self._running is not job or self._conn is None or self._conn_broken:
+                return
+            try:
+                ttr = int(self._job_stats(job)["ttr"])
+                self._conn.send([b"touch %d" % job.id])
+                status, _ = self._conn.read_reply()
+            except OSError as exc:
+                self._conn_broken = True
+                self.log.event(
+                    "connection-lost",
+                    f"lost connection to beanstalkd while job {job.id} runs: "
+                    f"{describe_os_error(exc)}",
+                    level="error",
+                    job=job.id,
+                )
+                return
+            if status == b"TOUCHED":
+                job.next_touch = time.monotonic() + max(MIN_TOUCH_INTERVAL, ttr / 3)
+            else:
+                job.next_touch = float("inf")
+                self.log.event(
+                    "touch-failed",
+                    f"touch of job {job.id} replied {status.decode(errors='replace')}: "
+                    "it is not reserved by this worker any more",
+                    level="warning",
+                    job=job.id,
+                )
+
+    def _abort(self) -> None:
+        """Second signal: give the running job back now (priority kept, no delay), exit 0."""
+        with self._lock:
+            job = self._running
+            if job is not None:
+                self._release_now(job)
+                self.log.event("stopped", f"worker exiting: second {self.flags.signal_name}")
+                self.log.flush()
+                os._exit(0)
+        # No handler running: the main loop is already on its way out; make sure it is.
+        now = time.monotonic()
+        if self._abort_deadline is None:
+            self._abort_deadline = now + ABORT_GRACE
+        elif now > self._abort_deadline:
+            self.log.event("stopped", "worker exiting: forced after second signal")
+            self.log.flush()
+            os._exit(0)
+
+    def _release_now(self, job: _Reserved) -> None:
+        # Called with the lock held; the handler is still running in the main thread.
+        reason = f"second {self.flags.signal_name}: handed back while running"
+        if self._conn is None or self._conn_broken:
+            self._log_job(job, "returned", reason=reason + " (connection lost)")
+            return
+        try:
+            pri = int(self._job_stats(job)["pri"])
+            self._conn.send([b"release %d %d 0" % (job.id, pri)])
+            status, _ = self._conn.read_reply()
+        except OSError:
+            # Exiting closes the socket, which returns the job to ready all the same.
+            self._log_job(job, "returned", reason=reason + " (connection lost)")
+            return
+        outcome = "released" if status == b"RELEASED" else "lost"
+        attempt = _attempt_of(job.stats) if job.stats is not None else None
+        self.log.job(JobOutcome(job.id, job.tube, attempt, None, outcome, 0, reason))
