@@ -45,7 +45,8 @@ class Size:
     bulk_jobs: int  # figure 2
     bulk_rounds: int
     latency_seconds: float  # figure 3: seconds of paced load per rate
-    scaling_jobs: int  # figure 4: jobs per worker count
+    scaling_jobs: int  # figure 4: jobs per worker count and round
+    scaling_rounds: int
     durability_jobs: int  # figure 5: jobs per mode (binlog off, -f 50)
     durability_f0_jobs: int  # figure 5: jobs with -f0 (every write fsynced; slower)
     delay_jobs: int  # figure 6
@@ -61,25 +62,27 @@ SIZES = {
         worker_rounds=1,
         bulk_jobs=2_000,
         bulk_rounds=1,
-        latency_seconds=0.6,
+        latency_seconds=0.4,
         scaling_jobs=2_000,
+        scaling_rounds=1,
         durability_jobs=1_500,
         durability_f0_jobs=300,
         delay_jobs=60,
-        delay_spread=1.0,
+        delay_spread=0.5,
         memory_jobs=2_000,
         memory_steps=2,
     ),
     "full": Size(
         name="full",
-        worker_jobs=60_000,
-        worker_rounds=3,
+        worker_jobs=40_000,
+        worker_rounds=5,
         bulk_jobs=100_000,
         bulk_rounds=3,
         latency_seconds=10.0,
-        scaling_jobs=60_000,
+        scaling_jobs=40_000,
+        scaling_rounds=2,
         durability_jobs=40_000,
-        durability_f0_jobs=10_000,
+        durability_f0_jobs=5_000,
         delay_jobs=2_000,
         delay_spread=4.0,
         memory_jobs=100_000,
@@ -387,33 +390,19 @@ def wait_exit(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime+stime of a process and its live descendants (threads included), in seconds."""
-    total = 0.0
-    for p in [pid, *descendants(pid)]:
-        try:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total
+    """utime+stime of one process (all its threads), in seconds."""
+    return sum(cpu_split(pid))
 
 
-def descendants(pid: int) -> list[int]:
-    out: list[int] = []
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(utime, stime) in seconds of one process, all threads; children not included
+    (beanstalkd is a child of this runner: counting descendants would count it twice)."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
     except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                kids = [int(x) for x in f.read().split()]
-        except OSError:
-            continue
-        for kid in kids:
-            out += [kid, *descendants(kid)]
-    return out
+        return 0.0, 0.0
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
 class CpuWindow:
@@ -428,20 +417,44 @@ class CpuWindow:
         self.pids = pids
         self.t0 = time.perf_counter()
         self.m0 = machine_busy()
-        self.c0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
+        self.c0 = {k: self._read(v) for k, v in pids.items()}
+
+    @staticmethod
+    def _read(pids: list[int]) -> tuple[float, float]:
+        splits = [cpu_split(p) for p in pids]
+        return sum(u for u, _ in splits), sum(s for _, s in splits)
 
     def stop(self) -> dict[str, float]:
-        """{group: % of one core, ..., "others": %, "elapsed": s}."""
+        """{group: % of one core, group_usr: user-mode part, "others": %, "elapsed": s}."""
         elapsed = time.perf_counter() - self.t0
         m1 = machine_busy()
-        out = {
-            k: 100 * (sum(cpu_seconds(p) for p in v) - self.c0[k]) / elapsed
-            for k, v in self.pids.items()
-        }
+        out: dict[str, float] = {}
+        ours = 0.0
+        for k, v in self.pids.items():
+            u1, s1 = self._read(v)
+            u0, s0 = self.c0[k]
+            out[k] = 100 * (u1 - u0 + s1 - s0) / elapsed
+            out[k + "_usr"] = 100 * (u1 - u0) / elapsed
+            ours += out[k]
         machine = 100 * (m1 - self.m0) / elapsed
-        out["others"] = max(0.0, machine - sum(out.values()))
+        out["others"] = max(0.0, machine - ours)
         out["elapsed"] = elapsed
         return out
+
+
+def settle(max_wait: float, threshold: float = 15.0, window: float = 0.5) -> float:
+    """Wait (at most ``max_wait`` s) until other processes use < ``threshold`` % of a core.
+
+    Other people's jobs on the same two cores skew every figure; a short wait for a quiet
+    moment costs less than a noisy number.  Returns the busy % last seen (before we start).
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        b0, t0 = machine_busy(), time.perf_counter()
+        time.sleep(window)
+        busy = 100 * (machine_busy() - b0) / (time.perf_counter() - t0)
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
 
 
 def machine_busy() -> float:

@@ -1,19 +1,30 @@
 """Figure 2: bulk put of N small JSON jobs.
 
 ``Producer.put_many`` (pipelined, batches per write) next to a greenstalk ``put`` loop (one
-round trip per job), both in this process, both JSON-encoding the same dicts, each into a
-fresh tube of one server.  Variants alternate within each round; the median is shown.
+round trip per job), both in this process, both JSON-encoding the same dicts, each run into
+a fresh beanstalkd (binlog on).  Variants alternate within each round; the median is shown.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 import greenstalk
-from bench_common import Beanstalkd, Figure, Row, control, median, server, tube_stats
+from bench_common import (
+    Beanstalkd,
+    CpuWindow,
+    Figure,
+    Row,
+    control,
+    median,
+    server,
+    server_pid,
+    tube_stats,
+)
 from bench_ctx import Ctx
 
 
@@ -37,6 +48,32 @@ def put_many(srv: Beanstalkd, tube: str, data: list[dict[str, Any]]) -> None:
         producer.put_many(tube, data)
 
 
+NOISY = 25.0  # % of one core used by other processes during a run: repeat it
+
+
+def one_run(
+    ctx: Ctx,
+    fn: Callable[[Beanstalkd, str, list[dict[str, Any]]], None],
+    tube: str,
+    n: int,
+) -> dict[str, float]:
+    """One bulk put into a fresh server (so no run pays for an earlier one's jobs)."""
+    with server(ctx.tmp) as srv:
+        ctl = control(srv, tube)
+        data = items(n)  # built outside the clock; encoding is inside it
+        ctx.settle()
+        window = CpuWindow({"client": [os.getpid()], "server": [server_pid(srv)]})
+        t0 = time.perf_counter()
+        fn(srv, tube, data)
+        elapsed = time.perf_counter() - t0
+        cpu = window.stop()
+        stats = tube_stats(ctl, tube)
+        ctl.close()
+    if stats.get("current-jobs-ready") != n:
+        raise RuntimeError(f"{tube}: {stats.get('current-jobs-ready')} of {n} put")
+    return {"rate": n / elapsed, **cpu}
+
+
 def run(ctx: Ctx) -> Figure:
     fig = Figure(2, f"Bulk put of {ctx.size.bulk_jobs:,} small JSON jobs")
     variants: dict[str, Callable[[Beanstalkd, str, list[dict[str, Any]]], None]] = {
@@ -47,27 +84,33 @@ def run(ctx: Ctx) -> Figure:
     else:
         fig.notes.append(f"`put_many` not measured: {ctx.producer_missing}")
     n = ctx.size.bulk_jobs
-    times: dict[str, list[float]] = {k: [] for k in variants}
-    with server(ctx.tmp) as srv:
-        for r in range(ctx.size.bulk_rounds):
-            names = list(variants)
-            order = names[r % len(names) :] + names[: r % len(names)]
-            for name in order:
-                tube = f"f2-{name}-{r}"
-                ctl = control(srv, tube)
-                data = items(n)  # built outside the clock; encoding is inside it
-                t0 = time.perf_counter()
-                variants[name](srv, tube, data)
-                times[name].append(time.perf_counter() - t0)
-                stats = tube_stats(ctl, tube)
-                if stats.get("current-jobs-ready") != n:
-                    raise RuntimeError(
-                        f"{name}: {stats.get('current-jobs-ready')} of {n} put"
-                    )
-                ctl.close()
-    base = n / median(times["greenstalk"])
-    if "put_many" in times:
-        rate = n / median(times["put_many"])
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in variants}
+    for r in range(ctx.size.bulk_rounds):
+        names = list(variants)
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for name in order:
+            tries = [one_run(ctx, variants[name], f"f2-{name}", n)]
+            while tries[-1]["others"] > NOISY and ctx.may_repeat():
+                tries.append(one_run(ctx, variants[name], f"f2-{name}", n))
+            runs[name].append(min(tries, key=lambda x: x["others"]))
+    rows = {}
+    for name in variants:
+        rate = median([x["rate"] for x in runs[name]])
+        mid = min(runs[name], key=lambda x: abs(x["rate"] - rate))
+        rows[name] = (rate, mid)
+    base = rows["greenstalk"][0]
+
+    def extra(mid: dict[str, float]) -> dict[str, float]:
+        return {
+            "client CPU %": mid["client"],
+            "beanstalkd CPU %": mid["server"],
+            "µs CPU/job (client)": 1e4 * mid["client"] / mid["rate"],
+            "µs CPU/job (server)": 1e4 * mid["server"] / mid["rate"],
+            "other processes CPU %": mid["others"],
+        }
+
+    if "put_many" in rows:
+        rate, mid = rows["put_many"]
         fig.add(
             Row(
                 "Producer.put_many (pipelined, 1000 puts per write)",
@@ -76,19 +119,32 @@ def run(ctx: Ctx) -> Figure:
                 ratio=rate / base,
                 ratio_to="greenstalk put loop",
                 goal="≥ 5× greenstalk",
-                extra={"seconds": median(times["put_many"])},
+                extra=extra(mid),
             )
+        )
+        c = mid["client"]
+        s = mid["server"]
+        fig.notes.append(
+            f"put_many keeps both ends busy at once (client {c:.0f} %, beanstalkd {s:.0f} % of "
+            "a core): the limit is CPU, the client's JSON encoding and command building plus "
+            "beanstalkd's parsing and binlog writes, not round trips."
         )
     fig.add(
         Row(
             "greenstalk put loop (json.dumps + put per job)",
             base,
             "jobs/s",
-            extra={"seconds": median(times["greenstalk"])},
+            extra=extra(rows["greenstalk"][1]),
         )
+    )
+    g = rows["greenstalk"][1]
+    fig.notes.append(
+        f"The greenstalk loop is one round trip per job: client ({g['client']:.0f} %) and "
+        f"beanstalkd ({g['server']:.0f} %) take turns, neither core is full; its limit is "
+        "the latency of a loopback round trip (two wake-ups) plus greenstalk's per-call cost."
     )
     fig.notes.append(
         f"{ctx.size.bulk_rounds} round(s), median shown; binlog on (-f 50 default); "
-        "each variant into a fresh tube of one server."
+        "each run into a fresh beanstalkd; bodies are encoded inside the clock."
     )
     return fig

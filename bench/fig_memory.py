@@ -86,6 +86,24 @@ def run(ctx: Ctx) -> Figure:
                     },
                 )
             )
+    rows = {r.label: r.value for r in fig.rows}
+    if ctx.have_beanfleet:
+        notes = (
+            f"beanfleet work idles at {rows['beanfleet work: RSS idle']:.1f} MiB vs "
+            f"{rows['greenstalk loop: RSS idle']:.1f} MiB for the bare greenstalk loop: the "
+            "difference is code loaded once: `beanfleet.cli` imports every command "
+            "family (click, the exporter's prometheus_client and http.server, the "
+            "producer, admin), not per-job state."
+        )
+        growth = next(
+            v for k, v in rows.items() if k.startswith("beanfleet work: growth")
+        )
+        notes += f" From the first step to the last it grew {growth:.2f} MiB" + (
+            ": no growth worth the name, nothing is kept per job."
+            if growth < 1
+            else ": it keeps something per job, worth a look."
+        )
+        fig.notes.append(notes)
     fig.notes.append(
         f"{ctx.size.memory_jobs:,} jobs in {ctx.size.memory_steps} steps; RSS read after "
         "each step has drained and the worker is back in reserve."

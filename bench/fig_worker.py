@@ -30,6 +30,8 @@ from bench_common import (
 )
 from bench_ctx import Ctx
 
+NOISY = 25.0  # % of one core used by other processes during a run: repeat it
+
 LABELS = {
     "beanfleet": "beanfleet work (CLI, --max-jobs)",
     "greenstalk": "plain greenstalk reserve/delete loop",
@@ -48,6 +50,7 @@ def one_run(
         pause(ctl, tube)
         procs = start_workers(kind, srv, tube, 1, max_jobs=n, log_dir=ctx.log_dir)
         wait_for(ctl, tube, "current-waiting==1", timeout=30, procs=procs)
+        ctx.settle()
         window = CpuWindow({"worker": [procs[0].pid], "server": [server_pid(srv)]})
         t0 = time.perf_counter()
         unpause(ctl, tube)
@@ -58,6 +61,17 @@ def one_run(
     finally:
         ctl.close()
     return {"rate": n / elapsed, **cpu}
+
+
+def clean_run(
+    ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int
+) -> dict[str, float]:
+    """``one_run``, repeated (at most ``RETRIES`` times) while other processes on the
+    machine took more than ``NOISY`` % of a core during it; the least disturbed is kept."""
+    tries = [one_run(ctx, srv, kind, tube, n)]
+    while tries[-1]["others"] > NOISY and ctx.may_repeat():
+        tries.append(one_run(ctx, srv, kind, f"{tube}-{len(tries)}", n))
+    return min(tries, key=lambda x: x["others"])
 
 
 def run(ctx: Ctx) -> Figure:
@@ -73,7 +87,7 @@ def run(ctx: Ctx) -> Figure:
         for r in range(ctx.size.worker_rounds):
             order = kinds[r % len(kinds) :] + kinds[: r % len(kinds)]
             for kind in order:
-                runs[kind].append(one_run(ctx, srv, kind, f"f1-{kind}-{r}", n))
+                runs[kind].append(clean_run(ctx, srv, kind, f"f1-{kind}-{r}", n))
     base = median([x["rate"] for x in runs["greenstalk"]])
     for kind in kinds:
         rates = [x["rate"] for x in runs[kind]]
@@ -92,14 +106,51 @@ def run(ctx: Ctx) -> Figure:
                     "worker CPU %": mid["worker"],
                     "beanstalkd CPU %": mid["server"],
                     "µs CPU/job (worker)": 1e4 * mid["worker"] / mid["rate"],
+                    "of which user": 1e4 * mid["worker_usr"] / mid["rate"],
                     "µs CPU/job (server)": 1e4 * mid["server"] / mid["rate"],
                     "other processes CPU %": mid["others"],
                     "spread %": 100 * (max(rates) - min(rates)) / rate,
                 },
             )
         )
+    fig.notes += limits(fig.rows, kinds)
     fig.notes.append(
-        f"{n:,} jobs per run, {ctx.size.worker_rounds} round(s), median shown; CPU % is "
-        "of one core over the timed window."
+        f"{n:,} jobs per run, {ctx.size.worker_rounds} round(s), variants interleaved, median "
+        "shown; CPU % is of one core over the timed window; 'of which user' is the "
+        "user-mode (Python) part of the worker's CPU, the rest is the kernel's socket work."
     )
     return fig
+
+
+def limits(rows: list[Row], kinds: list[str]) -> list[str]:
+    """What bounds one worker, from the measured CPU per job."""
+    by_kind = dict(zip(kinds, rows, strict=True))
+
+    def cost(kind: str) -> str:
+        e = by_kind[kind].extra
+        return (
+            f"worker {e['µs CPU/job (worker)']:.1f} µs ({e['of which user']:.1f} user) + "
+            f"beanstalkd {e['µs CPU/job (server)']:.1f} µs of CPU per job, "
+            f"{1e6 / by_kind[kind].value:.1f} µs of wall time"
+        )
+
+    notes = [
+        (
+            "One worker and beanstalkd take turns: the worker waits for each reply, beanstalkd "
+            "waits for each command, so a job costs the worker's CPU plus beanstalkd's CPU plus "
+            "the wake-ups in between, and neither core is full (see the CPU %). Fewer round trips "
+            "and less CPU per job on either side are the only levers."
+        ),
+        f"greenstalk loop (2 round trips per job: reserve, delete): {cost('greenstalk')}.",
+        (
+            f"bare-socket ceiling (1 round trip: delete rides with the next reserve): "
+            f"{cost('pipelined')}."
+        ),
+    ]
+    if "beanfleet" in by_kind:
+        notes.append(
+            f"beanfleet work (1 round trip, same pipelining): {cost('beanfleet')}; the "
+            "difference to the ceiling is the loop's own Python work per job (see the lead "
+            "report / docs for the profile)."
+        )
+    return notes

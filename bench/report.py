@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from bench_common import Figure, Row
@@ -140,11 +141,17 @@ def _short(label: str, width: int = 28) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def plot(figures: list[Figure], path: Path, title: str) -> None:
+def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    # minor log ticks: label only 2× and 5× a power of ten
+    some = FuncFormatter(lambda v, _pos: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+    thousands = FuncFormatter(lambda v, _pos: f"{v / 1000:g}k" if v else "0")
 
     by_number = {f.number: f for f in figures}
     fig, axes = plt.subplots(2, 4, figsize=(22, 10))
@@ -175,6 +182,8 @@ def plot(figures: list[Figure], path: Path, title: str) -> None:
                 text += f"  ({r.ratio:.2f}×)"
             a.text(r.value, y, text, va="center", fontsize=8)  # type: ignore[attr-defined]
         a.set_xlim(0, max(values) * 1.45 if values else 1)  # type: ignore[attr-defined]
+        if unit.startswith("jobs/s"):
+            a.xaxis.set_major_formatter(thousands)  # type: ignore[attr-defined]
 
     if 1 in by_number:
         f = by_number[1]
@@ -194,6 +203,8 @@ def plot(figures: list[Figure], path: Path, title: str) -> None:
             ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
         ax.set_xticks(list(xs), [f"{r.extra['level']:.0%} load" for r in levels])
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(some)
         ax.set_ylabel("ms, put → handler start (log)")
         ax.legend(fontsize=8)
         ax.set_title(f"{f.number}. {f.title}", fontsize=10)
@@ -225,11 +236,22 @@ def plot(figures: list[Figure], path: Path, title: str) -> None:
             color="#9bbb59",
             label="total CPU % (server+workers)",
         )
+        ax2.plot(
+            counts,
+            [r.extra["other processes CPU %"] for r in f.rows],
+            "x:",
+            color="#7f7f7f",
+            label="other processes CPU %",
+        )
         ax2.set_ylabel("CPU % (100 = one core)")
-        ax2.set_ylim(0, 220)
+        ax2.set_ylim(0, 260)
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(
-            lines, [str(ln.get_label()) for ln in lines], fontsize=8, loc="lower right"
+            lines,
+            [str(ln.get_label()) for ln in lines],
+            fontsize=7,
+            loc="upper left",
+            ncol=2,
         )
         ax.set_title(f"{f.number}. {f.title}", fontsize=10)
     if 5 in by_number:
@@ -251,7 +273,10 @@ def plot(figures: list[Figure], path: Path, title: str) -> None:
             ]
             ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
         ax.set_xticks(list(xs), modes)
-        ax.set_ylabel("ms after due time")
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(some)
+        ax.set_ylabel("ms after due time (log)")
         ax.legend(fontsize=8)
         ax.set_title(f"{f.number}. {f.title}", fontsize=10)
     if 7 in by_number:
@@ -265,6 +290,19 @@ def plot(figures: list[Figure], path: Path, title: str) -> None:
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
         ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+    ax = flat[7]
+    ax.set_visible(True)
+    ax.axis("off")
+    lines = ["Goals"]
+    for f in figures:
+        for r in f.rows:
+            if r.goal:
+                status = goal_status(r).replace("**", "")
+                lines.append(f"  fig {f.number}: {r.ratio or 0:.2f}x; {status}")
+    lines += ["", "Machine"]
+    for m in machine:
+        lines += textwrap.wrap(m, 62, subsequent_indent="    ")
+    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -52,7 +53,13 @@ def machine_idle(seconds: float = 1.0) -> float:
     return (i1 - i0) / max(1, t1 - t0)
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    # Unwind normally so every beanstalkd and worker this run started is stopped.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument(
@@ -63,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--keep", action="store_true", help="keep the temp dir (worker logs)"
+    )
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds in all the run may spend waiting for other processes to go "
+        "quiet before measurements and repeating disturbed runs "
+        "(default: 120 for full, 0 for tiny)",
     )
     args = ap.parse_args(argv)
     numbers = [int(x) for x in args.only.split(",") if x] or list(FIGURES)
@@ -84,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="beanfleet-bench-"))
     log_dir = tmp / "logs"
     log_dir.mkdir()
-    ctx = Ctx(size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing)
+    full = size.name == "full"
+    quiet = args.quiet_wait if args.quiet_wait is not None else (120.0 if full else 0.0)
+    retries = 10 if full and quiet > 0 else 0
+    ctx = Ctx(
+        size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing, quiet, retries
+    )
     figures: list[Figure] = []
     failed = []
     start = time.perf_counter()
@@ -107,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     total = time.perf_counter() - start
+    if ctx.waited or ctx.repeated:
+        background += (
+            f"; waited {ctx.waited:.0f} s for quiet moments, repeated {ctx.repeated} "
+            "disturbed run(s)"
+        )
     with open("/proc/loadavg") as f:
         background += f"; load {f.read().split()[0]} at the end"
 
@@ -117,7 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     md.write_text(
         report.markdown(figures, machine, size.name, total, png.name, background)
     )
-    report.plot(figures, png, f"beanfleet bench ({size.name}), {machine['Date']}")
+    report.plot(
+        figures,
+        png,
+        f"beanfleet bench ({size.name}), {machine['Date']}",
+        [f"{k}: {v}" for k, v in machine.items()] + [f"Background: {background}"],
+    )
+    print("\n" + report.text_table(figures))
     print(f"\nwrote {md} and {png} in {total:.0f} s", file=sys.stderr)
     if failed:
         print(f"figures that failed: {failed}", file=sys.stderr)

@@ -23,12 +23,11 @@ import greenstalk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from beanstalkd_server import Beanstalkd  # noqa: E402
-
-from beanfleet.joblog import JobLog  # noqa: E402
-from beanfleet.protocol import Connection  # noqa: E402
-from beanfleet.recycle import RecycleLimits  # noqa: E402
-from beanfleet.worker import Worker  # noqa: E402
+from beanfleet.joblog import JobLog
+from beanfleet.protocol import Connection
+from beanfleet.recycle import RecycleLimits
+from beanfleet.worker import Worker
+from beanstalkd_server import Beanstalkd
 
 TUBE = "bench"
 BODY = json.dumps({"n": 1, "payload": "x" * 64}).encode()
@@ -80,24 +79,34 @@ def worker_loop(server: Beanstalkd, jobs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    results: dict[str, list[float]] = {"greenstalk": [], "beanfleet": []}
+    loops = {"greenstalk": greenstalk_loop, "beanfleet": worker_loop}
+    results: dict[str, list[float]] = {name: [] for name in loops}
+    ratios: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         server = Beanstalkd(binlog_dir=Path(tmp) / "binlog")
         server.start()
         try:
-            for _ in range(args.rounds):
-                for name, loop in (("greenstalk", greenstalk_loop), ("beanfleet", worker_loop)):
+            for round_no in range(args.rounds):
+                # Alternate the order, and compare within a round: a shared machine's load
+                # drifts, so back-to-back pairs are the fairest comparison.
+                order = list(loops) if round_no % 2 == 0 else list(reversed(loops))
+                for name in order:
                     fill(server, args.jobs)
-                    results[name].append(loop(server, args.jobs))
+                    results[name].append(loops[name](server, args.jobs))
+                ratios.append(results["beanfleet"][-1] / results["greenstalk"][-1])
         finally:
             server.kill()
-    plain = statistics.median(results["greenstalk"])
-    ours = statistics.median(results["beanfleet"])
     for name, rates in results.items():
         print(f"{name:10s} " + "  ".join(f"{r:8.0f}" for r in rates) + " jobs/s")
-    print(f"median: greenstalk {plain:.0f} jobs/s, beanfleet {ours:.0f} jobs/s, {ours / plain:.2f}x")
+    print("ratio      " + "  ".join(f"{r:8.2f}" for r in ratios))
+    plain = statistics.median(results["greenstalk"])
+    ours = statistics.median(results["beanfleet"])
+    print(
+        f"median: greenstalk {plain:.0f} jobs/s, beanfleet {ours:.0f} jobs/s; "
+        f"median per-round ratio {statistics.median(ratios):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -66,6 +66,21 @@ POOL_DEFAULTS: dict[str, Any] = {
     "state": "present",
 }
 POOL_KEYS = ("name", "tubes", *POOL_DEFAULTS)
+# The type of each setting, named as in Ansible's argument specs (which must agree).
+POOL_TYPES: dict[str, str] = {
+    "name": "str",
+    "tubes": "dict",
+    "processes": "int",
+    "max_retries": "int",
+    "backoff_base": "float",
+    "backoff_cap": "float",
+    "timeout": "float",
+    "max_jobs": "int",
+    "max_time": "float",
+    "max_memory": "float",
+    "env": "dict",
+    "state": "str",
+}
 
 # Defaults Ansible computes from the inventory (the roles' defaults are Jinja expressions);
 # offline rendering has no inventory, so these must then be given.
@@ -82,7 +97,7 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanfleet_wheelhouse": "",
     "beanfleet_log_format": "text",
     "beanfleet_stop_grace": 30,
-    "beanfleet_pool_defaults": POOL_DEFAULTS,
+    "beanfleet_pool_defaults": {},
     "beanfleet_pools": [],
     # role beanstalkd
     "beanstalkd_listen_address": "0.0.0.0",
@@ -94,6 +109,32 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": [],
 }
+FLEET_TYPES: dict[str, str] = {
+    "beanfleet_server": "str",
+    "beanfleet_manager": "str",
+    "beanfleet_packages": "list",
+    "beanfleet_wheelhouse": "str",
+    "beanfleet_log_format": "str",
+    "beanfleet_stop_grace": "int",
+    "beanfleet_pool_defaults": "dict",
+    "beanfleet_pools": "list",
+    "beanstalkd_listen_address": "str",
+    "beanstalkd_port": "int",
+    "beanstalkd_binlog_dir": "str",
+    "beanstalkd_fsync_ms": "int",
+    "beanstalkd_binlog_size": "int",
+    "beanstalkd_max_job_size": "int",
+    "beanstalkd_firewall": "bool",
+    "beanstalkd_firewall_allow": "list",
+}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "beanfleet_manager": MANAGERS,
+    "beanfleet_log_format": LOG_FORMATS,
+    "state": POOL_STATES,
+}
+# Defaults the roles compute with Jinja (from the inventory or the playbook's location).
+ANSIBLE_COMPUTED = ("beanfleet_wheelhouse", "beanstalkd_firewall_allow")
+
 # Variables other parts of the project set for the same hosts (not ours to check).
 FOREIGN_KEYS = ("beanfleet_host_address", "beanfleet_release")
 
@@ -221,6 +262,12 @@ def _check_env(where: str, env: Any) -> None:
             raise ConfigError(f"{where}: env: {key} must be a string or a number")
         if any(c in str(value) for c in "\n\r\0"):
             raise ConfigError(f"{where}: env: {key} must be one line")
+        if any(c in str(value) for c in "'\""):
+            # supervisor's environment= cannot carry quotes (it strips them)
+            raise ConfigError(f"{where}: env: {key} must not contain quotes")
+        if re.search(r"\s[;#]", str(value)):
+            # supervisor's config parser reads a comment from there on
+            raise ConfigError(f"{where}: env: {key} must not contain ' ;' or ' #'")
 
 
 def _check_pool(pool: Any, index: int, defaults: Mapping[str, Any]) -> dict[str, Any]:
@@ -320,7 +367,6 @@ def validate(description: Mapping[str, Any], *, offline: bool = False) -> Fleet:
     if unknown:
         raise ConfigError(f"beanfleet_pool_defaults: unknown setting {unknown[0]!r}")
     pool_defaults = {**POOL_DEFAULTS, **pool_defaults}
-    v["beanfleet_pool_defaults"] = pool_defaults
     pools = v["beanfleet_pools"]
     if not isinstance(pools, list):
         raise ConfigError(f"beanfleet_pools must be a list of pools, got {pools!r}")

@@ -36,9 +36,10 @@ class Recycler:
         self.limits = limits
         self.started = time.monotonic() if started is None else started
         self.jobs = 0
-
-    def job_done(self) -> None:
-        self.jobs += 1
+        # Checked before every job: one attribute read when no limit is set.
+        self.limited = any(
+            value is not None for value in (limits.max_jobs, limits.max_time, limits.max_memory_mb)
+        )
 
     def time_reason(self) -> str | None:
         """The max-time limit alone: cheap enough to check while idle."""

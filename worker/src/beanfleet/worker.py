@@ -1,14 +1,15 @@
 """The worker loop: reserve a job, run its tube's handler, then delete, release or bury it.
 
 Threads: the handler runs in the main thread (so ``--timeout`` can interrupt it with
-SIGALRM); a monitor thread touches long-running jobs so they outlive their TTR, and on a
-second SIGTERM/SIGINT releases the running job and exits.  Both threads share one
-connection, guarded by ``_lock`` whenever a handler is running; outside that window only
-the main thread uses it.
+SIGALRM); a monitor thread touches long-running jobs so they outlive their TTR, releases
+the running job on a second SIGTERM/SIGINT, and writes the queued log lines.  Both threads
+share one connection: while a handler runs, every use of it holds ``_lock``; outside that
+window only the main thread uses it and no reply is ever left unread.
 
-Hot path: a successful job's ``delete`` waits and goes out in the same write as the next
-``reserve-with-timeout``, and ``stats-job`` is only asked when its answer is needed (the
-tube when several are watched, the attempt when the handler reads it or the job failed).
+Hot path (one round trip per job): a successful job's ``delete`` goes out in the same write
+as the next ``reserve-with-timeout``, and ``stats-job`` is only asked when its answer is
+needed: the tube when several are watched, the attempt when the handler reads it or the job
+failed, the TTR when the job runs long enough to need touching.
 """
 
 from __future__ import annotations
@@ -39,41 +40,50 @@ from beanfleet.shutdown import ShutdownFlags
 RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
 REPLY_GRACE = 10.0  # no reply this long after RESERVE_TIMEOUT: treat the connection as dead
 WAIT_SLICE = 0.1  # how often a waiting reserve looks at the stop flags
-MONITOR_INTERVAL = 0.05
-HEARTBEAT_AFTER = 0.5  # touch only jobs still running after this long (from reservation)
+MONITOR_INTERVAL = 0.05  # monitor tick: second signal, heartbeat, log flush
+HEARTBEAT_AFTER = 0.5  # touch only jobs still running this long after their reservation
 MIN_TOUCH_INTERVAL = 0.3  # touch every ttr/3, but not more often than this
 DEADLINE_SOON_PAUSE = 0.1
 RECONNECT_FIRST = 0.1
 RECONNECT_CAP = 5.0
 CONNECT_TIMEOUT = 5.0
-ABORT_GRACE = 2.0  # after a second signal with no handler running, exit hard after this
+ABORT_GRACE = 2.0  # second signal and no handler running: exit hard if still here by then
 
 _RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
+_decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type checks
 
 
 class _Reserved:
-    """A job reserved on the current connection (and, once handled, awaiting its delete)."""
+    """A job reserved on the current connection (once handled: awaiting its delete)."""
 
     __slots__ = ("body", "duration", "id", "info", "next_touch", "stats", "tube")
 
-    def __init__(self, job_id: int, body: bytes) -> None:
+    def __init__(self, job_id: int, body: bytes, tube: str | None) -> None:
         self.id = job_id
         self.body = body
-        self.tube: str | None = None
-        self.stats: dict[str, int | str] | None = None
+        self.tube = tube
+        self.stats: dict[str, int | str] | None = None  # stats-job, asked at most once
         self.info: JobInfo | None = None
         self.duration: float | None = None
         self.next_touch = time.monotonic() + HEARTBEAT_AFTER
 
+    @property
+    def attempt(self) -> int | None:
+        if self.info is not None and self.info.attempt_if_known is not None:
+            return self.info.attempt_if_known
+        return None if self.stats is None else _attempt_of(self.stats)
+
 
 def _attempt_of(stats: Mapping[str, int | str]) -> int:
+    # beanstalkd counts releases itself, so the attempt survives worker restarts.
     return int(stats["releases"]) + 1
 
 
 def describe_error(error: BaseException) -> str:
-    """``ValueError: boom (tasks.py:12 in send)``: one line, with the innermost frame."""
+    """``ValueError: boom (tasks.py:12 in send)``: one line, with the innermost frame of the
+    handler's code (a JobTimeout is raised in this module, where the alarm hit it)."""
     text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    frames = traceback.extract_tb(error.__traceback__)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename != __file__]
     if frames:
         last = frames[-1]
         text += f" ({os.path.basename(last.filename)}:{last.lineno} in {last.name})"
@@ -83,8 +93,8 @@ def describe_error(error: BaseException) -> str:
 class Worker:
     """Runs handlers for jobs from one or more tubes until stopped or recycled.
 
-    ``run()`` returns why it stopped.  Usable from code (benchmarks, tests): call
-    :meth:`request_stop` from a handler, or set ``limits``.
+    ``run()`` returns why it stopped.  From code (benchmarks, tests) stop it with
+    ``limits`` or :meth:`request_stop` (e.g. from a handler).
     """
 
     def __init__(
@@ -120,9 +130,9 @@ class Worker:
         self._conn_broken = False  # set by the monitor when a touch hits a dead socket
         self._healthy = False  # the current connection has answered a reserve
         self._backoff = RECONNECT_FIRST
-        self._current: _Reserved | None = None  # reserved here, outcome not settled
-        self._running: _Reserved | None = None  # its handler is executing (monitor acts)
-        self._pending_delete: _Reserved | None = None
+        self._current: _Reserved | None = None  # reserved here, outcome not sent yet
+        self._running: _Reserved | None = None  # its handler is executing right now
+        self._pending_delete: _Reserved | None = None  # succeeded, delete not confirmed
         self._deadline_soon_logged = False
         self._timed_out = False
         self._alarm_deferred = False
@@ -143,9 +153,9 @@ class Worker:
         previous_alarm = None
         if self.timeout is not None:
             if not in_main:
-                self.flags.restore()
                 raise ConfigError("a job timeout needs the worker in the main thread (SIGALRM)")
             previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._monitor_stop = threading.Event()
         monitor = threading.Thread(target=self._monitor, name="beanfleet-monitor", daemon=True)
         monitor.start()
         self.log.event(
@@ -164,28 +174,30 @@ class Worker:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous_alarm)
             self.flags.restore()
+            self.log.flush()
         self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
-        self.log.flush()
         return reason
 
-    def _stop_reason(self) -> str | None:
-        if self.flags.stopping:
-            return f"{self.flags.signal_name}"
-        return self.recycler.reason()
-
     def _loop(self) -> str:
+        flags = self.flags
+        recycler = self.recycler
         while True:
-            reason = self._stop_reason()
-            if reason is not None:
-                self._finish_pending_delete()
-                return reason
+            if flags.count or recycler.limited:
+                reason = flags.signal_name if flags.count else recycler.reason()
+                if reason is not None:
+                    self._finish_pending_delete()
+                    return reason
             try:
-                if (self._conn is None or self._conn_broken) and not self._connect():
-                    continue  # stop requested while connecting
-                job = self._reserve()
+                conn = self._conn
+                if conn is None or self._conn_broken:
+                    if not self._connect():
+                        continue  # stop requested while connecting
+                    conn = self._conn
+                    assert conn is not None
+                job = self._reserve(conn)
                 if job is not None:
-                    self._process(job)
-            except OSError as exc:  # ConnectionError, broken pipe, reset, ...
+                    self._process(conn, job)
+            except OSError as exc:  # ConnectionError, broken pipe, reset, no reply, ...
                 self._connection_lost(exc)
 
     # -- connection --------------------------------------------------------------------------
@@ -205,9 +217,9 @@ class Worker:
         return conn
 
     def _connect(self, attempts: int | None = None) -> bool:
-        """Connect (retrying with capped, jittered backoff) and watch the tubes.
+        """Connect and watch the tubes, retrying with capped, jittered backoff.
 
-        Gives up (False) when a stop is requested or after ``attempts`` tries.
+        Gives up (False) when a stop is requested, or after ``attempts`` tries.
         """
         tries = 0
         while attempts is None or tries < attempts:
@@ -220,16 +232,16 @@ class Worker:
                 what = describe_os_error(exc) if isinstance(exc, OSError) else repr(exc)
                 delay = self._backoff * random.uniform(0.5, 1.0)
                 self._backoff = min(self._backoff * 2, self.reconnect_cap)
+                last = attempts is not None and tries >= attempts
                 self.log.event(
                     "connect-failed",
-                    f"cannot connect to beanstalkd at {self.server}: {what}; "
-                    f"retrying in {delay:.1f}s",
+                    f"cannot connect to beanstalkd at {self.server}: {what}"
+                    + ("" if last else f"; retrying in {delay:.1f}s"),
                     level="error",
                     attempt=tries,
                 )
-                if attempts is not None and tries >= attempts:
-                    return False
-                self._pause(delay)
+                if not last:
+                    self._pause(delay)
                 continue
             with self._lock:
                 self._conn = conn
@@ -263,8 +275,7 @@ class Worker:
             self._log_job(
                 job,
                 "returned",
-                reason="connection lost before its outcome was sent; "
-                "beanstalkd puts it back to ready",
+                "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
         if self._pending_delete is not None:
             self.log.event(
@@ -275,24 +286,24 @@ class Worker:
                 job=self._pending_delete.id,
             )
         if not self._healthy:
-            # It failed again before answering a reserve: back off instead of spinning.
-            self._pause(self._backoff)
+            # Lost again before it ever answered a reserve: back off instead of spinning.
+            self._pause(self._backoff * random.uniform(0.5, 1.0))
             self._backoff = min(self._backoff * 2, self.reconnect_cap)
 
     def _delete_after_reconnect(self, conn: Connection, done: _Reserved) -> None:
-        # delete also works on ready jobs; NOT_FOUND means another worker reserved it (or
-        # our first delete did reach the server before the connection broke).
+        # delete also works on a ready job.  NOT_FOUND: another worker reserved it (or our
+        # first delete reached the server before the connection broke).
         conn.send([b"delete %d" % done.id])
         status, _ = conn.read_reply()
         self._pending_delete = None
         if status == b"DELETED":
-            self._log_done(done, "deleted", reason="deleted after reconnecting")
+            self._log_job(done, "deleted", "deleted after reconnecting")
         else:
-            self._log_done(
+            self._log_job(
                 done,
                 "lost",
-                reason=f"delete after reconnecting: {status.decode(errors='replace')} "
-                "(another worker has it, or it was already deleted)",
+                f"delete after reconnecting replied {status.decode(errors='replace')}: "
+                "another worker has it, or it was already deleted",
             )
 
     def _finish_pending_delete(self) -> None:
@@ -301,22 +312,20 @@ class Worker:
         if done is None:
             return
         try:
-            if self._conn is None or self._conn_broken:
-                self._drop_connection()
-                if self._connect(attempts=1):
-                    return  # _connect deleted it
-            else:
-                self._conn.send([b"delete %d" % done.id])
-                status, _ = self._conn.read_reply()
+            conn = self._conn
+            if conn is not None and not self._conn_broken:
+                conn.send([b"delete %d" % done.id])
+                status, _ = conn.read_reply()
                 self._pending_delete = None
                 self._log_delete(done, status)
                 return
+            self._drop_connection()
+            if self._connect(attempts=1):
+                return  # _connect deleted it
         except OSError:
             pass
         self._pending_delete = None
-        self._log_done(
-            done, "returned", reason="succeeded but could not be deleted: server unreachable"
-        )
+        self._log_job(done, "returned", "succeeded, but could not be deleted: server unreachable")
 
     def _pause(self, seconds: float) -> bool:
         """Sleep in short slices; False as soon as a stop is requested."""
@@ -329,9 +338,7 @@ class Worker:
 
     # -- reserving ---------------------------------------------------------------------------
 
-    def _reserve(self) -> _Reserved | None:
-        conn = self._conn
-        assert conn is not None
+    def _reserve(self, conn: Connection) -> _Reserved | None:
         done = self._pending_delete
         if done is None:
             conn.sock.sendall(_RESERVE)
@@ -339,31 +346,29 @@ class Worker:
             conn.sock.sendall(b"delete %d\r\n%s" % (done.id, _RESERVE))
             status, _ = conn.read_reply()
             self._pending_delete = None
-            self._log_delete(done, status)
+            info = done.info
+            if status == b"DELETED" and info is not None and done.duration is not None:
+                self.log.deleted(done.id, info.tube, info.attempt_if_known, done.duration)
+            else:
+                self._log_delete(done, status)
 
-        sent = time.monotonic()
-        while not conn.has_buffered():
-            if self.flags.stopping or self.recycler.time_reason() is not None:
-                self._drop_connection()  # abandons the reserve; nothing is lost
-                return None
-            readable, _, _ = select.select([conn], [], [], WAIT_SLICE)
-            if readable:
-                break
-            if time.monotonic() - sent > RESERVE_TIMEOUT + REPLY_GRACE:
-                raise TimeoutError(f"no reply to reserve in {RESERVE_TIMEOUT + REPLY_GRACE:g}s")
+        if not conn.has_buffered() and not self._wait_readable(conn):
+            self._drop_connection()  # abandons the reserve; a job it got goes back to ready
+            return None
 
         status, values = conn.read_reply()
         if status == b"RESERVED":
-            job = _Reserved(int(values[0]), conn.read_chunk(int(values[1])))
+            job = _Reserved(int(values[0]), conn.read_chunk(int(values[1])), self._single_tube)
             self._current = job
-            self._healthy = True
-            self._backoff = RECONNECT_FIRST
+            if not self._healthy:
+                self._healthy = True
+                self._backoff = RECONNECT_FIRST
             self._deadline_soon_logged = False
-            if self.flags.stopping:
+            if self.flags.count:
                 # The signal came while the reply was in flight: hand the job straight back.
                 self._current = None
                 self._drop_connection()
-                self._log_job(job, "returned", reason="worker stopping; not started")
+                self._log_job(job, "returned", "worker stopping; not started")
                 return None
             return job
         if status == b"TIMED_OUT":
@@ -371,8 +376,8 @@ class Worker:
             self._backoff = RECONNECT_FIRST
             return None
         if status == b"DEADLINE_SOON":
-            # A job of ours is about to time out (should not happen: the worker holds none
-            # while reserving).  Retry until beanstalkd takes it back.
+            # A job reserved on this connection is about to time out (the worker holds none
+            # while reserving, so this is unexpected but harmless): retry until it has.
             if not self._deadline_soon_logged:
                 self._deadline_soon_logged = True
                 self.log.event(
@@ -385,58 +390,62 @@ class Worker:
             return None
         raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
 
+    def _wait_readable(self, conn: Connection) -> bool:
+        """Wait for the reserve's reply in short slices; False if the worker should stop."""
+        sent = time.monotonic()
+        while True:
+            if self.flags.count or self.recycler.time_reason() is not None:
+                return False
+            readable, _, _ = select.select([conn], [], [], WAIT_SLICE)
+            if readable:
+                return True
+            if time.monotonic() - sent > RESERVE_TIMEOUT + REPLY_GRACE:
+                raise TimeoutError(f"no reply to reserve in {RESERVE_TIMEOUT + REPLY_GRACE:g}s")
+
     # -- processing --------------------------------------------------------------------------
 
-    def _process(self, job: _Reserved) -> None:
+    def _process(self, conn: Connection, job: _Reserved) -> None:
         try:
-            self._process_reserved(job)
+            if job.tube is None:  # several tubes watched: ask which one
+                job.tube = str(self._job_stats(job)["tube"])
+            handler = self.handlers.get(job.tube)
+            if handler is None:
+                self._bury(conn, job, f"no handler for tube {job.tube!r}")
+                return
+            try:
+                data = _decode_json(job.body.decode("utf-8"))
+            except UnicodeDecodeError:
+                self._bury(conn, job, "body is not valid UTF-8")
+                return
+            except ValueError as exc:
+                self._bury(conn, job, f"body is not valid JSON: {exc}")
+                return
+            info = job.info = JobInfo(
+                job.id,
+                job.tube,
+                attempt=None if job.stats is None else _attempt_of(job.stats),
+                fetch_attempt=lambda: self._fetch_attempt(job),
+            )
+            error = self._call(handler, data, info, job)
+            if error is None:
+                self._current = None
+                self._pending_delete = job  # deleted in the same write as the next reserve
+            else:
+                self._fail(conn, job, error)
         except greenstalk.Error as exc:
-            # A server error reply about this job (e.g. NOT_FOUND after its TTR ran out):
-            # the connection itself is fine and in step, so log and carry on.
+            # An error reply about this job (e.g. NOT_FOUND once its TTR ran out): the
+            # connection is still in step, so log and carry on.
             self._current = None
-            self._log_job(job, "lost", reason=f"beanstalkd replied {type(exc).__name__}")
+            self._log_job(job, "lost", f"beanstalkd replied {type(exc).__name__}")
         finally:
-            self.recycler.job_done()
-
-    def _process_reserved(self, job: _Reserved) -> None:
-        if self._single_tube is not None:
-            job.tube = self._single_tube
-        else:
-            job.tube = str(self._job_stats(job)["tube"])
-        handler = self.handlers.get(job.tube)
-        if handler is None:
-            self._bury(job, f"no handler for tube {job.tube!r}")
-            return
-        try:
-            data = json.loads(job.body.decode("utf-8"))
-        except UnicodeDecodeError:
-            self._bury(job, "body is not valid UTF-8")
-            return
-        except ValueError as exc:
-            self._bury(job, f"body is not valid JSON: {exc}")
-            return
-
-        info = JobInfo(
-            job.id,
-            job.tube,
-            attempt=None if job.stats is None else _attempt_of(job.stats),
-            fetch_attempt=lambda: self._fetch_attempt(job),
-        )
-        job.info = info
-        error, duration = self._call(handler, data, info, job)
-        job.duration = duration
-        if error is None:
-            # Deleted with the next reserve, in the same write.
-            self._current = None
-            self._pending_delete = job
-        else:
-            self._fail(job, info, error, duration)
+            self.recycler.jobs += 1
 
     def _call(
         self, handler: Handler, data: object, info: JobInfo, job: _Reserved
-    ) -> tuple[BaseException | None, float]:
-        with self._lock:
-            self._running = job
+    ) -> BaseException | None:
+        # Publishing needs no lock: the monitor re-checks _running under the lock before it
+        # touches.  Clearing it does (below): a touch may be mid-exchange on the connection.
+        self._running = job
         self._timed_out = False
         error: BaseException | None = None
         started = time.monotonic()
@@ -450,90 +459,86 @@ class Worker:
                     signal.setitimer(signal.ITIMER_REAL, 0)
         except (Exception, JobTimeout) as exc:
             error = exc
-        duration = time.monotonic() - started
+        job.duration = time.monotonic() - started
         if error is None and self._timed_out and self.timeout is not None:
-            error = JobTimeout(self.timeout)  # the handler swallowed the JobTimeout
+            error = JobTimeout(self.timeout)  # the handler caught and swallowed it
         with self._lock:
             self._running = None
-        return error, duration
+        return error
 
     def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
         self._timed_out = True
         if self._alarm_deferred:
-            return  # mid protocol exchange; _fetch_attempt raises when it is done
+            return  # mid protocol exchange; _fetch_attempt raises once it is done
         assert self.timeout is not None
         raise JobTimeout(self.timeout)
 
     def _job_stats(self, job: _Reserved) -> dict[str, int | str]:
-        """stats-job for the reserved job, asked once (pri, ttr, releases do not change)."""
+        """stats-job of the reserved job, asked once (its pri, ttr and releases hold still
+        while it is reserved here)."""
         if job.stats is None:
-            if self._conn is None or self._conn_broken:
+            conn = self._conn
+            if conn is None or self._conn_broken:
                 raise ConnectionError("connection to beanstalkd lost")
-            job.stats = self._conn.stats_job(job.id)
+            job.stats = conn.stats_job(job.id)
         return job.stats
 
     def _fetch_attempt(self, job: _Reserved) -> int:
-        # Called from the handler (main thread) while the monitor may touch: take the lock,
-        # and keep SIGALRM from raising halfway through the exchange.
+        # The handler reads job.attempt (main thread) while the monitor may be touching:
+        # take the lock, and keep SIGALRM from raising halfway through the exchange.
         with self._lock:
             self._alarm_deferred = True
             try:
-                try:
-                    stats = self._job_stats(job)
-                except OSError:
-                    self._conn_broken = True
-                    raise
+                stats = self._job_stats(job)
+            except OSError:
+                self._conn_broken = True
+                raise
             finally:
                 self._alarm_deferred = False
         if self._timed_out and self.timeout is not None:
             raise JobTimeout(self.timeout)
         return _attempt_of(stats)
 
-    def _fail(self, job: _Reserved, info: JobInfo, error: BaseException, duration: float) -> None:
+    def _fail(self, conn: Connection, job: _Reserved, error: BaseException) -> None:
         if self._conn_broken:
             raise ConnectionError("connection to beanstalkd lost while the handler ran")
-        assert self._conn is not None
         stats = self._job_stats(job)
         attempt = _attempt_of(stats)
-        reason = describe_error(error)
-        decision = self.policy.decide(attempt, error, reason)
-        detail = None
-        if not isinstance(error, JobTimeout):
-            detail = "".join(traceback.format_exception(error))
+        decision = self.policy.decide(attempt, error, describe_error(error))
         delay: int | None = None
         if decision.action == "release":
             delay = decision.delay
-            status = schedule_retry(self._conn, job.id, int(stats["pri"]), delay)
+            status = schedule_retry(conn, job.id, int(stats["pri"]), delay)
         else:
-            status = self._send_bury(job, stats)
+            status = self._send_bury(conn, job.id, stats)
         self._current = None
-        outcome, delay, why = self._outcome_of(status, delay, decision.reason)
+        outcome, delay, reason = self._outcome_of(status, delay, decision.reason)
+        # For a JobTimeout the traceback shows where the handler was when it was stopped.
+        detail = "".join(traceback.format_exception(error))
         self.log.job(
-            JobOutcome(job.id, job.tube, attempt, duration, outcome, delay, why, detail)
+            JobOutcome(job.id, job.tube, attempt, job.duration, outcome, delay, reason, detail)
         )
 
-    def _bury(self, job: _Reserved, reason: str) -> None:
+    def _bury(self, conn: Connection, job: _Reserved, reason: str) -> None:
         """Bury a job that cannot be handled at all (poison body, no handler)."""
         stats = self._job_stats(job)
-        status = self._send_bury(job, stats)
+        status = self._send_bury(conn, job.id, stats)
         self._current = None
         outcome, delay, why = self._outcome_of(status, None, reason)
         self.log.job(JobOutcome(job.id, job.tube, _attempt_of(stats), None, outcome, delay, why))
 
-    def _send_bury(self, job: _Reserved, stats: Mapping[str, int | str]) -> bytes:
-        assert self._conn is not None
-        self._conn.send([b"bury %d %d" % (job.id, int(stats["pri"]))])
-        status, _ = self._conn.read_reply()
+    @staticmethod
+    def _send_bury(conn: Connection, job_id: int, stats: Mapping[str, int | str]) -> bytes:
+        conn.send([b"bury %d %d" % (job_id, int(stats["pri"]))])
+        status, _ = conn.read_reply()
         return status
 
     @staticmethod
-    def _outcome_of(
-        status: bytes, delay: int | None, reason: str
-    ) -> tuple[str, int | None, str]:
+    def _outcome_of(status: bytes, delay: int | None, reason: str) -> tuple[str, int | None, str]:
         if status == b"RELEASED":
             return "released", delay, reason
         if status == b"BURIED":
-            # Either our bury, or a release the server had to turn into a bury (out of memory).
+            # Our bury, or a release the server had to turn into a bury (out of memory).
             return "buried", None, reason if delay is None else f"server out of memory; {reason}"
         return "lost", None, (
             f"beanstalkd replied {status.decode(errors='replace')}: not reserved by this "
@@ -544,45 +549,53 @@ class Worker:
 
     def _log_delete(self, done: _Reserved, status: bytes) -> None:
         if status == b"DELETED":
-            self._log_done(done, "deleted")
+            self.log.job(JobOutcome(done.id, done.tube, done.attempt, done.duration, "deleted"))
         else:
-            self._log_done(
+            self._log_job(
                 done,
                 "lost",
-                reason=f"delete replied {status.decode(errors='replace')}: not reserved by "
-                "this worker any more (TTR ran out?)",
+                f"delete replied {status.decode(errors='replace')}: not reserved by this "
+                "worker any more (TTR ran out?)",
             )
 
-    def _log_done(self, done: _Reserved, outcome: str, reason: str | None = None) -> None:
-        attempt = done.info.attempt_if_known if done.info is not None else None
-        self.log.job(JobOutcome(done.id, done.tube, attempt, done.duration, outcome, None, reason))
-
     def _log_job(self, job: _Reserved, outcome: str, reason: str) -> None:
-        attempt = job.info.attempt_if_known if job.info is not None else None
-        if attempt is None and job.stats is not None:
-            attempt = _attempt_of(job.stats)
-        self.log.job(JobOutcome(job.id, job.tube, attempt, None, outcome, None, reason))
+        self.log.job(JobOutcome(job.id, job.tube, job.attempt, job.duration, outcome, None, reason))
 
-    # -- monitor thread: heartbeat touches and the second signal -----------------------------
+    # -- monitor thread: second signal, heartbeat, log flush ---------------------------------
 
     def _monitor(self) -> None:
+        signals_seen = 0
         while not self._monitor_stop.wait(MONITOR_INTERVAL):
+            if self.flags.count != signals_seen:
+                signals_seen = self.flags.count
+                self._log_stopping(signals_seen)
             if self.flags.aborting:
                 self._abort()
             self._heartbeat()
             self.log.flush()
+
+    def _log_stopping(self, count: int) -> None:
+        # From the monitor thread: the signal handler itself only counts.
+        job = self._running
+        if count == 1:
+            doing = f"finishing job {job.id}, then exiting" if job else "exiting"
+            self.log.event("stopping", f"{self.flags.signal_name}: no new jobs; {doing}")
+        elif count == 2:
+            doing = f"releasing job {job.id} and exiting now" if job else "exiting now"
+            self.log.event("stopping", f"second {self.flags.signal_name}: {doing}")
 
     def _heartbeat(self) -> None:
         job = self._running
         if job is None or time.monotonic() < job.next_touch:
             return
         with self._lock:
-            if self._running is not job or self._conn is None or self._conn_broken:
+            conn = self._conn
+            if self._running is not job or conn is None or self._conn_broken:
                 return
             try:
                 ttr = int(self._job_stats(job)["ttr"])
-                self._conn.send([b"touch %d" % job.id])
-                status, _ = self._conn.read_reply()
+                conn.send([b"touch %d" % job.id])
+                status, _ = conn.read_reply()
             except OSError as exc:
                 self._conn_broken = True
                 self.log.event(
@@ -593,17 +606,19 @@ class Worker:
                     job=job.id,
                 )
                 return
+            except greenstalk.Error as exc:  # NOT_FOUND from stats-job: the job is gone
+                status = type(exc).__name__.encode()
             if status == b"TOUCHED":
                 job.next_touch = time.monotonic() + max(MIN_TOUCH_INTERVAL, ttr / 3)
-            else:
-                job.next_touch = float("inf")
-                self.log.event(
-                    "touch-failed",
-                    f"touch of job {job.id} replied {status.decode(errors='replace')}: "
-                    "it is not reserved by this worker any more",
-                    level="warning",
-                    job=job.id,
-                )
+                return
+            job.next_touch = float("inf")
+            self.log.event(
+                "touch-failed",
+                f"touch of job {job.id} replied {status.decode(errors='replace')}: "
+                "it is not reserved by this worker any more",
+                level="warning",
+                job=job.id,
+            )
 
     def _abort(self) -> None:
         """Second signal: give the running job back now (priority kept, no delay), exit 0."""
@@ -612,31 +627,28 @@ class Worker:
             if job is not None:
                 self._release_now(job)
                 self.log.event("stopped", f"worker exiting: second {self.flags.signal_name}")
-                self.log.flush()
                 os._exit(0)
-        # No handler running: the main loop is already on its way out; make sure it is.
+        # No handler running: the main loop is already on its way out; make sure it gets out.
         now = time.monotonic()
         if self._abort_deadline is None:
             self._abort_deadline = now + ABORT_GRACE
         elif now > self._abort_deadline:
             self.log.event("stopped", "worker exiting: forced after second signal")
-            self.log.flush()
             os._exit(0)
 
     def _release_now(self, job: _Reserved) -> None:
-        # Called with the lock held; the handler is still running in the main thread.
+        # Runs with the lock held while the handler is still busy in the main thread.
         reason = f"second {self.flags.signal_name}: handed back while running"
-        if self._conn is None or self._conn_broken:
-            self._log_job(job, "returned", reason=reason + " (connection lost)")
-            return
-        try:
-            pri = int(self._job_stats(job)["pri"])
-            self._conn.send([b"release %d %d 0" % (job.id, pri)])
-            status, _ = self._conn.read_reply()
-        except OSError:
-            # Exiting closes the socket, which returns the job to ready all the same.
-            self._log_job(job, "returned", reason=reason + " (connection lost)")
-            return
-        outcome = "released" if status == b"RELEASED" else "lost"
-        attempt = _attempt_of(job.stats) if job.stats is not None else None
-        self.log.job(JobOutcome(job.id, job.tube, attempt, None, outcome, 0, reason))
+        conn = self._conn
+        status = b""
+        if conn is not None and not self._conn_broken:
+            try:
+                pri = int(self._job_stats(job)["pri"])
+                conn.send([b"release %d %d 0" % (job.id, pri)])
+                status, _ = conn.read_reply()
+            except (OSError, greenstalk.Error):
+                pass  # exiting closes the socket, which returns the job to ready all the same
+        if status == b"RELEASED":
+            self.log.job(JobOutcome(job.id, job.tube, job.attempt, None, "released", 0, reason))
+        else:
+            self._log_job(job, "returned", reason + " (by closing the connection)")

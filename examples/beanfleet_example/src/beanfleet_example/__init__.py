@@ -1,0 +1,1 @@
+"""Example beanfleet job handlers (see handlers.py)."""

@@ -1,0 +1,223 @@
+"""beanfleet.fleet: defaults, and one clear one-line error per invalid setting."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beanfleet import fleet
+from beanfleet.errors import ConfigError
+from beanfleet.render import MANIFEST, render
+
+GOOD_POOL = {"name": "emails", "tubes": {"emails": "app.handlers:send"}}
+
+
+def description(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "beanfleet_server": "10.0.0.1:11300",
+        "beanstalkd_firewall_allow": ["10.0.0.0/24"],
+        "beanfleet_pools": [dict(GOOD_POOL)],
+    }
+    base.update(overrides)
+    return base
+
+
+def pool(**overrides: Any) -> dict[str, Any]:
+    out = copy.deepcopy(GOOD_POOL)
+    out.update(overrides)
+    return out
+
+
+def test_defaults_fill_in_every_pool_setting() -> None:
+    result = fleet.validate(description())
+    assert result.manager == "systemd"
+    (full,) = result.pools
+    assert full == {**fleet.POOL_DEFAULTS, **GOOD_POOL}
+    assert fleet.instances(full) == ["emails-1"]
+
+
+def test_pool_defaults_can_be_overridden_fleet_wide() -> None:
+    result = fleet.validate(description(beanfleet_pool_defaults={"processes": 4}))
+    assert result.pools[0]["processes"] == 4
+    assert result.pools[0]["timeout"] == fleet.POOL_DEFAULTS["timeout"]
+
+
+def test_absent_pools_are_kept_but_not_present() -> None:
+    result = fleet.validate(
+        description(beanfleet_pools=[GOOD_POOL, pool(name="old", state="absent")])
+    )
+    assert [p["name"] for p in result.pools] == ["emails", "old"]
+    assert [p["name"] for p in result.present_pools] == ["emails"]
+
+
+BAD = [
+    (
+        {"beanfleet_pools": [pool(processes=-1)]},
+        "beanfleet_pools[0] (emails): processes must be an integer >= 1, got -1",
+    ),
+    (
+        {"beanfleet_pools": [pool(processes=0)]},
+        "beanfleet_pools[0] (emails): processes must be an integer >= 1, got 0",
+    ),
+    (
+        {"beanfleet_manager": "upstart"},
+        "beanfleet_manager must be one of: systemd, supervisor, got 'upstart'",
+    ),
+    (
+        {"beanfleet_pools": [pool(tubes={"emails": "app.handlers"})]},
+        "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
+        "got 'app.handlers'",
+    ),
+    (
+        {"beanfleet_pools": [pool(tubes={"emails": "app handlers:send"})]},
+        "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
+        "got 'app handlers:send'",
+    ),
+    (
+        {"beanfleet_pools": [GOOD_POOL, pool(processes=2)]},
+        "beanfleet_pools[1] (emails): duplicate pool name 'emails'",
+    ),
+    (
+        {"beanfleet_pools": [pool(tubes={"-bad": "a:b"})]},
+        "beanfleet_pools[0] (emails): invalid tube name '-bad': 1-200 characters of letters, "
+        "digits and -+/;.$_(), not starting with '-'",
+    ),
+    (
+        {"beanfleet_pools": [pool(tubes={"a b": "a:b"})]},
+        "beanfleet_pools[0] (emails): invalid tube name 'a b'",
+    ),
+    ({"beanfleet_pools": [pool(tubes={"x" * 201: "a:b"})]}, "invalid tube name"),
+    ({"beanfleet_pools": [pool(tubes={})]}, "tubes must be a non-empty mapping"),
+    ({"beanfleet_pools": [pool(name="bad name")]}, "invalid pool name 'bad name'"),
+    ({"beanfleet_pools": [pool(name="-x")]}, "invalid pool name '-x'"),
+    ({"beanfleet_pools": [{"tubes": {"a": "a:b"}}]}, "beanfleet_pools[0]: name is required"),
+    ({"beanfleet_pools": [{"name": "x"}]}, "beanfleet_pools[0] (x): tubes is required"),
+    ({"beanfleet_pools": [pool(procs=2)]}, "unknown setting 'procs'"),
+    ({"beanfleet_pools": [pool(max_retries=-1)]}, "max_retries must be an integer >= 0, got -1"),
+    ({"beanfleet_pools": [pool(timeout=0)]}, "timeout must be a number > 0, got 0"),
+    ({"beanfleet_pools": [pool(max_memory=-5)]}, "max_memory must be a number >= 0, got -5"),
+    ({"beanfleet_pools": [pool(max_jobs=1.5)]}, "max_jobs must be an integer, got 1.5"),
+    ({"beanfleet_pools": [pool(processes=True)]}, "processes must be an integer, got True"),
+    (
+        {"beanfleet_pools": [pool(backoff_base=10, backoff_cap=5)]},
+        "backoff_cap (5) must be >= backoff_base (10)",
+    ),
+    ({"beanfleet_pools": [pool(state="gone")]}, "state must be one of: present, absent"),
+    ({"beanfleet_pools": [pool(env={"1X": "v"})]}, "env: invalid variable name '1X'"),
+    ({"beanfleet_pools": [pool(env={"A": "x\ny"})]}, "env: A must be one line"),
+    ({"beanfleet_pools": [pool(env={"A": 'say "hi"'})]}, "env: A must not contain quotes"),
+    ({"beanfleet_pools": [pool(env={"BEANFLEET_SERVER": "x"})]}, "is set by beanfleet"),
+    ({"beanfleet_pools": [pool(env={"A": "x #y"})]}, "env: A must not contain ' ;' or ' #'"),
+    ({"beanfleet_server": "nohost"}, "beanfleet_server: invalid server address 'nohost'"),
+    ({"beanfleet_log_format": "xml"}, "beanfleet_log_format must be one of: text, json"),
+    ({"beanfleet_packages": "beanfleet-example"}, "beanfleet_packages must be a list"),
+    ({"beanfleet_pools": {"name": "x"}}, "beanfleet_pools must be a list of pools"),
+    ({"beanstalkd_port": 70000}, "beanstalkd_port must be an integer between 1 and 65535"),
+    ({"beanstalkd_port": "http"}, "beanstalkd_port must be an integer, got 'http'"),
+    ({"beanstalkd_fsync_ms": -1}, "beanstalkd_fsync_ms must be an integer >= 0, got -1"),
+    ({"beanstalkd_binlog_dir": "var/lib"}, "beanstalkd_binlog_dir must be an absolute path"),
+    ({"beanstalkd_max_job_size": 2**31}, "beanstalkd_max_job_size must be an integer between"),
+    ({"beanstalkd_firewall": "yes"}, "beanstalkd_firewall must be true or false, got 'yes'"),
+    ({"beanstalkd_firewall_allow": ["10.0.0.300"]}, "'10.0.0.300' is not an IP address"),
+    ({"beanstalkd_listen_adress": "0.0.0.0"}, "unknown setting 'beanstalkd_listen_adress'"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "message"), BAD, ids=[m for _, m in BAD])
+def test_invalid_settings_are_rejected_in_one_line(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet.validate(description(**overrides))
+    text = str(info.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_env_values_are_never_echoed() -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet.validate(description(beanfleet_pools=[pool(env={"TOKEN": "s3cret\n"})]))
+    assert "s3cret" not in str(info.value)
+
+
+def test_valid_edge_values() -> None:
+    fleet.validate(
+        description(
+            beanfleet_pools=[
+                pool(
+                    name="a-b_c9",
+                    tubes={"x" * 200: "a.b.c:d", "q+/;.$_()-z": "m:Cls.method"},
+                    max_jobs=0,
+                    max_time=0,
+                    max_memory=0,
+                    backoff_base=0,
+                    backoff_cap=0,
+                    env={"A_1": "p@ss w0rd$%\\`", "N": 3},
+                )
+            ],
+            beanstalkd_binlog_dir="",
+            beanstalkd_fsync_ms=0,
+            beanstalkd_firewall_allow=["10.0.0.1", "fd00::/8"],
+            beanfleet_server="[fd00::1]:11300",
+        )
+    )
+
+
+def test_offline_rendering_needs_the_inventory_defaults_spelled_out() -> None:
+    with pytest.raises(ConfigError, match="beanfleet_server must be set for offline"):
+        fleet.validate({"beanstalkd_firewall_allow": []}, offline=True)
+    with pytest.raises(ConfigError, match="beanstalkd_firewall_allow must be set for offline"):
+        fleet.validate({"beanfleet_server": "q:11300"}, offline=True)
+    fleet.validate({"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True)
+
+
+# --- render(): what it writes, and that it writes nothing for a bad description ---
+
+
+def test_render_rejects_before_writing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match="processes must be an integer >= 1"):
+        render(description(beanfleet_pools=[pool(processes=-2)]), out, "systemd")
+    assert not out.exists()
+
+
+def test_render_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
+    (tmp_path / "precious").write_text("keep me")
+    with pytest.raises(ConfigError, match="refusing to render"):
+        render(description(), tmp_path, "systemd")
+    assert (tmp_path / "precious").read_text() == "keep me"
+
+
+def test_render_again_removes_what_the_fleet_no_longer_has(tmp_path: Path) -> None:
+    render(description(beanfleet_pools=[pool(processes=2)]), tmp_path, "systemd")
+    second = tmp_path / "etc/systemd/system/beanfleet-worker@emails-2.service.d/pool.conf"
+    assert second.is_symlink()
+    assert second.resolve() == (tmp_path / "etc/beanfleet/pools/emails.conf").resolve()
+    render(description(), tmp_path, "systemd")
+    assert not second.parent.exists()
+    assert (tmp_path / "etc/systemd/system/beanfleet-worker@emails-1.service.d").is_dir()
+    assert (tmp_path / MANIFEST).exists()
+    render(description(), tmp_path, "supervisor")
+    assert not (tmp_path / "etc/beanfleet/pools").exists()
+    assert (tmp_path / "etc/supervisor/conf.d/beanfleet-emails.conf").stat().st_mode & 0o777 == 0o600
+
+
+def test_render_reads_fleet_yaml_and_rejects_jinja(tmp_path: Path) -> None:
+    config = tmp_path / "fleet.yml"
+    config.write_text("beanfleet_server: '{{ groups.queue[0] }}:11300'\n")
+    with pytest.raises(ConfigError, match="Jinja expression"):
+        render(config, tmp_path / "out", "systemd")
+    config.write_text("beanfleet_pools: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        render(config, tmp_path / "out", "systemd")
+
+
+def test_secrets_files_are_private_and_quoted(tmp_path: Path) -> None:
+    env = {"TOKEN": "a$b\\c`d", "PLAIN": "x"}
+    render(description(beanfleet_pools=[pool(env=env)]), tmp_path, "systemd")
+    env_file = tmp_path / "etc/beanfleet/pools/emails.env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    assert 'TOKEN="a\\$b\\\\c\\`d"\n' in env_file.read_text()

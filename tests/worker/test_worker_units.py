@@ -1,0 +1,84 @@
+"""The pure pieces, no server: handler specs, the retry policy, log line formats."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from beanfleet.errors import ConfigError, JobTimeout, PermanentFailure, RetryLater
+from beanfleet.handlers import HandlerSpec, JobInfo, load_handlers
+from beanfleet.joblog import JobLog, JobOutcome
+from beanfleet.retry import RetryPolicy
+
+
+def test_handler_spec_parses_dotted_module_and_attribute() -> None:
+    spec = HandlerSpec.parse("mail.out=app.tasks:Mailer.send")
+    assert (spec.tube, spec.module, spec.function) == ("mail.out", "app.tasks", "Mailer.send")
+
+
+@pytest.mark.parametrize(
+    "text", ["work", "work=mod", "=mod:fn", "work=:fn", "work=mod:", "work=1mod:fn", "w=m:f-g"]
+)
+def test_handler_spec_rejects_malformed(text: str) -> None:
+    with pytest.raises(ConfigError):
+        HandlerSpec.parse(text)
+
+
+def test_load_handlers_imports_and_resolves() -> None:
+    handlers = load_handlers(["a=os.path:join", "b=handlers_for_tests:record"])
+    assert handlers["a"]("x", "y") == "x/y"  # type: ignore[arg-type]
+    assert handlers["b"].__name__ == "record"
+
+
+def test_job_info_fetches_the_attempt_once() -> None:
+    calls: list[int] = []
+
+    def fetch() -> int:
+        calls.append(1)
+        return 4
+
+    job = JobInfo(7, "t", fetch_attempt=fetch)
+    assert job.attempt_if_known is None
+    assert job.attempt == 4
+    assert job.attempt == 4
+    assert job.attempt_if_known == 4
+    assert calls == [1]
+
+
+def test_backoff_doubles_with_jitter_and_is_capped() -> None:
+    policy = RetryPolicy(max_retries=10, backoff_base=2, backoff_cap=30)
+    for attempt, (low, high) in {1: (1, 2), 2: (2, 4), 3: (4, 8), 4: (8, 16), 9: (15, 30)}.items():
+        delays = {policy.backoff(attempt) for _ in range(200)}
+        assert min(delays) >= low and max(delays) <= high, (attempt, delays)
+    assert len({policy.backoff(6) for _ in range(200)}) > 1  # jittered
+    assert RetryPolicy(backoff_base=0).backoff(5) == 0
+    assert policy.backoff(100000) <= 30  # no float overflow
+
+
+def test_decide() -> None:
+    policy = RetryPolicy(max_retries=2, backoff_base=0)
+    assert policy.decide(1, ValueError(), "r").action == "release"
+    assert policy.decide(2, JobTimeout(1), "r").action == "release"
+    exhausted = policy.decide(3, ValueError(), "r")
+    assert exhausted.action == "bury" and "retries exhausted after 3 attempts" in exhausted.reason
+    assert policy.decide(1, PermanentFailure("x"), "r").action == "bury"
+    later = policy.decide(1, RetryLater(2.5), "r")
+    assert (later.action, later.delay) == ("release", 3)
+    assert policy.decide(3, RetryLater(1), "r").action == "bury"
+
+
+def test_text_log_quotes_values_with_spaces() -> None:
+    log = JobLog("text", io.StringIO())
+    line = log.format_job(JobOutcome(3, "t", 2, 0.5, "buried", None, 'bad "body"'))
+    assert line.endswith('job=3 tube=t attempt=2 duration=0.500s outcome=buried '
+                         'reason="bad \\"body\\""')
+
+
+def test_json_fast_path_matches_the_general_formatter() -> None:
+    log = JobLog("json", io.StringIO())
+    log.deleted(9, "t", None, 0.25)
+    fast = json.loads(log._queue.popleft())
+    general = json.loads(log.format_job(JobOutcome(9, "t", None, 0.25, "deleted")))
+    fast.pop("ts"), general.pop("ts")
+    assert fast == general
