@@ -19,6 +19,11 @@ KIND is one of
     a bare-socket ceiling: ``delete`` of the finished job in the same write as the next
     ``reserve-with-timeout``, ``json.loads`` and the handler in between.  Not a product;
     it shows how much a Python client can get from one connection on this machine.
+``prefetch``
+    the bare-socket loop with a second reserve always in flight, so beanstalkd answers the
+    next reserve while the handler runs (the process holds two jobs at a time).  Not what a
+    worker should do by default (a held job waits, its TTR running); it shows what
+    overlapping client and server work would buy.
 
 With ``--max-jobs N`` each exits after N jobs, like ``beanfleet work --max-jobs N``.
 """
@@ -31,6 +36,7 @@ import json
 import signal
 import socket
 import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -150,10 +156,52 @@ def run_pipelined(
     return done
 
 
+def run_prefetch(
+    server: str, tube: str, handler: Callable[..., Any], max_jobs: int
+) -> int:
+    """The bare-socket loop with one more reserve always in flight: while the handler
+    runs, beanstalkd already answers the next reserve (the worker holds 2 jobs)."""
+    sock = socket.create_connection(parse_server(server))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    f = sock.makefile("rb")
+    sock.sendall(b"watch %s\r\nignore default\r\n" % tube.encode())
+    f.readline()
+    f.readline()
+    reserve = b"reserve-with-timeout 1\r\n"
+    asked = min(2, max_jobs)
+    sock.sendall(reserve * asked)
+    pending = deque(
+        b"R" * asked
+    )  # replies still to come, in order: R(eserve), D(elete)
+    done = 0
+    while pending:
+        kind = pending.popleft()
+        line = f.readline()
+        if kind == ord("D"):
+            continue
+        if not line.startswith(b"RESERVED"):  # TIMED_OUT: ask again
+            sock.sendall(reserve)
+            pending.append(ord("R"))
+            continue
+        _, jid, size = line.split()
+        body = f.read(int(size) + 2)[:-2]
+        handler(json.loads(body), None)
+        done += 1
+        more = asked < max_jobs
+        sock.sendall(b"delete %s\r\n%s" % (jid, reserve if more else b""))
+        pending.append(ord("D"))
+        if more:
+            pending.append(ord("R"))
+            asked += 1
+    sock.close()
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "kind", choices=["greenstalk", "greenstalk-json", "article", "pipelined"]
+        "kind",
+        choices=["greenstalk", "greenstalk-json", "article", "pipelined", "prefetch"],
     )
     ap.add_argument("--server", required=True)
     ap.add_argument("--tube", required=True)
@@ -167,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         run_greenstalk_json(args.server, args.tube, handler, args.max_jobs)
     elif args.kind == "article":
         ArticleWorker(args.server).run(args.tube, handler, args.max_jobs)
+    elif args.kind == "prefetch":
+        run_prefetch(args.server, args.tube, handler, args.max_jobs)
     else:
         run_pipelined(args.server, args.tube, handler, args.max_jobs)
     return 0

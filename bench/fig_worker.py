@@ -38,6 +38,7 @@ LABELS = {
     "greenstalk-json": "greenstalk loop + json.loads + handler call",
     "article": "article's worker (beanstalkc3: reserve(timeout=1), json.loads, delete)",
     "pipelined": "ceiling: bare socket, delete+reserve in one write",
+    "prefetch": "ceiling + prefetch: a 2nd reserve always in flight",
 }
 
 
@@ -76,7 +77,7 @@ def clean_run(
 
 def run(ctx: Ctx) -> Figure:
     fig = Figure(1, "Worker throughput, one process, no-op handler")
-    kinds = ["greenstalk", "greenstalk-json", "article", "pipelined"]
+    kinds = ["greenstalk", "greenstalk-json", "article", "pipelined", "prefetch"]
     if ctx.have_beanfleet:
         kinds.insert(0, "beanfleet")
     else:
@@ -147,10 +148,22 @@ def limits(rows: list[Row], kinds: list[str]) -> list[str]:
             f"{cost('pipelined')}."
         ),
     ]
-    if "beanfleet" in by_kind:
+    if "prefetch" in by_kind:
         notes.append(
-            f"beanfleet work (1 round trip, same pipelining): {cost('beanfleet')}; the "
-            "difference to the ceiling is the loop's own Python work per job (see the lead "
-            "report / docs for the profile)."
+            f"ceiling + prefetch (a reserve always in flight, 2 jobs held): "
+            f"{cost('prefetch')}: the worker's and beanstalkd's work overlap instead of "
+            "adding up."
+        )
+    if "beanfleet" in by_kind:
+        extra = (
+            by_kind["beanfleet"].extra["of which user"]
+            - by_kind["pipelined"].extra["of which user"]
+        )
+        notes.append(
+            f"beanfleet work (1 round trip, same pipelining): {cost('beanfleet')}. Its "
+            f"worker spends {extra:.1f} µs more user-mode CPU per job than the bare-socket "
+            "loop: the loop's own Python per job (its log line, job and handler-info "
+            "objects, stop and recycle checks, reply parsing); in a ping-pong every µs "
+            "of it adds to the wall time of each job."
         )
     return notes

@@ -13,7 +13,6 @@ nothing acknowledged lost.
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
 import time
 from collections import Counter
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from beanfleet.producer import Producer
+from beanfleet.protocol import Connection as _Connection
 from harness import (
     Beanstalkd,
     DrillError,
@@ -34,15 +35,13 @@ from harness import (
     wait_for,
 )
 
-from beanfleet.producer import Producer
-from beanfleet.protocol import Connection as _Connection
 
-
-def Connection(address: tuple[str, int]) -> _Connection:  # noqa: N802
+def Connection(address: tuple[str, int]) -> _Connection:
     """A raw connection whose reads give up after 10 s instead of hanging the drill."""
     conn = _Connection(address)
     conn.sock.settimeout(10)
     return conn
+
 
 NAME = "disk-full"
 TUBE = "drill-disk"
@@ -63,7 +62,9 @@ def small_fs(mountpoint: Path, workdir: Path) -> Iterator[str]:
     """Mount a 2 MiB filesystem at ``mountpoint``; yield its kind; unmount on exit."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     kind = ""
-    r = _run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mountpoint)])
+    r = _run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mountpoint)]
+    )
     if r.returncode == 0:
         kind = "tmpfs"
     else:
@@ -80,7 +81,9 @@ def small_fs(mountpoint: Path, workdir: Path) -> Iterator[str]:
     try:
         yield kind
     finally:
-        for _ in range(20):  # bounded: the server may take a moment to let go of its files
+        for _ in range(
+            20
+        ):  # bounded: the server may take a moment to let go of its files
             if _run(["umount", str(mountpoint)]).returncode == 0:
                 break
             time.sleep(0.1)
@@ -133,7 +136,9 @@ def _drain_ballast(address: tuple[str, int]) -> int:
 def run(size: str, workdir: Path) -> list[DrillResult]:
     params = SIZES[size]
     result = DrillResult(
-        NAME, "binlog disk full", run_twice_bound="only the job that fails its first attempt"
+        NAME,
+        "binlog disk full",
+        run_twice_bound="only the job that fails its first attempt",
     )
     started = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -150,7 +155,11 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 workers = [
                     fleet.add(
                         WorkerProc(
-                            server.address, workdir, f"w{i}", log.path, {TUBE: "record"},
+                            server.address,
+                            workdir,
+                            f"w{i}",
+                            log.path,
+                            {TUBE: "record"},
                             extra=["--backoff-base", "1", "--max-retries", "5"],
                         )
                     ).start()
@@ -160,7 +169,9 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 wait_for(lambda: len(producer.acked) >= 50, 10, "the stream to start")
                 with Producer(server.address) as p:
                     # Ready in 2 s, i.e. while the disk is full; fails once, then retries.
-                    mark_id = p.put(TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4)
+                    mark_id = p.put(
+                        TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4
+                    )
                 ballast = Connection(server.pair)
                 accepted, refusal = _fill(ballast)
                 full_at = time.time()
@@ -179,7 +190,9 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 remedy = "deleted the backlog"
                 facts["after_delete"] = _binlog_files(mountpoint)
                 try:
-                    wait_for(lambda: _put_works(server.pair), 5, "puts to work again", 0.1)
+                    wait_for(
+                        lambda: _put_works(server.pair), 5, "puts to work again", 0.1
+                    )
                     resumed_at = time.time()
                 except Exception:  # noqa: BLE001 - deleting did not free enough; grow the fs
                     facts["after_delete"] = _binlog_files(mountpoint)
@@ -187,21 +200,30 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                     grown_at = time.time()
                     if kind == "tmpfs":
                         _run(["mount", "-o", "remount,size=16m", str(mountpoint)])
-                    wait_for(lambda: _put_works(server.pair), 10, "puts to work again", 0.1)
+                    wait_for(
+                        lambda: _put_works(server.pair), 10, "puts to work again", 0.1
+                    )
                     resumed_at = time.time()
                     freed_at = grown_at
                 facts["remedy"] = remedy
                 facts["resumed_after"] = resumed_at - freed_at
                 acked_before = len(producer.acked)
-                wait_for(lambda: len(producer.acked) > acked_before + 20, 10,
-                         "the producer to get acknowledgements again")
+                wait_for(
+                    lambda: len(producer.acked) > acked_before + 20,
+                    10,
+                    "the producer to get acknowledgements again",
+                )
                 time.sleep(params["after"])
                 producer.stop()
                 acked = producer.acked_seqs() | {MARK}
                 ids = {**producer.acked, MARK: mark_id}
                 try:
-                    wait_for(lambda: log.all_done(acked), 20, "every acknowledged job to be done",
-                             0.1)
+                    wait_for(
+                        lambda: log.all_done(acked),
+                        8,
+                        "every acknowledged job to be done",
+                        0.1,
+                    )
                 except DrillError:
                     # beanstalkd 1.12 orphans a job whose `release <delay>` (OUT_OF_MEMORY) or
                     # `bury` (INTERNAL_ERROR) failed for want of binlog space: it is taken off
@@ -210,14 +232,19 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                     # in the binlog: a restart of beanstalkd brings it back.
                     pending = acked - log.stats().done_seqs
                     facts["stuck"] = {
-                        seq: _job_state(server.pair, ids[seq]) for seq in sorted(pending)
+                        seq: _job_state(server.pair, ids[seq])
+                        for seq in sorted(pending)
                     }
                     restarted_at = time.time()
                     server.kill()
                     server.start()
                     facts["server_restarted"] = True
-                    wait_for(lambda: log.all_done(acked), 30,
-                             "every acknowledged job to be done after restarting beanstalkd", 0.1)
+                    wait_for(
+                        lambda: log.all_done(acked),
+                        30,
+                        "every acknowledged job to be done after restarting beanstalkd",
+                        0.1,
+                    )
                     facts["done_after_restart"] = time.time() - restarted_at
                 wait_for(
                     lambda: _idle(server.pair), 30, "the drill tube to be empty", 0.1
@@ -240,13 +267,19 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     result.metrics.update(facts)
     result.metrics["producer_errors"] = dict(errors_full)
     producer_error = next(iter(errors_full), "none")
-    result.recovery = f"puts work {facts['resumed_after']:.2f} s after space returned ({remedy})"
+    result.recovery = (
+        f"puts work {facts['resumed_after']:.2f} s after space returned ({remedy})"
+    )
     result.notes = (
         f"{kind} 2 MiB, -s 262144: put got {facts['ballast_refusal']}; producer raised "
         f"`{producer_error}`; workers stayed up: {facts['workers_alive_while_full']}; "
         f"retry while full: {_first_odd(facts['outcomes'])}"
     )
-    oom_lost = [t for t in facts["outcomes"] if t.startswith("lost: beanstalkd replied OUT_OF_MEMORY")]
+    oom_lost = [
+        t
+        for t in facts["outcomes"]
+        if t.startswith("lost: beanstalkd replied OUT_OF_MEMORY")
+    ]
     result.metrics["release_oom_logged_lost"] = bool(oom_lost)
     if oom_lost:
         result.known_issues.append(
@@ -262,25 +295,35 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         )
     result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost")
     twice = set(result.metrics["started_twice"])
-    result.check(twice <= {MARK}, f"jobs other than the retried one ran twice: {sorted(twice)}")
-    result.check(facts["workers_alive_while_full"], "a worker died while the disk was full")
+    result.check(
+        twice <= {MARK}, f"jobs other than the retried one ran twice: {sorted(twice)}"
+    )
+    result.check(
+        facts["workers_alive_while_full"], "a worker died while the disk was full"
+    )
     result.check(facts["workers_alive_end"], "a worker died")
     result.check(bool(errors_full), "the producer saw no error while the disk was full")
     result.details += [
-        f"- filesystem: {kind}, 2 MiB; {facts['ballast_jobs']} ballast jobs of 8 KiB filled it "
-        f"(binlog {facts['binlog_bytes_full']} bytes); the next put got "
-        f"`{facts['ballast_refusal']}`",
+        (
+            f"- filesystem: {kind}, 2 MiB; {facts['ballast_jobs']} ballast jobs of 8 KiB filled it "
+            f"(binlog {facts['binlog_bytes_full']} bytes); the next put got "
+            f"`{facts['ballast_refusal']}`"
+        ),
         f"- replies while full: {facts['replies_while_full']}",
         f"- the producer (beanfleet.Producer.put) raised: {dict(errors_full)}",
         f"- worker outcomes other than `deleted`: {dict(facts['outcomes'])}",
-        f"- jobs not done 20 s after space returned: {facts.get('stuck', {})}; beanstalkd "
-        f"restarted: {facts.get('server_restarted', False)}",
-        f"- remedy: {remedy}; {facts['ballast_deleted']} ballast jobs deleted (binlog then: "
-        f"{facts['after_delete']}); puts accepted again {facts['resumed_after']:.2f} s after "
-        f"the fix; binlog at the end: {facts['at_end']}.  Deleting the backlog freed no file: "
-        "beanstalkd unlinks a binlog file only when every record in it is dead, and the "
-        "oldest files still held live records (the retried job, put before the fill, and the "
-        "jobs orphaned by the probes above); moving them (compaction) needs free space.",
+        (
+            f"- jobs not done 8 s after space returned: {facts.get('stuck', {})}; beanstalkd "
+            f"restarted: {facts.get('server_restarted', False)}"
+        ),
+        (
+            f"- remedy: {remedy}; {facts['ballast_deleted']} ballast jobs deleted (binlog then: "
+            f"{facts['after_delete']}); puts accepted again {facts['resumed_after']:.2f} s after "
+            f"the fix; binlog at the end: {facts['at_end']}.  Deleting the backlog freed no file: "
+            "beanstalkd unlinks a binlog file only when every record in it is dead, and the "
+            "oldest files still held live records (the retried job, put before the fill, and the "
+            "jobs orphaned by the probes above); moving them (compaction) needs free space."
+        ),
     ]
     result.seconds = time.monotonic() - started
     return [result]
@@ -290,8 +333,10 @@ def _job_state(address: tuple[str, int], job_id: int) -> str:
     conn = Connection(address)
     try:
         stats = conn.stats_job(job_id)
-        return (f"job {job_id}: {stats['state']}, time-left {stats['time-left']} s "
-                f"(ttr {stats['ttr']}), reserves {stats['reserves']}, timeouts {stats['timeouts']}")
+        return (
+            f"job {job_id}: {stats['state']}, time-left {stats['time-left']} s "
+            f"(ttr {stats['ttr']}), reserves {stats['reserves']}, timeouts {stats['timeouts']}"
+        )
     except Exception as exc:  # noqa: BLE001
         return f"job {job_id}: {type(exc).__name__}"
     finally:
@@ -321,7 +366,9 @@ def _put_works(address: tuple[str, int]) -> bool:
         conn.call(b"use drill-probe", b"USING")
         status = _raw_put(conn, b"probe")
         if status == b"INSERTED":
-            conn.send([b"watch drill-probe", b"ignore default", b"reserve-with-timeout 0"])
+            conn.send(
+                [b"watch drill-probe", b"ignore default", b"reserve-with-timeout 0"]
+            )
             conn.expect(b"WATCHING")
             conn.expect(b"WATCHING")
             _, values = conn.expect(b"RESERVED")
@@ -365,7 +412,9 @@ def _probe_commands(address: tuple[str, int]) -> dict[str, str]:
             status, _ = conn.read_reply()
             replies[command] = status.decode()
             if status not in (b"RELEASED", b"BURIED", b"DELETED"):
-                conn.send([b"release " + job + b" 0 0"])  # hand it back (writes nothing)
+                conn.send(
+                    [b"release " + job + b" 0 0"]
+                )  # hand it back (writes nothing)
                 conn.read_reply()
         return replies
     finally:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import greenstalk
 
@@ -30,11 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DRILLS_DIR = ROOT / "drills"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from beanstalkd_server import Beanstalkd as _Beanstalkd  # noqa: E402
-from beanstalkd_server import free_port  # noqa: E402
-
-from beanfleet.errors import BeanfleetError, ConnectError  # noqa: E402
-from beanfleet.producer import Producer  # noqa: E402
+from beanfleet.errors import BeanfleetError, ConnectError
+from beanfleet.producer import Producer
+from beanstalkd_server import Beanstalkd as _Beanstalkd
+from beanstalkd_server import free_port
 
 __all__ = [
     "ROOT",
@@ -81,7 +80,9 @@ def fmt_s(seconds: float | None) -> str:
 
 def parse_ts(text: str) -> float:
     """The worker log's ``2026-01-02T03:04:05.678Z`` as Unix time."""
-    return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    return datetime.strptime(
+        text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z"
+    ).timestamp()
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -105,7 +106,9 @@ class DrillResult:
     # fail the drill (tests pin them with xfail so a fix shows up).
     known_issues: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    details: list[str] = field(default_factory=list)  # markdown lines for docs/drills.md
+    details: list[str] = field(
+        default_factory=list
+    )  # markdown lines for docs/drills.md
     seconds: float = 0.0
 
     @property
@@ -176,7 +179,13 @@ class ExecLog:
                 continue  # a line being written right now
             seq, pid, job_id, phase, at = parts
             out.append(
-                Execution(None if seq == "-" else int(seq), int(pid), int(job_id), phase, float(at))
+                Execution(
+                    None if seq == "-" else int(seq),
+                    int(pid),
+                    int(job_id),
+                    phase,
+                    float(at),
+                )
             )
         return out
 
@@ -210,7 +219,10 @@ class Beanstalkd(_Beanstalkd):
         self.stderr_path = base / f"beanstalkd-{self.port}.err"
         with open(self.stderr_path, "ab") as err:
             self.proc = subprocess.Popen(
-                self.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err
+                self.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -243,7 +255,12 @@ def server_stats(address: tuple[str, int]) -> dict[str, Any]:
 
 def tube_counts(address: tuple[str, int], tube: str) -> dict[str, int]:
     """ready/reserved/delayed/buried counts of one tube (all 0 if the tube is gone)."""
-    keys = ("current-jobs-ready", "current-jobs-reserved", "current-jobs-delayed", "current-jobs-buried")
+    keys = (
+        "current-jobs-ready",
+        "current-jobs-reserved",
+        "current-jobs-delayed",
+        "current-jobs-buried",
+    )
     try:
         with contextlib.closing(greenstalk.Client(address, encoding=None)) as client:
             stats = client.stats_tube(tube)
@@ -305,7 +322,14 @@ class WorkerProc:
         self.returncode: int | None = None
 
     def argv(self) -> list[str]:
-        argv = [*beanfleet_argv(), "work", "--server", self.server, "--log-format", "json"]
+        argv = [
+            *beanfleet_argv(),
+            "work",
+            "--server",
+            self.server,
+            "--log-format",
+            "json",
+        ]
         for tube, function in self.tubes.items():
             argv += ["--tube", f"{tube}={HANDLER_MODULE}:{function}"]
         return argv + self.extra
@@ -353,7 +377,9 @@ class WorkerProc:
         try:
             self.returncode = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            raise DrillError(f"worker {self.name} did not exit in {timeout:g}s") from exc
+            raise DrillError(
+                f"worker {self.name} did not exit in {timeout:g}s"
+            ) from exc
         return self.returncode
 
     def kill(self) -> None:
@@ -375,7 +401,9 @@ class WorkerProc:
     def tail(self, lines: int = 5) -> str:
         if not self.log_path.exists():
             return ""
-        return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return " | ".join(
+            self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        )
 
     def _line_count(self) -> int:
         return len(self.events())
@@ -384,7 +412,9 @@ class WorkerProc:
         return any(e.get("event") == "connected" for e in self.events()[marker:])
 
     def connected_times(self) -> list[float]:
-        return [parse_ts(e["ts"]) for e in self.events() if e.get("event") == "connected"]
+        return [
+            parse_ts(e["ts"]) for e in self.events() if e.get("event") == "connected"
+        ]
 
 
 class Fleet:
@@ -397,7 +427,7 @@ class Fleet:
         self.workers.append(worker)
         return worker
 
-    def __enter__(self) -> Fleet:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *_exc: object) -> None:

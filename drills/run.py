@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ROOT, SIZES, DrillResult  # noqa: E402
+from harness import ROOT, SIZES, DrillResult
 
 # name -> module, in the order they run and appear in the table.
 DRILLS = {
@@ -47,7 +47,8 @@ def run_drill(name: str, size: str, workdir: Path) -> list[DrillResult]:
     started = time.monotonic()
     try:
         results: list[DrillResult] = module.run(size, workdir / name)
-    except Exception as exc:  # a drill that crashes is a failed drill, and the others still run
+    # A drill that crashes is a failed drill, and the others still run.
+    except Exception as exc:  # noqa: BLE001
         failed = DrillResult(name, getattr(module, "TITLE", name))
         failed.failures.append(f"drill crashed: {type(exc).__name__}: {exc}")
         failed.details.append("```\n" + traceback.format_exc() + "```")
@@ -64,11 +65,15 @@ def _cell(text: object) -> str:
 
 def table(results: list[DrillResult], size: str) -> str:
     lines = [
-        f"Size `{size}`, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
-        f"by `python drills/run.py --size {size}`.",
+        (
+            f"Size `{size}`, measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} "
+            f"by `python drills/run.py --size {size}`."
+        ),
         "",
-        "| drill | jobs sent | processed | lost | run twice (bound) | time to recover | "
-        "result | notes |",
+        (
+            "| drill | jobs sent | processed | lost | run twice (bound) | time to recover | "
+            "result | notes |"
+        ),
         "| --- | ---: | ---: | ---: | --- | --- | --- | --- |",
     ]
     for r in results:
@@ -83,7 +88,12 @@ def table(results: list[DrillResult], size: str) -> str:
     lines.append("")
     for r in results:
         if r.details:
-            lines += [f"**{r.name}** — {r.title} ({r.seconds:.1f} s)", "", *r.details, ""]
+            lines += [
+                f"**{r.name}** — {r.title} ({r.seconds:.1f} s)",
+                "",
+                *r.details,
+                "",
+            ]
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -106,11 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="full")
     parser.add_argument(
-        "--only", action="append", default=[], metavar="NAME",
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
         help=f"run only these drills (repeatable or comma-separated): {', '.join(DRILLS)}",
     )
     parser.add_argument(
-        "--out", default=str(ROOT / "docs" / "drills.md"),
+        "--out",
+        default=str(ROOT / "docs" / "drills.md"),
         help="markdown file whose results block is replaced ('-': print only)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -119,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for item in args.only for n in item.split(",") if n] or list(DRILLS)
     unknown = [n for n in names if n not in DRILLS]
     if unknown:
-        parser.error(f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(DRILLS)}")
+        parser.error(
+            f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(DRILLS)}"
+        )
 
     # SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C, so every drill's cleanup runs:
     # servers and workers killed, small filesystems unmounted.

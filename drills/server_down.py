@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+from beanfleet import worker as worker_module
 from harness import (
     Beanstalkd,
     DrillResult,
@@ -25,8 +26,6 @@ from harness import (
     tube_idle,
     wait_for,
 )
-
-from beanfleet import worker as worker_module
 
 NAME = "server-down"
 TUBE = "drill-down"
@@ -55,7 +54,11 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
+                fleet.add(
+                    WorkerProc(
+                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
+                    )
+                )
                 for i in range(2)
             ]
             for w in workers:
@@ -64,8 +67,13 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             time.sleep(params["before"])
             server.kill()
             down_at = time.time()
-            time.sleep(params["down"])  # the outage itself: hold it for its stated length
-            result.check(all(w.alive for w in workers), "a worker exited while the server was down")
+            time.sleep(
+                params["down"]
+            )  # the outage itself: hold it for its stated length
+            result.check(
+                all(w.alive for w in workers),
+                "a worker exited while the server was down",
+            )
             server.start()
             up_at = time.time()
             wait_for(
@@ -78,8 +86,10 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             )
             wait_for(
                 lambda: all(
-                    any(e.pid == w.pid and e.phase == "done" and e.at >= up_at
-                        for e in log.entries())
+                    any(
+                        e.pid == w.pid and e.phase == "done" and e.at >= up_at
+                        for e in log.entries()
+                    )
                     for w in workers
                 ),
                 cap + 15,
@@ -89,8 +99,15 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             time.sleep(params["after"])
             producer.stop()
             acked = producer.acked_seqs()
-            wait_for(lambda: log.all_done(acked), 60, "every acknowledged job to be done", 0.1)
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
+            wait_for(
+                lambda: log.all_done(acked),
+                60,
+                "every acknowledged job to be done",
+                0.1,
+            )
+            wait_for(
+                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
+            )
             for w in workers:
                 events = w.events()
                 retries = [
@@ -100,7 +117,9 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                     and parse_ts(e["ts"]) >= down_at
                     and (m := _RETRY_RE.search(e.get("message", "")))
                 ]
-                done_times = [e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"]
+                done_times = [
+                    e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"
+                ]
                 per_worker[w.name] = {
                     "reconnect": first_after(w.connected_times(), up_at),
                     "first_job": first_after(done_times, up_at),
@@ -116,14 +135,18 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     reconnects = [v["reconnect"] or 0.0 for v in per_worker.values()]
     first_jobs = [v["first_job"] or 0.0 for v in per_worker.values()]
     result.metrics.update(per_worker=per_worker, cap=cap, down=params["down"])
-    result.recovery = "per worker: " + ", ".join(
-        f"{name} {v['reconnect']:.2f} s" for name, v in per_worker.items()
-    ) + f" (cap {cap:g} s)"
+    result.recovery = (
+        "per worker: "
+        + ", ".join(f"{name} {v['reconnect']:.2f} s" for name, v in per_worker.items())
+        + f" (cap {cap:g} s)"
+    )
     result.notes = (
         f"down {params['down']:g} s{' (CI size; full size is 30 s)' if size == 'ci' else ''}; "
         f"reconnect attempts while down: "
-        + ", ".join(f"{n} {v['attempts']} (longest wait {v['max_wait']:.1f} s)"
-                    for n, v in per_worker.items())
+        + ", ".join(
+            f"{n} {v['attempts']} (longest wait {v['max_wait']:.1f} s)"
+            for n, v in per_worker.items()
+        )
         + f"; producer saw: {producer.errors.most_common(1)[0][0] if producer.errors else 'no error'}"
     )
     result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost")
@@ -141,6 +164,8 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             for n, v in per_worker.items()
         )
     )
-    result.details.append(f"- slowest first job after the return: {max(first_jobs):.2f} s")
+    result.details.append(
+        f"- slowest first job after the return: {max(first_jobs):.2f} s"
+    )
     result.seconds = time.monotonic() - started
     return [result]

@@ -55,7 +55,11 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
+                fleet.add(
+                    WorkerProc(
+                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
+                    )
+                )
                 for i in range(2)
             ]
             for w in workers:
@@ -71,8 +75,12 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                 # Recovery: every worker completed a job again, and the producer got an ack.
                 wait_for(
                     lambda: all(
-                        any(e.at >= restarted_at and e.phase == "done" and e.pid == w.pid
-                            for e in log.entries())
+                        any(
+                            e.at >= restarted_at  # noqa: B023 - called at once
+                            and e.phase == "done"
+                            and e.pid == w.pid
+                            for e in log.entries()
+                        )
                         for w in workers
                     ),
                     30,
@@ -84,7 +92,11 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                 worker_recoveries.append(
                     max(
                         first_after(
-                            [e.at for e in log.entries() if e.phase == "done" and e.pid == w.pid],
+                            [
+                                e.at
+                                for e in log.entries()
+                                if e.phase == "done" and e.pid == w.pid
+                            ],
                             killed_at,
                         )
                         or 0.0
@@ -92,12 +104,21 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                     )
                 )
                 ack_after = first_after(list(producer.ack_times.values()), killed_at)
-                put_recoveries.append(ack_after if ack_after is not None else float("nan"))
+                put_recoveries.append(
+                    ack_after if ack_after is not None else float("nan")
+                )
             time.sleep(params["after"])
             producer.stop()
             acked = producer.acked_seqs()
-            wait_for(lambda: log.all_done(acked), 60, "every acknowledged job to be done", 0.1)
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
+            wait_for(
+                lambda: log.all_done(acked),
+                60,
+                "every acknowledged job to be done",
+                0.1,
+            )
+            wait_for(
+                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
+            )
             for w in workers:
                 result.check(w.alive, f"worker {w.name} died: {w.tail()}")
     finally:
@@ -127,7 +148,10 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
         f"{result.metrics['unknown_done']} of them were in the binlog and ran); "
         f"{len(stats.completed_twice)} job(s) completed twice (delete lost with the connection)"
     )
-    result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost: {result.metrics['lost_seqs']}")
+    result.check(
+        result.lost == 0,
+        f"{result.lost} acknowledged jobs lost: {result.metrics['lost_seqs']}",
+    )
     result.check(bool(recoveries), "no recovery measured")
     # A job can only run twice if it was reserved or finishing when the server died: with two
     # workers that is at most 2 per crash (one held by each worker, plus its pending delete).
@@ -137,12 +161,16 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
         f"{result.run_twice} jobs ran twice; at most {bound} were in flight at the crashes",
     )
     result.details += [
-        f"- mode `{mode}`: {result.sent} acknowledged puts, {result.processed} done, lost "
-        f"{result.lost}, started twice {result.run_twice} "
-        f"({result.metrics['started_twice'][:5]}), completed twice {len(stats.completed_twice)}",
-        f"- recovery after each kill (seconds): first job done {_fmt_list(recoveries)}, "
-        f"every worker done a job {_fmt_list(worker_recoveries)}, first acknowledged put "
-        f"{_fmt_list(put_recoveries)}",
+        (
+            f"- mode `{mode}`: {result.sent} acknowledged puts, {result.processed} done, lost "
+            f"{result.lost}, started twice {result.run_twice} "
+            f"({result.metrics['started_twice'][:5]}), completed twice {len(stats.completed_twice)}"
+        ),
+        (
+            f"- recovery after each kill (seconds): first job done {_fmt_list(recoveries)}, "
+            f"every worker done a job {_fmt_list(worker_recoveries)}, first acknowledged put "
+            f"{_fmt_list(put_recoveries)}"
+        ),
         f"- producer errors during the crash: {dict(producer.errors.most_common(2))}",
     ]
     result.seconds = time.monotonic() - started

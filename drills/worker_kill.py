@@ -18,20 +18,19 @@ import signal
 import time
 from pathlib import Path
 
+from beanfleet.producer import Producer
 from harness import (
     Beanstalkd,
+    DrillError,
     DrillResult,
     ExecLog,
     Fleet,
-    DrillError,
     StreamProducer,
     WorkerProc,
     fmt_s,
     tube_idle,
     wait_for,
 )
-
-from beanfleet.producer import Producer
 
 NAME = "worker-kill"
 TUBE = "drill-wkill"
@@ -58,7 +57,11 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
+                fleet.add(
+                    WorkerProc(
+                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
+                    )
+                )
                 for i in range(2)
             ]
             for w in workers:
@@ -66,10 +69,16 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
             producer.start()
             wait_for(lambda: len(producer.acked) >= 10, 10, "the stream to start")
             with Producer(server.address) as p:
-                job_id = p.put(TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"])
+                job_id = p.put(
+                    TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"]
+                )
 
             def starts_of_mark() -> list[tuple[int, float]]:
-                return [(e.pid, e.at) for e in log.entries() if e.seq == MARK and e.phase == "start"]
+                return [
+                    (e.pid, e.at)
+                    for e in log.entries()
+                    if e.seq == MARK and e.phase == "start"
+                ]
 
             wait_for(lambda: starts_of_mark(), 10, "a worker to start the marked job")
             victim_pid = starts_of_mark()[0][0]
@@ -83,8 +92,11 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
             ttr_honoured = True
             time_left: int | None = None
             try:
-                wait_for(lambda: len(starts_of_mark()) >= 2, params["ttr"] + params["grace"],
-                         "the marked job to be started again")
+                wait_for(
+                    lambda: len(starts_of_mark()) >= 2,
+                    params["ttr"] + params["grace"],
+                    "the marked job to be started again",
+                )
             except DrillError:
                 if how == "kill9":
                     raise
@@ -95,33 +107,51 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
                 ttr_honoured = False
                 time_left = _time_left(server, job_id)
                 victim.kill()
-                wait_for(lambda: len(starts_of_mark()) >= 2, 10,
-                         "the marked job to be started again after killing the hung worker")
+                wait_for(
+                    lambda: len(starts_of_mark()) >= 2,
+                    10,
+                    "the marked job to be started again after killing the hung worker",
+                )
             back_after = starts_of_mark()[1][1] - hit_at
             if how == "kill9":
                 replacement = fleet.add(
-                    WorkerProc(server.address, workdir, "w2", log.path, {TUBE: "record"})
+                    WorkerProc(
+                        server.address, workdir, "w2", log.path, {TUBE: "record"}
+                    )
                 )
                 replacement.start()
             elif ttr_honoured:
                 victim.signal(signal.SIGCONT)
                 # The thawed worker finishes its copy of the job, then carries on with others.
                 wait_for(
-                    lambda: any(e.seq == MARK and e.phase == "done" and e.pid == victim_pid
-                                for e in log.entries()),
-                    params["sleep"] + 10, "the thawed worker to finish its copy",
+                    lambda: any(
+                        e.seq == MARK and e.phase == "done" and e.pid == victim_pid
+                        for e in log.entries()
+                    ),
+                    params["sleep"] + 10,
+                    "the thawed worker to finish its copy",
                 )
                 thawed_at = time.time()
                 wait_for(
-                    lambda: any(e.at > thawed_at and e.pid == victim_pid and e.phase == "done"
-                                for e in log.entries()),
-                    15, "the thawed worker to run other jobs again",
+                    lambda: any(
+                        e.at > thawed_at and e.pid == victim_pid and e.phase == "done"
+                        for e in log.entries()
+                    ),
+                    15,
+                    "the thawed worker to run other jobs again",
                 )
             time.sleep(params["tail"])
             producer.stop()
             acked = producer.acked_seqs() | {MARK}
-            wait_for(lambda: log.all_done(acked), 60, "every acknowledged job to be done", 0.1)
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
+            wait_for(
+                lambda: log.all_done(acked),
+                60,
+                "every acknowledged job to be done",
+                0.1,
+            )
+            wait_for(
+                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
+            )
             outcomes = [
                 (e.get("outcome"), e.get("reason", ""))
                 for w in workers
@@ -149,19 +179,28 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
     )
     result.recovery = f"marked job back after {fmt_s(back_after)}"
     result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost")
-    result.check(stats.started_twice == {MARK},
-                 f"jobs started twice {sorted(stats.started_twice)[:10]}, expected only {MARK}")
+    result.check(
+        stats.started_twice == {MARK},
+        f"jobs started twice {sorted(stats.started_twice)[:10]}, expected only {MARK}",
+    )
     if how == "kill9":
-        result.check(back_after < 1.0, f"job took {back_after:.2f}s to come back after kill -9")
+        result.check(
+            back_after < 1.0, f"job took {back_after:.2f}s to come back after kill -9"
+        )
         result.check(not stats.completed_twice, "a job completed twice after kill -9")
         result.notes = (
             f"job back at once (connection closed), not after its TTR of {params['ttr']} s; "
             "replacement worker started"
         )
     elif ttr_honoured:
-        result.check(back_after <= params["ttr"] + 1.5,
-                     f"job took {back_after:.2f}s to come back, TTR is {params['ttr']}s")
-        result.check(stats.completed_twice <= {MARK}, "a job other than the marked one completed twice")
+        result.check(
+            back_after <= params["ttr"] + 1.5,
+            f"job took {back_after:.2f}s to come back, TTR is {params['ttr']}s",
+        )
+        result.check(
+            stats.completed_twice <= {MARK},
+            "a job other than the marked one completed twice",
+        )
         result.notes = (
             f"TTR {params['ttr']} s: job back once the frozen worker's last touch ran out; "
             f"after SIGCONT the frozen copy also completed (completed twice: "

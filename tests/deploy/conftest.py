@@ -24,7 +24,9 @@ def tool(name: str) -> str:
     """A tool of the test venv (ansible-playbook, ...); the deploy tests need them."""
     path = BIN / name
     if not path.exists():
-        pytest.fail(f"{path} missing: install the dev requirements (ansible-core, supervisor)")
+        pytest.fail(
+            f"{path} missing: install the dev requirements (ansible-core, supervisor)"
+        )
     return str(path)
 
 
@@ -35,7 +37,9 @@ def ansible_env() -> dict[str, str]:
             "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_LOCAL_TEMP": env.get("ANSIBLE_LOCAL_TEMP", "/tmp/beanfleet-ansible-local"),
+            "ANSIBLE_LOCAL_TEMP": env.get(
+                "ANSIBLE_LOCAL_TEMP", "/tmp/beanfleet-ansible-local"
+            ),
             "ANSIBLE_HOME": env.get("ANSIBLE_HOME", "/tmp/beanfleet-ansible-home"),
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -58,7 +62,12 @@ def run_playbook(
         *args,
     ]
     return subprocess.run(
-        cmd, capture_output=True, text=True, env=ansible_env(), timeout=timeout, check=False
+        cmd,
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -85,7 +94,9 @@ def example_fleet() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def rendered_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def rendered_example(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, Path]]:
     """The example fleet rendered by `beanfleet render` for each manager."""
     from beanfleet.render import render
 

@@ -2,6 +2,8 @@
 
 The bad-value runs use the real site.yml against localhost (connection local, in groups
 queue and workers): its first play validates, so a failure there means nothing changed.
+They run in --check mode as a safety net: should validation ever let a bad value through,
+the later plays must not install or stop anything on the machine running the tests.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ANSIBLE_DIR, run_playbook
-
 from beanfleet import fleet
 from beanfleet.errors import ConfigError
+from conftest import ANSIBLE_DIR, run_playbook
 
 SITE = ANSIBLE_DIR / "site.yml"
 INVENTORY = (
@@ -38,7 +39,7 @@ def run_site(tmp_path: Path, description: dict[str, Any]) -> str:
     inventory.write_text(INVENTORY)
     extra = tmp_path / "fleet.json"
     extra.write_text(json.dumps(description))
-    result = run_playbook(SITE, "-e", f"@{extra}", inventory=str(inventory))
+    result = run_playbook(SITE, "--check", "-e", f"@{extra}", inventory=str(inventory))
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     recap = re.search(r"localhost\s*:\s*ok=\d+\s+changed=(\d+)", output)
@@ -64,7 +65,9 @@ ARGUMENT_SPEC_CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("case", "text"), ARGUMENT_SPEC_CASES, ids=[t for _, t in ARGUMENT_SPEC_CASES])
+@pytest.mark.parametrize(
+    ("case", "text"), ARGUMENT_SPEC_CASES, ids=[t for _, t in ARGUMENT_SPEC_CASES]
+)
 def test_argument_specs_reject_before_any_change(
     tmp_path: Path, example_fleet: dict[str, Any], case: dict[str, Any], text: str
 ) -> None:

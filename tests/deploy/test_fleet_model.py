@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from beanfleet import fleet
 from beanfleet.errors import ConfigError
 from beanfleet.render import MANIFEST, render
@@ -68,13 +67,17 @@ BAD = [
     ),
     (
         {"beanfleet_pools": [pool(tubes={"emails": "app.handlers"})]},
-        "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
-        "got 'app.handlers'",
+        (
+            "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
+            "got 'app.handlers'"
+        ),
     ),
     (
         {"beanfleet_pools": [pool(tubes={"emails": "app handlers:send"})]},
-        "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
-        "got 'app handlers:send'",
+        (
+            "beanfleet_pools[0] (emails): handler of tube 'emails' must be MODULE:FUNCTION, "
+            "got 'app handlers:send'"
+        ),
     ),
     (
         {"beanfleet_pools": [GOOD_POOL, pool(processes=2)]},
@@ -82,8 +85,10 @@ BAD = [
     ),
     (
         {"beanfleet_pools": [pool(tubes={"-bad": "a:b"})]},
-        "beanfleet_pools[0] (emails): invalid tube name '-bad': 1-200 characters of letters, "
-        "digits and -+/;.$_(), not starting with '-'",
+        (
+            "beanfleet_pools[0] (emails): invalid tube name '-bad': 1-200 characters of "
+            "letters, digits and -+/;.$_(), not starting with '-'"
+        ),
     ),
     (
         {"beanfleet_pools": [pool(tubes={"a b": "a:b"})]},
@@ -93,36 +98,84 @@ BAD = [
     ({"beanfleet_pools": [pool(tubes={})]}, "tubes must be a non-empty mapping"),
     ({"beanfleet_pools": [pool(name="bad name")]}, "invalid pool name 'bad name'"),
     ({"beanfleet_pools": [pool(name="-x")]}, "invalid pool name '-x'"),
-    ({"beanfleet_pools": [{"tubes": {"a": "a:b"}}]}, "beanfleet_pools[0]: name is required"),
+    (
+        {"beanfleet_pools": [{"tubes": {"a": "a:b"}}]},
+        "beanfleet_pools[0]: name is required",
+    ),
     ({"beanfleet_pools": [{"name": "x"}]}, "beanfleet_pools[0] (x): tubes is required"),
     ({"beanfleet_pools": [pool(procs=2)]}, "unknown setting 'procs'"),
-    ({"beanfleet_pools": [pool(max_retries=-1)]}, "max_retries must be an integer >= 0, got -1"),
+    (
+        {"beanfleet_pools": [pool(max_retries=-1)]},
+        "max_retries must be an integer >= 0, got -1",
+    ),
     ({"beanfleet_pools": [pool(timeout=0)]}, "timeout must be a number > 0, got 0"),
-    ({"beanfleet_pools": [pool(max_memory=-5)]}, "max_memory must be a number >= 0, got -5"),
+    (
+        {"beanfleet_pools": [pool(max_memory=-5)]},
+        "max_memory must be a number >= 0, got -5",
+    ),
     ({"beanfleet_pools": [pool(max_jobs=1.5)]}, "max_jobs must be an integer, got 1.5"),
-    ({"beanfleet_pools": [pool(processes=True)]}, "processes must be an integer, got True"),
+    (
+        {"beanfleet_pools": [pool(processes=True)]},
+        "processes must be an integer, got True",
+    ),
     (
         {"beanfleet_pools": [pool(backoff_base=10, backoff_cap=5)]},
         "backoff_cap (5) must be >= backoff_base (10)",
     ),
-    ({"beanfleet_pools": [pool(state="gone")]}, "state must be one of: present, absent"),
+    (
+        {"beanfleet_pools": [pool(state="gone")]},
+        "state must be one of: present, absent",
+    ),
     ({"beanfleet_pools": [pool(env={"1X": "v"})]}, "env: invalid variable name '1X'"),
     ({"beanfleet_pools": [pool(env={"A": "x\ny"})]}, "env: A must be one line"),
-    ({"beanfleet_pools": [pool(env={"A": 'say "hi"'})]}, "env: A must not contain quotes"),
+    (
+        {"beanfleet_pools": [pool(env={"A": 'say "hi"'})]},
+        "env: A must not contain quotes",
+    ),
     ({"beanfleet_pools": [pool(env={"BEANFLEET_SERVER": "x"})]}, "is set by beanfleet"),
-    ({"beanfleet_pools": [pool(env={"A": "x #y"})]}, "env: A must not contain ' ;' or ' #'"),
-    ({"beanfleet_server": "nohost"}, "beanfleet_server: invalid server address 'nohost'"),
-    ({"beanfleet_log_format": "xml"}, "beanfleet_log_format must be one of: text, json"),
+    (
+        {"beanfleet_pools": [pool(env={"A": "x #y"})]},
+        "env: A must not contain ' ;' or ' #'",
+    ),
+    (
+        {"beanfleet_server": "nohost"},
+        "beanfleet_server: invalid server address 'nohost'",
+    ),
+    (
+        {"beanfleet_log_format": "xml"},
+        "beanfleet_log_format must be one of: text, json",
+    ),
     ({"beanfleet_packages": "beanfleet-example"}, "beanfleet_packages must be a list"),
     ({"beanfleet_pools": {"name": "x"}}, "beanfleet_pools must be a list of pools"),
-    ({"beanstalkd_port": 70000}, "beanstalkd_port must be an integer between 1 and 65535"),
+    (
+        {"beanstalkd_port": 70000},
+        "beanstalkd_port must be an integer between 1 and 65535",
+    ),
     ({"beanstalkd_port": "http"}, "beanstalkd_port must be an integer, got 'http'"),
-    ({"beanstalkd_fsync_ms": -1}, "beanstalkd_fsync_ms must be an integer >= 0, got -1"),
-    ({"beanstalkd_binlog_dir": "var/lib"}, "beanstalkd_binlog_dir must be an absolute path"),
-    ({"beanstalkd_max_job_size": 2**31}, "beanstalkd_max_job_size must be an integer between"),
-    ({"beanstalkd_firewall": "yes"}, "beanstalkd_firewall must be true or false, got 'yes'"),
-    ({"beanstalkd_firewall_allow": ["10.0.0.300"]}, "'10.0.0.300' is not an IP address"),
-    ({"beanstalkd_listen_adress": "0.0.0.0"}, "unknown setting 'beanstalkd_listen_adress'"),
+    (
+        {"beanstalkd_fsync_ms": -1},
+        "beanstalkd_fsync_ms must be an integer >= 0, got -1",
+    ),
+    (
+        {"beanstalkd_binlog_dir": "var/lib"},
+        "beanstalkd_binlog_dir must be an absolute path",
+    ),
+    (
+        {"beanstalkd_max_job_size": 2**31},
+        "beanstalkd_max_job_size must be an integer between",
+    ),
+    (
+        {"beanstalkd_firewall": "yes"},
+        "beanstalkd_firewall must be true or false, got 'yes'",
+    ),
+    (
+        {"beanstalkd_firewall_allow": ["10.0.0.300"]},
+        "'10.0.0.300' is not an IP address",
+    ),
+    (
+        {"beanstalkd_listen_adress": "0.0.0.0"},
+        "unknown setting 'beanstalkd_listen_adress'",
+    ),
 ]
 
 
@@ -169,9 +222,13 @@ def test_valid_edge_values() -> None:
 def test_offline_rendering_needs_the_inventory_defaults_spelled_out() -> None:
     with pytest.raises(ConfigError, match="beanfleet_server must be set for offline"):
         fleet.validate({"beanstalkd_firewall_allow": []}, offline=True)
-    with pytest.raises(ConfigError, match="beanstalkd_firewall_allow must be set for offline"):
+    with pytest.raises(
+        ConfigError, match="beanstalkd_firewall_allow must be set for offline"
+    ):
         fleet.validate({"beanfleet_server": "q:11300"}, offline=True)
-    fleet.validate({"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True)
+    fleet.validate(
+        {"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True
+    )
 
 
 # --- render(): what it writes, and that it writes nothing for a bad description ---
@@ -193,16 +250,22 @@ def test_render_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
 
 def test_render_again_removes_what_the_fleet_no_longer_has(tmp_path: Path) -> None:
     render(description(beanfleet_pools=[pool(processes=2)]), tmp_path, "systemd")
-    second = tmp_path / "etc/systemd/system/beanfleet-worker@emails-2.service.d/pool.conf"
+    second = (
+        tmp_path / "etc/systemd/system/beanfleet-worker@emails-2.service.d/pool.conf"
+    )
     assert second.is_symlink()
     assert second.resolve() == (tmp_path / "etc/beanfleet/pools/emails.conf").resolve()
     render(description(), tmp_path, "systemd")
     assert not second.parent.exists()
-    assert (tmp_path / "etc/systemd/system/beanfleet-worker@emails-1.service.d").is_dir()
+    assert (
+        tmp_path / "etc/systemd/system/beanfleet-worker@emails-1.service.d"
+    ).is_dir()
     assert (tmp_path / MANIFEST).exists()
     render(description(), tmp_path, "supervisor")
     assert not (tmp_path / "etc/beanfleet/pools").exists()
-    assert (tmp_path / "etc/supervisor/conf.d/beanfleet-emails.conf").stat().st_mode & 0o777 == 0o600
+    assert (
+        tmp_path / "etc/supervisor/conf.d/beanfleet-emails.conf"
+    ).stat().st_mode & 0o777 == 0o600
 
 
 def test_render_reads_fleet_yaml_and_rejects_jinja(tmp_path: Path) -> None:

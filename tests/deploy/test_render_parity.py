@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLE_FLEET, run_playbook, tree
-
 from beanfleet.render import MANIFEST, render
+from conftest import EXAMPLE_FLEET, run_playbook, tree
 
 PLAYBOOK = Path(__file__).with_name("render_playbook.yml")
 
@@ -78,4 +77,6 @@ def test_ansible_and_render_write_the_same_bytes(
     for path, (kind, mode, content) in expected.items():
         assert got[path][0] == kind, path
         assert got[path][1] == mode, f"{path}: mode {got[path][1]:o} != {mode:o}"
-        assert got[path][2] == content, f"{path} differs:\n{got[path][2]!r}\n{content!r}"
+        assert got[path][2] == content, (
+            f"{path} differs:\n{got[path][2]!r}\n{content!r}"
+        )

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from beanfleet import fleet
 
 supervisor_options = pytest.importorskip("supervisor.options")
@@ -17,7 +16,9 @@ def parse(conf_d: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     # The programs run as user beanfleet, which this machine need not have.
     real = supervisor_options.name_to_uid
     monkeypatch.setattr(
-        supervisor_options, "name_to_uid", lambda name: 4242 if name == "beanfleet" else real(name)
+        supervisor_options,
+        "name_to_uid",
+        lambda name: 4242 if name == "beanfleet" else real(name),
     )
     main = tmp_path / "supervisord.conf"
     main.write_text(

@@ -50,19 +50,19 @@ def noop(_data: object, _job: object) -> None:
     pass
 
 
-def greenstalk_loop(server: Beanstalkd, jobs: int) -> float:
+def greenstalk_loop(server: Beanstalkd, jobs: int) -> tuple[float, float]:
     client = greenstalk.Client(server.pair, encoding=None, watch=TUBE)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for _ in range(jobs):
         job = client.reserve()
         noop(json.loads(job.body.decode("utf-8")), job)
         client.delete(job)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     client.close()
-    return jobs / elapsed
+    return jobs / elapsed, cpu / jobs * 1e6
 
 
-def worker_loop(server: Beanstalkd, jobs: int) -> float:
+def worker_loop(server: Beanstalkd, jobs: int) -> tuple[float, float]:
     with open(os.devnull, "w", buffering=1) as devnull:
         worker = Worker(
             server.address,
@@ -70,10 +70,10 @@ def worker_loop(server: Beanstalkd, jobs: int) -> float:
             limits=RecycleLimits(max_jobs=jobs),
             log=JobLog("text", devnull),
         )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         worker.run()
-        elapsed = time.perf_counter() - started
-    return jobs / elapsed
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return jobs / elapsed, cpu / jobs * 1e6
 
 
 def main() -> None:
@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     loops = {"greenstalk": greenstalk_loop, "beanfleet": worker_loop}
-    results: dict[str, list[float]] = {name: [] for name in loops}
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    cpus: dict[str, list[float]] = {name: [] for name in loops}
     ratios: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         server = Beanstalkd(binlog_dir=Path(tmp) / "binlog")
@@ -94,20 +95,23 @@ def main() -> None:
                 order = list(loops) if round_no % 2 == 0 else list(reversed(loops))
                 for name in order:
                     fill(server, args.jobs)
-                    results[name].append(loops[name](server, args.jobs))
-                ratios.append(results["beanfleet"][-1] / results["greenstalk"][-1])
+                    rate, cpu = loops[name](server, args.jobs)
+                    rates[name].append(rate)
+                    cpus[name].append(cpu)
+                ratios.append(rates["beanfleet"][-1] / rates["greenstalk"][-1])
         finally:
             server.kill()
-    for name, rates in results.items():
-        print(f"{name:10s} " + "  ".join(f"{r:8.0f}" for r in rates) + " jobs/s")
-    print("ratio      " + "  ".join(f"{r:8.2f}" for r in ratios))
-    plain = statistics.median(results["greenstalk"])
-    ours = statistics.median(results["beanfleet"])
+    for name in loops:
+        print(f"{name:10s} jobs/s " + " ".join(f"{r:7.0f}" for r in rates[name]))
+        print(f"{name:10s} cpu us " + " ".join(f"{c:7.1f}" for c in cpus[name]))
+    print("ratio             " + " ".join(f"{r:7.2f}" for r in ratios))
+    plain, ours = statistics.median(rates["greenstalk"]), statistics.median(rates["beanfleet"])
     print(
-        f"median: greenstalk {plain:.0f} jobs/s, beanfleet {ours:.0f} jobs/s; "
+        f"median: greenstalk {plain:.0f} jobs/s ({statistics.median(cpus['greenstalk']):.1f} "
+        f"us client CPU/job), beanfleet {ours:.0f} jobs/s "
+        f"({statistics.median(cpus['beanfleet']):.1f} us); "
         f"median per-round ratio {statistics.median(ratios):.2f}x"
     )
-
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from beanfleet.cli import main
 from click.testing import CliRunner
-from conftest import HERE, Queue, WorkerProcess, beanfleet_argv, wait_for
+from worker_support import HERE, Queue, WorkerProcess, beanfleet_argv, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

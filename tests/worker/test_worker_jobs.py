@@ -14,7 +14,7 @@ import pytest
 from beanfleet.handlers import JobInfo
 from beanfleet.retry import RetryPolicy
 from beanfleet.worker import Worker
-from conftest import Queue, read_records, run_worker
+from worker_support import Queue, read_records, run_worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -174,7 +174,7 @@ def test_several_tubes_each_with_its_handler(
     queue: Queue, server_address: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    a = queue.put("tube-a", {"out": str(out)})
+    a = queue.put("007", {"out": str(out)})  # a tube name that looks like a number
     b = queue.put("tube-b", {"out": str(out)})
     ran: list[tuple[str, int, str]] = []
 
@@ -184,8 +184,8 @@ def test_several_tubes_each_with_its_handler(
     def handler_b(data: Any, job: JobInfo) -> None:
         ran.append(("b", job.id, job.tube))
 
-    run_worker(server_address, {"tube-a": handler_a, "tube-b": handler_b}, max_jobs=2)
-    assert sorted(ran) == [("a", a, "tube-a"), ("b", b, "tube-b")]
+    run_worker(server_address, {"007": handler_a, "tube-b": handler_b}, max_jobs=2)
+    assert sorted(ran) == [("a", a, "007"), ("b", b, "tube-b")]
     assert queue.state(a) is None and queue.state(b) is None
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import greenstalk
 import pytest
 from beanstalkd_server import Beanstalkd
-from conftest import Queue, WorkerProcess, read_records, wait_for
+from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

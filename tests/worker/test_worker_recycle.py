@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Queue, WorkerProcess, read_records, wait_for
+from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import greenstalk
 import pytest
-from conftest import Queue, WorkerProcess, read_records, wait_for
+from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

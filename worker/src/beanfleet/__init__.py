@@ -10,6 +10,7 @@ from beanfleet.errors import (
     PermanentFailure,
     RetryLater,
     ServerDraining,
+    ServerFull,
     UnknownTube,
 )
 from beanfleet.priorities import PRIORITIES
@@ -27,6 +28,7 @@ __all__ = [
     "Producer",
     "RetryLater",
     "ServerDraining",
+    "ServerFull",
     "UnknownTube",
     "put",
     "put_many",

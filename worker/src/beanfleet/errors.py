@@ -36,6 +36,10 @@ class ServerDraining(BeanfleetError):
     """The server is in drain mode and refuses new jobs."""
 
 
+class ServerFull(BeanfleetError):
+    """beanstalkd refused a job for lack of memory or binlog space (OUT_OF_MEMORY)."""
+
+
 class BodyError(BeanfleetError):
     """A job body that is not valid JSON (or cannot be encoded as JSON)."""
 

@@ -100,7 +100,7 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanfleet_pool_defaults": {},
     "beanfleet_pools": [],
     # role beanstalkd
-    "beanstalkd_listen_address": "0.0.0.0",
+    "beanstalkd_listen_address": "0.0.0.0",  # noqa: S104 - the firewall limits who connects
     "beanstalkd_port": 11300,
     "beanstalkd_binlog_dir": "/var/lib/beanstalkd",
     "beanstalkd_fsync_ms": 50,
@@ -335,9 +335,13 @@ def validate(description: Mapping[str, Any], *, offline: bool = False) -> Fleet:
             raise ConfigError(f"unknown setting {key!r}")
     merged: dict[str, Any] = copy.deepcopy(FLEET_DEFAULTS)
     merged.update(copy.deepcopy(dict(description)))
-    v = merged
+    _check_workers(merged, description, offline)
+    _check_queue(merged, description, offline)
+    return Fleet(merged)
 
-    # --- the worker pools (role beanfleet) ---
+
+def _check_workers(v: dict[str, Any], description: Mapping[str, Any], offline: bool) -> None:
+    """Role beanfleet's variables; adds ``beanfleet_pools_full`` (defaults filled in)."""
     server = _str("beanfleet_server", v["beanfleet_server"])
     if server:
         try:
@@ -378,7 +382,9 @@ def validate(description: Mapping[str, Any], *, offline: bool = False) -> Fleet:
         seen.add(pool["name"])
     v["beanfleet_pools_full"] = full_pools
 
-    # --- the queue host (role beanstalkd) ---
+
+def _check_queue(v: dict[str, Any], description: Mapping[str, Any], offline: bool) -> None:
+    """Role beanstalkd's variables."""
     address = _str("beanstalkd_listen_address", v["beanstalkd_listen_address"])
     if not address or any(c.isspace() for c in address):
         raise ConfigError(f"beanstalkd_listen_address must be an address, got {address!r}")
@@ -399,7 +405,6 @@ def validate(description: Mapping[str, Any], *, offline: bool = False) -> Fleet:
             f"it to {INVENTORY_DEFAULTS['beanstalkd_firewall_allow']})"
         )
     _check_address_list("beanstalkd_firewall_allow", v["beanstalkd_firewall_allow"])
-    return Fleet(v)
 
 
 def instances(pool: Mapping[str, Any]) -> list[str]:

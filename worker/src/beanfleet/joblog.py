@@ -55,7 +55,10 @@ class JobLog:
         self._stream = stream
         self._queue: deque[str] = deque()  # append/popleft are atomic: no lock per line
         self._write_lock = threading.Lock()
-        self._second: tuple[int, str] = (-1, "")  # one attribute: swapped atomically
+        # (millisecond, text) and (second, text): one attribute each, swapped atomically
+        # (two threads log).  Busy workers log many lines per millisecond.
+        self._milli: tuple[int, str] = (-1, "")
+        self._second: tuple[int, str] = (-1, "")
 
     @property
     def stream(self) -> TextIO:
@@ -63,14 +66,18 @@ class JobLog:
         return self._stream if self._stream is not None else sys.stderr
 
     def _timestamp(self) -> str:
-        # strftime once per second; the milliseconds are cheap.
-        now = time.time()
+        milli = int(time.time() * 1000)
+        cached_milli, stamp = self._milli
+        if milli == cached_milli:
+            return stamp
         second, text = self._second
-        if int(now) != second:
-            second = int(now)
+        if milli // 1000 != second:  # strftime once per second
+            second = milli // 1000
             text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = (second, text)
-        return f"{text}.{int((now - second) * 1000):03d}Z"
+        stamp = f"{text}.{milli % 1000:03d}Z"
+        self._milli = (milli, stamp)
+        return stamp
 
     def deleted(self, job_id: int, tube: str, attempt: int | None, duration: float) -> None:
         """The hot path: same line as ``job()`` for a deleted job, at a third of the cost.
@@ -151,10 +158,9 @@ class JobLog:
     def flush(self) -> None:
         """Write every queued line (one write) and flush the stream."""
         with self._write_lock:
-            lines = []
             queue = self._queue
-            while queue:
-                lines.append(queue.popleft())
+            # popleft per line (not a swap of the deque): safe while the main thread appends.
+            lines = [queue.popleft() for _ in range(len(queue))]
             if not lines:
                 return
             # A closed or broken stderr (EPIPE) must not kill the worker or stop its exit.

@@ -23,7 +23,14 @@ import greenstalk
 
 from beanfleet.address import check_tube, resolve_server
 from beanfleet.client import connect_error, open_client, open_connection
-from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig, ServerDraining
+from beanfleet.errors import (
+    BeanfleetError,
+    BodyError,
+    ConfigError,
+    JobTooBig,
+    ServerDraining,
+    ServerFull,
+)
 from beanfleet.priorities import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
@@ -191,6 +198,8 @@ class Producer:
             raise self._draining() from exc
         except greenstalk.JobTooBigError as exc:
             raise JobTooBig(len(body), self._max_job_size) from exc
+        except (greenstalk.OutOfMemoryError, greenstalk.InternalError) as exc:
+            raise ServerFull(f"{self._full(type(exc).__name__)}; the job was not enqueued") from exc
         except OSError as exc:
             raise self._link_lost(exc) from exc
 
@@ -292,8 +301,17 @@ class Producer:
         done = f"{len(ids)} of {total} jobs were enqueued"
         if status == b"DRAINING":
             return ServerDraining(f"{self._draining()} ({done})")
+        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
+            return ServerFull(f"{self._full(status.decode())} ({done})")
         return BeanfleetError(
             f"beanstalkd refused item {index} with {status.decode('ascii', 'replace')} ({done})"
+        )
+
+    def _full(self, reply: str) -> ServerFull:
+        # beanstalkd 1.12 answers OUT_OF_MEMORY when its binlog cannot grow (disk full).
+        return ServerFull(
+            f"beanstalkd at {self.server} refused the job with {reply}: "
+            "binlog disk full or server out of memory"
         )
 
     def _draining(self) -> ServerDraining:

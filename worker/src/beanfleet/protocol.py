@@ -17,6 +17,10 @@ import greenstalk
 CRLF = b"\r\n"
 
 
+# Tube names may look like numbers ("007", "+1") and must stay as given.
+_STRING_KEYS = frozenset({"name", "tube"})
+
+
 def parse_yaml_mapping(data: bytes) -> dict[str, int | str]:
     # beanstalkd's stats replies are a flat YAML mapping of scalars; no YAML parser needed.
     result: dict[str, int | str] = {}
@@ -27,6 +31,9 @@ def parse_yaml_mapping(data: bytes) -> dict[str, int | str]:
         value = value.strip()
         if len(value) >= 2 and value[0] == value[-1] == '"':
             value = value[1:-1]
+        if key in _STRING_KEYS:
+            result[key] = value
+            continue
         try:
             result[key] = int(value)
         except ValueError:

@@ -58,13 +58,13 @@ def templates_dir() -> Path:
 
 def environment(directory: Path) -> jinja2.Environment:
     """A Jinja2 environment configured like Ansible's ``template`` module (its defaults)."""
-    return jinja2.Environment(  # noqa: S701 - config files, not HTML
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
         trim_blocks=True,
         lstrip_blocks=False,
         newline_sequence="\n",
         keep_trailing_newline=False,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 - config files, not HTML
         undefined=jinja2.StrictUndefined,
     )
 
@@ -90,6 +90,7 @@ def template_vars(fleet: fleet_model.Fleet) -> dict[str, Any]:
             "__beanfleet_state_dir": fleet_model.STATE_DIR,
             "__beanfleet_user": fleet_model.USER,
             "__beanfleet_pool_dir": POOL_DIR,
+            "__beanstalkd_firewall": bool(v["beanstalkd_firewall"]),
         }
     )
     return v
@@ -108,19 +109,36 @@ def outputs(fleet: fleet_model.Fleet, manager: str) -> list[Output]:
             name = pool["name"]
             conf = f"{POOL_DIR}/{name}.conf".lstrip("/")
             out.append(Output(conf, 0o644, "beanfleet/systemd/pool.conf.j2", pool))
-            out.append(Output(f"{POOL_DIR}/{name}.env".lstrip("/"), 0o600,
-                              "beanfleet/systemd/pool.env.j2", pool))
+            out.append(
+                Output(
+                    f"{POOL_DIR}/{name}.env".lstrip("/"),
+                    0o600,
+                    "beanfleet/systemd/pool.env.j2",
+                    pool,
+                )
+            )
             for instance in fleet_model.instances(pool):
                 dropin = f"etc/systemd/system/beanfleet-worker@{instance}.service.d/pool.conf"
                 target = os.path.relpath(conf, os.path.dirname(dropin))
                 out.append(Output(dropin, 0o777, link=target))
     elif manager == "supervisor":
         if pools:
-            out.append(Output("etc/supervisor/conf.d/beanfleet.conf", 0o644,
-                              "beanfleet/supervisor/beanfleet.conf.j2"))
+            out.append(
+                Output(
+                    "etc/supervisor/conf.d/beanfleet.conf",
+                    0o644,
+                    "beanfleet/supervisor/beanfleet.conf.j2",
+                )
+            )
         for pool in pools:
-            out.append(Output(f"etc/supervisor/conf.d/beanfleet-{pool['name']}.conf", 0o600,
-                              "beanfleet/supervisor/pool.conf.j2", pool))
+            out.append(
+                Output(
+                    f"etc/supervisor/conf.d/beanfleet-{pool['name']}.conf",
+                    0o600,
+                    "beanfleet/supervisor/pool.conf.j2",
+                    pool,
+                )
+            )
     else:  # validate() rejects it first; kept for direct callers
         raise ConfigError(f"beanfleet_manager must be one of: systemd, supervisor, got {manager!r}")
     return out
@@ -207,7 +225,7 @@ def render(
     _clean_previous(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for item, text in rendered:
+    for item, content in rendered:
         path = out_dir / item.path
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
@@ -215,8 +233,8 @@ def render(
         if item.link is not None:
             path.symlink_to(item.link)
         else:
-            assert text is not None
-            path.write_bytes(text.encode("utf-8"))
+            assert content is not None
+            path.write_bytes(content.encode("utf-8"))
             path.chmod(item.mode)
         written.append(path)
     (out_dir / MANIFEST).write_text(

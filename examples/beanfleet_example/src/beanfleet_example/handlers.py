@@ -20,9 +20,8 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Protocol
 
-from PIL import Image, UnidentifiedImageError
-
 from beanfleet import PermanentFailure
+from PIL import Image, UnidentifiedImageError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 DEFAULT_SENDER = "beanfleet@localhost"
@@ -44,7 +43,9 @@ def _output(env_name: str, default_leaf: str) -> Path:
 
 def _mapping(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise PermanentFailure(f"job body must be a JSON object, got {type(data).__name__}")
+        raise PermanentFailure(
+            f"job body must be a JSON object, got {type(data).__name__}"
+        )
     return data
 
 
@@ -96,7 +97,9 @@ def make_thumbnail(data: Any, job: Job) -> str:
         raise PermanentFailure(f"'size' must be an integer 1-4096, got {size!r}")
     if "image" in body:
         try:
-            source: Any = io.BytesIO(base64.b64decode(str(body["image"]), validate=True))
+            source: Any = io.BytesIO(
+                base64.b64decode(str(body["image"]), validate=True)
+            )
         except (binascii.Error, ValueError) as exc:
             raise PermanentFailure(f"'image' is not valid base64: {exc}") from None
     elif "path" in body:
@@ -140,7 +143,9 @@ def write_report(data: Any, job: Job) -> str:
 
 def fail(data: Any, job: Job) -> None:
     """Always fails: the worker retries the job (max_retries), then buries it."""
-    raise RuntimeError(f"fail handler: job {job.id} attempt {job.attempt} fails on purpose")
+    raise RuntimeError(
+        f"fail handler: job {job.id} attempt {job.attempt} fails on purpose"
+    )
 
 
 def record(data: Any, job: Job) -> None:

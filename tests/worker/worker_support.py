@@ -1,0 +1,213 @@
+"""Helpers for the worker tests: put jobs, read job states, run workers in-process or as a
+``beanfleet work`` subprocess, and wait for conditions with a deadline (never fixed sleeps).
+
+A module of its own (not conftest.py): several test folders have a conftest, and a plain
+``from conftest import`` could pick another folder's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import greenstalk
+from beanfleet.handlers import Handler
+from beanfleet.joblog import JobLog, LogFormat
+from beanfleet.recycle import RecycleLimits
+from beanfleet.retry import RetryPolicy
+from beanfleet.worker import Worker
+from beanstalkd_server import Beanstalkd
+
+HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
+    """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+class Queue:
+    """The test's own view of the beanstalkd under test (a separate connection)."""
+
+    def __init__(self, server: Beanstalkd) -> None:
+        self.server = server
+        self._client: greenstalk.Client[bytes] | None = None
+
+    @property
+    def client(self) -> greenstalk.Client[bytes]:
+        if self._client is None:
+            self._client = greenstalk.Client(self.server.pair, encoding=None)
+        return self._client
+
+    def reset(self) -> None:
+        """Forget the connection (after beanstalkd was killed or restarted)."""
+        if self._client is not None:
+            try:
+                self._client.close()
+            except OSError:
+                pass
+        self._client = None
+
+    def put(
+        self,
+        tube: str,
+        body: bytes | Mapping[str, Any],
+        priority: int = greenstalk.DEFAULT_PRIORITY,
+        ttr: int = 60,
+        delay: int = 0,
+    ) -> int:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.client.use(tube)
+        return self.client.put(raw, priority=priority, delay=delay, ttr=ttr)
+
+    def stats(self, job_id: int) -> dict[str, Any] | None:
+        """stats-job, or None when the job is gone (deleted)."""
+        try:
+            return dict(self.client.stats_job(job_id))
+        except greenstalk.NotFoundError:
+            return None
+
+    def state(self, job_id: int) -> str | None:
+        stats = self.stats(job_id)
+        return None if stats is None else str(stats["state"])
+
+    def tube_stats(self, tube: str) -> defaultdict[str, Any]:
+        """stats-tube; every count 0 while the tube does not exist (nobody uses it yet)."""
+        stats: defaultdict[str, Any] = defaultdict(int)
+        try:
+            stats.update(self.client.stats_tube(tube))
+        except greenstalk.NotFoundError:
+            pass
+        return stats
+
+    def server_stats(self) -> dict[str, Any]:
+        return dict(self.client.stats())
+
+    def close(self) -> None:
+        self.reset()
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The JSON lines a test handler appended to ``path`` (see handlers_for_tests)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# -- in-process ------------------------------------------------------------------------------
+
+
+def run_worker(
+    server: str,
+    handlers: Mapping[str, Handler],
+    *,
+    max_jobs: int | None = None,
+    max_time: float = 20.0,  # a bound, so a broken test fails instead of hanging
+    policy: RetryPolicy | None = None,
+    fmt: LogFormat = "text",
+    worker_class: type[Worker] = Worker,
+    before_run: Callable[[Worker], None] | None = None,
+) -> tuple[str, list[str]]:
+    """Run a Worker in this (main) thread; return its stop reason and log lines."""
+    stream = io.StringIO()
+    worker = worker_class(
+        server,
+        handlers,
+        policy=policy or RetryPolicy(max_retries=3, backoff_base=0),
+        limits=RecycleLimits(max_jobs=max_jobs, max_time=max_time),
+        log=JobLog(fmt, stream),
+    )
+    if before_run is not None:
+        before_run(worker)
+    reason = worker.run()
+    return reason, stream.getvalue().splitlines()
+
+
+# -- subprocess ------------------------------------------------------------------------------
+
+
+def beanfleet_argv() -> list[str]:
+    """The installed console script (as a process manager runs it), else the module."""
+    script = Path(sys.executable).with_name("beanfleet")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from beanfleet.cli import main; sys.exit(main())"]
+
+
+class WorkerProcess:
+    """``beanfleet work ...`` in a subprocess, its stderr in a file the test can poll."""
+
+    def __init__(self, args: list[str], log_path: Path, env: Mapping[str, str] | None = None):
+        environment = dict(os.environ)
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [str(HERE), *filter(None, [environment.get("PYTHONPATH")])]
+        )
+        environment.update(env or {})
+        self.log_path = log_path
+        self._log_file = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [*beanfleet_argv(), "work", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log_file,
+            env=environment,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def wait_log(self, needle: str, timeout: float = 10.0, count: int = 1) -> list[str]:
+        def found() -> list[str]:
+            hits = [line for line in self.lines() if needle in line]
+            if len(hits) >= count:
+                return hits
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"worker exited ({self.proc.returncode}) before logging {needle!r}:\n"
+                    + "\n".join(self.lines())
+                )
+            return []
+
+        return wait_for(found, timeout, f"worker log line {needle!r}")
+
+    def wait_outcomes(self, job_id: int, count: int = 1, timeout: float = 10.0) -> list[str]:
+        """The job-outcome lines of one job (text format), once there are ``count``."""
+        return self.wait_log(f"job={job_id} tube=", timeout, count)
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout: float = 10.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker did not exit within {timeout}s:\n" + "\n".join(self.lines())
+            ) from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._log_file.close()
