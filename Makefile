@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXAMPLE_FLEET := ansible/inventories/example/group_vars/all.yml
 
 .PHONY: up down test lint test-unit test-fleet bench drills render venv clean
 
@@ -30,6 +31,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench examples
 	$(BIN)/ruff format --check worker tests bench examples
 	$(BIN)/mypy --strict worker/src
+	$(BIN)/yamllint -s .
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests --ignore=tests/fleet
@@ -44,7 +47,8 @@ drills: $(STAMP)
 	$(BIN)/python drills/run.py
 
 render: $(STAMP)
-	scripts/render-examples.sh
+	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager systemd --out systemd
+	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager supervisor --out supervisor
 
 clean:
 	rm -rf $(VENV) build

@@ -91,17 +91,20 @@ def run(ctx: Ctx) -> Figure:
         )
     off, f50, f0 = (results[m[0]] for m in MODES)
     fig.notes.append(
-        f"binlog off vs -f 50: {off[0]:,.0f} vs {f50[0]:,.0f} jobs/s. With -f 50 each put "
-        "and delete is also a write() to the binlog file, batched fsyncs cost little; "
-        f"beanstalkd used {off[1]['server']:.0f} % vs {f50[1]['server']:.0f} % of a core. "
-        "The limit is the same as without a binlog: CPU shared by the producer, 2 workers "
-        "and beanstalkd (differences of a few % are within run-to-run noise here)."
+        f"binlog off vs -f 50: {off[0]:,.0f} vs {f50[0]:,.0f} jobs/s "
+        f"({f50[0] / off[0]:.2f}×). With -f 50 every put and every delete is also a "
+        "write() to the binlog file (fsync at most every 50 ms, off the request path), "
+        f"so beanstalkd does more per job; it used {off[1]['server']:.0f} % vs "
+        f"{f50[1]['server']:.0f} % of a core. Either way the limit is CPU shared by the "
+        "producer, 2 workers and beanstalkd on 2 cores (other processes took "
+        f"{off[1]['others']:.0f} % / {f50[1]['others']:.0f} %)."
     )
     fig.notes.append(
         f"-f 0: {f0[0]:,.0f} jobs/s, {1e3 / f0[0]:.2f} ms per job. beanstalkd fsyncs the "
         "binlog after each write and serves nothing else meanwhile (one thread), so the "
-        "disk's fsync latency (a put and a delete per job) is the limit; beanstalkd's CPU "
-        f"is {f0[1]['server']:.0f} %, the cores are idle."
+        "disk's fsync latency (a put and a delete per job) is the limit: beanstalkd used "
+        f"only {f0[1]['server']:.0f} % of a core, the workers {f0[1]['workers']:.0f} %; "
+        "they wait on the disk."
     )
     fig.notes.append(
         f"{ctx.size.durability_jobs:,} jobs per mode ({ctx.size.durability_f0_jobs:,} with "

@@ -269,12 +269,20 @@ def explain(rows: list[Row]) -> list[str]:
             f"{e['beanstalkd CPU %']:.0f} %, the 4 workers {e['workers CPU %']:.0f} %, the "
             f"producer {e['producer CPU %']:.0f} % and other processes "
             f"{e['other processes CPU %']:.0f} %: {busy:.0f} % of the machine's "
-            f"{100 * (os.cpu_count() or 1)} %, so the max is where the cores run out."
+            f"{100 * (os.cpu_count() or 1)} %"
+            + (
+                ", so the max is where the cores run out."
+                if busy >= 85 * (os.cpu_count() or 1)
+                else ": the cores are not full, so round trips (4 connections, each a "
+                "ping-pong) bound the max."
+            )
         ),
         (
-            f"At {low.extra['level']:.0%} load a job waits for nothing but the hand-off: "
-            "beanstalkd passes it to a worker already blocked in reserve, which wakes, reads "
-            f"and decodes it (p50 {low.value:.2f} ms)."
+            f"At {low.extra['level']:.0%} load (p50 {low.value:.2f} ms) a job should wait "
+            "for nothing but the hand-off: beanstalkd passes it to a worker already blocked "
+            "in reserve, which wakes, reads and decodes it; other processes used "
+            f"{low.extra['other processes CPU %']:.0f} % of a core meanwhile, and whatever "
+            "they take shows up here as scheduling delay."
         ),
     ]
     queue = high.value / 1000 * high.extra["achieved put rate"]

@@ -137,7 +137,7 @@ def parse_table(text: str) -> list[dict[str, str]]:
 
 
 def _short(label: str, width: int = 28) -> str:
-    label = label.split(" (")[0]
+    label = label.split(" (", maxsplit=1)[0]
     return label if len(label) <= width else label[: width - 1] + "…"
 
 

@@ -58,6 +58,22 @@ def _terminate(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def disturbed(fig: Figure) -> None:
+    """Say so when other processes took a large share of the cores during a figure."""
+    others = [
+        r.extra["other processes CPU %"]
+        for r in fig.rows
+        if "other processes CPU %" in r.extra
+    ]
+    if others and (mean := sum(others) / len(others)) > 30:
+        fig.notes.insert(
+            0,
+            f"**Disturbed:** other processes on this machine used {mean:.0f} % of a core on "
+            "average during these measurements (100 % = one of the 2 cores): absolute "
+            "numbers are pessimistic and noisy; ratios measured side by side hold better.",
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,11 +131,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"figure {number} ...", file=sys.stderr, flush=True)
             try:
                 fig = FIGURES[number](ctx)
-            except Exception:  # noqa: BLE001  (one broken figure must not lose the others)
+            except Exception:
                 traceback.print_exc()
                 failed.append(number)
                 continue
             fig.seconds = time.perf_counter() - t0
+            disturbed(fig)
             figures.append(fig)
             print(report.text_table([fig]), flush=True)
     finally:

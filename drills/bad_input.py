@@ -90,9 +90,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 try:
                     poison_ids[raw.put(body, ttr=30)] = name
                 except greenstalk.JobTooBigError:
-                    too_big_for_client.append(
-                        name
-                    )  # over -z: refused before any worker
+                    too_big_for_client.append(name)  # over -z: refused before any worker
                 raw.put(b'{"seq": %d}' % seq)
                 acked.add(seq)
                 seq += 1
@@ -107,9 +105,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             facts["poison_buried"] = tube_counts(server.pair, TUBE)["buried"]
             facts["worker_alive_after_poison"] = worker.alive
             facts["bury_reasons"] = {
-                poison_ids.get(e.get("job"), str(e.get("job"))): e.get("reason", "")[
-                    :80
-                ]
+                poison_ids.get(e.get("job"), str(e.get("job"))): e.get("reason", "")[:80]
                 for e in worker.events()
                 if e.get("event") == "job" and e.get("outcome") == "buried"
             }
@@ -125,8 +121,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             buried_before = facts["poison_buried"]
             wait_for(
                 lambda: (
-                    not worker.alive
-                    or tube_counts(server.pair, TUBE)["buried"] > buried_before
+                    not worker.alive or tube_counts(server.pair, TUBE)["buried"] > buried_before
                 ),
                 15,
                 "the deep-nesting job to be buried (or the worker to die)",
@@ -148,9 +143,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 # job out of the way by hand (otherwise every worker that reserves it dies).
                 _bury_by_hand(server.pair, deep_id)
                 worker = fleet.add(
-                    WorkerProc(
-                        server.address, workdir, "w1", log.path, {TUBE: "record"}
-                    )
+                    WorkerProc(server.address, workdir, "w1", log.path, {TUBE: "record"})
                 ).start()
             wait_for(
                 lambda: log.all_done(acked),
@@ -167,9 +160,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 except JobTooBig as exc:
                     facts["too_big"] = f"{type(exc).__name__}: {exc}"
                 try:
-                    producer.put_many(
-                        TUBE, [{"seq": seq}, {"pad": "x" * (MAX_JOB * 2)}]
-                    )
+                    producer.put_many(TUBE, [{"seq": seq}, {"pad": "x" * (MAX_JOB * 2)}])
                     facts["too_big_bulk"] = "accepted (!)"
                 except JobTooBig as exc:
                     facts["too_big_bulk"] = f"{type(exc).__name__}: {exc}"
@@ -249,17 +240,11 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             "too, so it had to be buried by hand"
         )
     result.check(facts["worker_alive_end"], "the worker died")
-    result.check(
-        facts["poison_buried"] == len(poison_ids), "not every poison job was buried"
-    )
+    result.check(facts["poison_buried"] == len(poison_ids), "not every poison job was buried")
     result.check(result.lost == 0, f"{result.lost} good jobs lost")
     result.check(result.run_twice == 0, f"{result.run_twice} jobs ran twice")
-    result.check(
-        facts["too_big"].startswith("JobTooBig"), f"oversized put: {facts['too_big']}"
-    )
-    result.check(
-        facts["bad_tube"].startswith("ConfigError"), f"bad tube: {facts['bad_tube']}"
-    )
+    result.check(facts["too_big"].startswith("JobTooBig"), f"oversized put: {facts['too_big']}")
+    result.check(facts["bad_tube"].startswith("ConfigError"), f"bad tube: {facts['bad_tube']}")
     result.check(not bad_exit, f"CLI exit status not 2: {bad_exit}")
     if multi_line:
         result.known_issues.append(
@@ -289,8 +274,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             f"`{facts['bad_tube']}`"
         ),
         *(
-            f"- `beanfleet {k}`: exit {v['exit']}, {v['lines']} stderr line(s), last: "
-            f"`{v['last']}`"
+            f"- `beanfleet {k}`: exit {v['exit']}, {v['lines']} stderr line(s), last: `{v['last']}`"
             for k, v in facts["cli"].items()
         ),
         f"- `beanfleet render` with a bad FLEET.yml: {facts['render']}",

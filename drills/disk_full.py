@@ -62,9 +62,7 @@ def small_fs(mountpoint: Path, workdir: Path) -> Iterator[str]:
     """Mount a 2 MiB filesystem at ``mountpoint``; yield its kind; unmount on exit."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     kind = ""
-    r = _run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mountpoint)]
-    )
+    r = _run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mountpoint)])
     if r.returncode == 0:
         kind = "tmpfs"
     else:
@@ -81,9 +79,7 @@ def small_fs(mountpoint: Path, workdir: Path) -> Iterator[str]:
     try:
         yield kind
     finally:
-        for _ in range(
-            20
-        ):  # bounded: the server may take a moment to let go of its files
+        for _ in range(20):  # bounded: the server may take a moment to let go of its files
             if _run(["umount", str(mountpoint)]).returncode == 0:
                 break
             time.sleep(0.1)
@@ -169,9 +165,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 wait_for(lambda: len(producer.acked) >= 50, 10, "the stream to start")
                 with Producer(server.address) as p:
                     # Ready in 2 s, i.e. while the disk is full; fails once, then retries.
-                    mark_id = p.put(
-                        TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4
-                    )
+                    mark_id = p.put(TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4)
                 ballast = Connection(server.pair)
                 accepted, refusal = _fill(ballast)
                 full_at = time.time()
@@ -190,19 +184,15 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 remedy = "deleted the backlog"
                 facts["after_delete"] = _binlog_files(mountpoint)
                 try:
-                    wait_for(
-                        lambda: _put_works(server.pair), 5, "puts to work again", 0.1
-                    )
+                    wait_for(lambda: _put_works(server.pair), 5, "puts to work again", 0.1)
                     resumed_at = time.time()
-                except Exception:  # noqa: BLE001 - deleting did not free enough; grow the fs
+                except Exception:
                     facts["after_delete"] = _binlog_files(mountpoint)
                     remedy = "deleting the backlog freed nothing within 5 s; grew the filesystem"
                     grown_at = time.time()
                     if kind == "tmpfs":
                         _run(["mount", "-o", "remount,size=16m", str(mountpoint)])
-                    wait_for(
-                        lambda: _put_works(server.pair), 10, "puts to work again", 0.1
-                    )
+                    wait_for(lambda: _put_works(server.pair), 10, "puts to work again", 0.1)
                     resumed_at = time.time()
                     freed_at = grown_at
                 facts["remedy"] = remedy
@@ -232,8 +222,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                     # in the binlog: a restart of beanstalkd brings it back.
                     pending = acked - log.stats().done_seqs
                     facts["stuck"] = {
-                        seq: _job_state(server.pair, ids[seq])
-                        for seq in sorted(pending)
+                        seq: _job_state(server.pair, ids[seq]) for seq in sorted(pending)
                     }
                     restarted_at = time.time()
                     server.kill()
@@ -246,9 +235,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                         0.1,
                     )
                     facts["done_after_restart"] = time.time() - restarted_at
-                wait_for(
-                    lambda: _idle(server.pair), 30, "the drill tube to be empty", 0.1
-                )
+                wait_for(lambda: _idle(server.pair), 30, "the drill tube to be empty", 0.1)
                 facts["outcomes"] = Counter(
                     f"{e.get('outcome')}: {e.get('reason', '')[:90]}"
                     for w in workers
@@ -267,18 +254,14 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     result.metrics.update(facts)
     result.metrics["producer_errors"] = dict(errors_full)
     producer_error = next(iter(errors_full), "none")
-    result.recovery = (
-        f"puts work {facts['resumed_after']:.2f} s after space returned ({remedy})"
-    )
+    result.recovery = f"puts work {facts['resumed_after']:.2f} s after space returned ({remedy})"
     result.notes = (
         f"{kind} 2 MiB, -s 262144: put got {facts['ballast_refusal']}; producer raised "
         f"`{producer_error}`; workers stayed up: {facts['workers_alive_while_full']}; "
         f"retry while full: {_first_odd(facts['outcomes'])}"
     )
     oom_lost = [
-        t
-        for t in facts["outcomes"]
-        if t.startswith("lost: beanstalkd replied OUT_OF_MEMORY")
+        t for t in facts["outcomes"] if t.startswith("lost: beanstalkd replied OUT_OF_MEMORY")
     ]
     result.metrics["release_oom_logged_lost"] = bool(oom_lost)
     if oom_lost:
@@ -295,12 +278,8 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         )
     result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost")
     twice = set(result.metrics["started_twice"])
-    result.check(
-        twice <= {MARK}, f"jobs other than the retried one ran twice: {sorted(twice)}"
-    )
-    result.check(
-        facts["workers_alive_while_full"], "a worker died while the disk was full"
-    )
+    result.check(twice <= {MARK}, f"jobs other than the retried one ran twice: {sorted(twice)}")
+    result.check(facts["workers_alive_while_full"], "a worker died while the disk was full")
     result.check(facts["workers_alive_end"], "a worker died")
     result.check(bool(errors_full), "the producer saw no error while the disk was full")
     result.details += [
@@ -337,7 +316,7 @@ def _job_state(address: tuple[str, int], job_id: int) -> str:
             f"job {job_id}: {stats['state']}, time-left {stats['time-left']} s "
             f"(ttr {stats['ttr']}), reserves {stats['reserves']}, timeouts {stats['timeouts']}"
         )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return f"job {job_id}: {type(exc).__name__}"
     finally:
         conn.close()
@@ -366,9 +345,7 @@ def _put_works(address: tuple[str, int]) -> bool:
         conn.call(b"use drill-probe", b"USING")
         status = _raw_put(conn, b"probe")
         if status == b"INSERTED":
-            conn.send(
-                [b"watch drill-probe", b"ignore default", b"reserve-with-timeout 0"]
-            )
+            conn.send([b"watch drill-probe", b"ignore default", b"reserve-with-timeout 0"])
             conn.expect(b"WATCHING")
             conn.expect(b"WATCHING")
             _, values = conn.expect(b"RESERVED")
@@ -412,9 +389,7 @@ def _probe_commands(address: tuple[str, int]) -> dict[str, str]:
             status, _ = conn.read_reply()
             replies[command] = status.decode()
             if status not in (b"RELEASED", b"BURIED", b"DELETED"):
-                conn.send(
-                    [b"release " + job + b" 0 0"]
-                )  # hand it back (writes nothing)
+                conn.send([b"release " + job + b" 0 0"])  # hand it back (writes nothing)
                 conn.read_reply()
         return replies
     finally:

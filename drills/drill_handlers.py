@@ -29,9 +29,7 @@ _fd: int | None = None
 def _log_fd() -> int:
     global _fd
     if _fd is None:
-        _fd = os.open(
-            os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644
-        )
+        _fd = os.open(os.environ[LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     return _fd
 
 

@@ -80,9 +80,7 @@ def fmt_s(seconds: float | None) -> str:
 
 def parse_ts(text: str) -> float:
     """The worker log's ``2026-01-02T03:04:05.678Z`` as Unix time."""
-    return datetime.strptime(
-        text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z"
-    ).timestamp()
+    return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -106,9 +104,7 @@ class DrillResult:
     # fail the drill (tests pin them with xfail so a fix shows up).
     known_issues: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    details: list[str] = field(
-        default_factory=list
-    )  # markdown lines for docs/drills.md
+    details: list[str] = field(default_factory=list)  # markdown lines for docs/drills.md
     seconds: float = 0.0
 
     @property
@@ -377,9 +373,7 @@ class WorkerProc:
         try:
             self.returncode = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
-            raise DrillError(
-                f"worker {self.name} did not exit in {timeout:g}s"
-            ) from exc
+            raise DrillError(f"worker {self.name} did not exit in {timeout:g}s") from exc
         return self.returncode
 
     def kill(self) -> None:
@@ -401,9 +395,7 @@ class WorkerProc:
     def tail(self, lines: int = 5) -> str:
         if not self.log_path.exists():
             return ""
-        return " | ".join(
-            self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        )
+        return " | ".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def _line_count(self) -> int:
         return len(self.events())
@@ -412,9 +404,7 @@ class WorkerProc:
         return any(e.get("event") == "connected" for e in self.events()[marker:])
 
     def connected_times(self) -> list[float]:
-        return [
-            parse_ts(e["ts"]) for e in self.events() if e.get("event") == "connected"
-        ]
+        return [parse_ts(e["ts"]) for e in self.events() if e.get("event") == "connected"]
 
 
 class Fleet:
@@ -445,7 +435,7 @@ def running_server(server: Beanstalkd) -> Iterator[Beanstalkd]:
         server.kill()
 
 
-# -- the job stream ---------------------------------------------------------------------------------
+# -- the job stream ----------------------------------------------------------------------------
 
 
 class StreamProducer(threading.Thread):

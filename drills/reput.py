@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         data, attempt, origin = unwrap(json.loads(body))
         try:
             handler(data, _Job(job_id, args.tube, attempt))
-        except Exception:  # noqa: BLE001 - the handler's failure is the point
+        except Exception:
             stats = conn.stats_job(job_id)
             if attempt > args.max_retries:
                 conn.send([b"bury %d %d" % (job_id, int(stats["pri"]))])

@@ -58,9 +58,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         with Fleet() as fleet:
             live = [
                 fleet.add(
-                    WorkerProc(
-                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
-                    )
+                    WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"})
                 ).start()
                 for i in range(params["workers"])
             ]
@@ -102,9 +100,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 "every acknowledged job to be done",
                 0.1,
             )
-            wait_for(
-                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
-            )
+            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
             outcomes = [
                 (w.name, e.get("outcome"), e.get("reason"))
                 for w in fleet.workers

@@ -16,6 +16,7 @@ At the end all jobs are deleted, which shows the release records were reclaimabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -50,9 +51,7 @@ SIZES = {
 
 
 class Sampler(threading.Thread):
-    def __init__(
-        self, server: Beanstalkd, directory: Path, interval: float = 0.5
-    ) -> None:
+    def __init__(self, server: Beanstalkd, directory: Path, interval: float = 0.5) -> None:
         super().__init__(daemon=True)
         self.server = server
         self.directory = directory
@@ -76,10 +75,8 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.wait(self.interval):
-            try:
+            with contextlib.suppress(OSError):
                 self.sample()
-            except OSError:
-                pass
 
 
 def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
@@ -160,9 +157,7 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
         out["bytes_end"] = end["bytes"]
         out["bytes_max"] = max(s["bytes"] for s in sampler.samples)
         out["cycles"] = (
-            end["releases"] - base["releases"]
-            if arm == "release"
-            else end["puts"] - base["puts"]
+            end["releases"] - base["releases"] if arm == "release" else end["puts"] - base["puts"]
         )
         out["failures_run"] = sum(1 for e in log.entries() if e.phase == "fail")
         counts_now = tube_counts(server.pair, TUBE)
@@ -220,11 +215,7 @@ def _slope(samples: list[dict[str, float]], key: str) -> float:
     ys = [s["bytes"] for s in half]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     var = sum((x - mx) ** 2 for x in xs)
-    return (
-        sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var
-        if var
-        else 0.0
-    )
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
 
 
 def run(size: str, workdir: Path) -> list[DrillResult]:
@@ -242,9 +233,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     )
     result.sent = params["jobs"]
     result.processed = 0
-    result.lost = (
-        params["jobs"] - release["deleted"] + params["jobs"] - reput["deleted"]
-    )
+    result.lost = params["jobs"] - release["deleted"] + params["jobs"] - reput["deleted"]
     result.run_twice = 0
     kib = 1024
     result.recovery = (
@@ -276,12 +265,8 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         reput["deleted"] == params["jobs"],
         f"reput arm: {reput['deleted']} jobs left of {params['jobs']}",
     )
-    result.check(
-        release["cycles"] > params["jobs"], "the release arm did not cycle every job"
-    )
-    result.check(
-        reput["cycles"] > params["jobs"], "the reput arm did not cycle every job"
-    )
+    result.check(release["cycles"] > params["jobs"], "the release arm did not cycle every job")
+    result.check(reput["cycles"] > params["jobs"], "the reput arm did not cycle every job")
     # The measurement itself: release grows with cycles, reput stays bounded.
     result.check(rel_slope > 40, f"release arm grew only {rel_slope:.1f} B per release")
     result.check(

@@ -48,7 +48,7 @@ def run_drill(name: str, size: str, workdir: Path) -> list[DrillResult]:
     try:
         results: list[DrillResult] = module.run(size, workdir / name)
     # A drill that crashes is a failed drill, and the others still run.
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         failed = DrillResult(name, getattr(module, "TITLE", name))
         failed.failures.append(f"drill crashed: {type(exc).__name__}: {exc}")
         failed.details.append("```\n" + traceback.format_exc() + "```")
@@ -133,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for item in args.only for n in item.split(",") if n] or list(DRILLS)
     unknown = [n for n in names if n not in DRILLS]
     if unknown:
-        parser.error(
-            f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(DRILLS)}"
-        )
+        parser.error(f"unknown drill(s) {', '.join(unknown)}; known: {', '.join(DRILLS)}")
 
     # SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C, so every drill's cleanup runs:
     # servers and workers killed, small filesystems unmounted.

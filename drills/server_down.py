@@ -54,11 +54,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(
-                    WorkerProc(
-                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
-                    )
-                )
+                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
                 for i in range(2)
             ]
             for w in workers:
@@ -67,9 +63,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             time.sleep(params["before"])
             server.kill()
             down_at = time.time()
-            time.sleep(
-                params["down"]
-            )  # the outage itself: hold it for its stated length
+            time.sleep(params["down"])  # the outage itself: hold it for its stated length
             result.check(
                 all(w.alive for w in workers),
                 "a worker exited while the server was down",
@@ -77,9 +71,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             server.start()
             up_at = time.time()
             wait_for(
-                lambda: all(
-                    any(t >= up_at for t in w.connected_times()) for w in workers
-                ),
+                lambda: all(any(t >= up_at for t in w.connected_times()) for w in workers),
                 cap + 15,
                 "every worker to reconnect",
                 0.05,
@@ -105,9 +97,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                 "every acknowledged job to be done",
                 0.1,
             )
-            wait_for(
-                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
-            )
+            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
             for w in workers:
                 events = w.events()
                 retries = [
@@ -117,9 +107,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
                     and parse_ts(e["ts"]) >= down_at
                     and (m := _RETRY_RE.search(e.get("message", "")))
                 ]
-                done_times = [
-                    e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"
-                ]
+                done_times = [e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"]
                 per_worker[w.name] = {
                     "reconnect": first_after(w.connected_times(), up_at),
                     "first_job": first_after(done_times, up_at),
@@ -147,7 +135,8 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             f"{n} {v['attempts']} (longest wait {v['max_wait']:.1f} s)"
             for n, v in per_worker.items()
         )
-        + f"; producer saw: {producer.errors.most_common(1)[0][0] if producer.errors else 'no error'}"
+        + "; producer saw: "
+        + (producer.errors.most_common(1)[0][0] if producer.errors else "no error")
     )
     result.check(result.lost == 0, f"{result.lost} acknowledged jobs lost")
     result.check(result.run_twice <= 4, f"{result.run_twice} jobs ran twice")
@@ -164,8 +153,6 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
             for n, v in per_worker.items()
         )
     )
-    result.details.append(
-        f"- slowest first job after the return: {max(first_jobs):.2f} s"
-    )
+    result.details.append(f"- slowest first job after the return: {max(first_jobs):.2f} s")
     result.seconds = time.monotonic() - started
     return [result]

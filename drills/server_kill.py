@@ -55,11 +55,7 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(
-                    WorkerProc(
-                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
-                    )
-                )
+                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
                 for i in range(2)
             ]
             for w in workers:
@@ -92,11 +88,7 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                 worker_recoveries.append(
                     max(
                         first_after(
-                            [
-                                e.at
-                                for e in log.entries()
-                                if e.phase == "done" and e.pid == w.pid
-                            ],
+                            [e.at for e in log.entries() if e.phase == "done" and e.pid == w.pid],
                             killed_at,
                         )
                         or 0.0
@@ -104,9 +96,7 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                     )
                 )
                 ack_after = first_after(list(producer.ack_times.values()), killed_at)
-                put_recoveries.append(
-                    ack_after if ack_after is not None else float("nan")
-                )
+                put_recoveries.append(ack_after if ack_after is not None else float("nan"))
             time.sleep(params["after"])
             producer.stop()
             acked = producer.acked_seqs()
@@ -116,9 +106,7 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
                 "every acknowledged job to be done",
                 0.1,
             )
-            wait_for(
-                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
-            )
+            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
             for w in workers:
                 result.check(w.alive, f"worker {w.name} died: {w.tail()}")
     finally:

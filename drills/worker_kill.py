@@ -57,11 +57,7 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
     try:
         with Fleet() as fleet:
             workers = [
-                fleet.add(
-                    WorkerProc(
-                        server.address, workdir, f"w{i}", log.path, {TUBE: "record"}
-                    )
-                )
+                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
                 for i in range(2)
             ]
             for w in workers:
@@ -69,18 +65,14 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
             producer.start()
             wait_for(lambda: len(producer.acked) >= 10, 10, "the stream to start")
             with Producer(server.address) as p:
-                job_id = p.put(
-                    TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"]
-                )
+                job_id = p.put(TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"])
 
             def starts_of_mark() -> list[tuple[int, float]]:
                 return [
-                    (e.pid, e.at)
-                    for e in log.entries()
-                    if e.seq == MARK and e.phase == "start"
+                    (e.pid, e.at) for e in log.entries() if e.seq == MARK and e.phase == "start"
                 ]
 
-            wait_for(lambda: starts_of_mark(), 10, "a worker to start the marked job")
+            wait_for(starts_of_mark, 10, "a worker to start the marked job")
             victim_pid = starts_of_mark()[0][0]
             victim = next(w for w in workers if w.pid == victim_pid)
             time.sleep(params["sleep"] / 3)  # well inside the handler
@@ -115,9 +107,7 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
             back_after = starts_of_mark()[1][1] - hit_at
             if how == "kill9":
                 replacement = fleet.add(
-                    WorkerProc(
-                        server.address, workdir, "w2", log.path, {TUBE: "record"}
-                    )
+                    WorkerProc(server.address, workdir, "w2", log.path, {TUBE: "record"})
                 )
                 replacement.start()
             elif ttr_honoured:
@@ -149,9 +139,7 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
                 "every acknowledged job to be done",
                 0.1,
             )
-            wait_for(
-                lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1
-            )
+            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
             outcomes = [
                 (e.get("outcome"), e.get("reason", ""))
                 for w in workers
@@ -184,9 +172,7 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
         f"jobs started twice {sorted(stats.started_twice)[:10]}, expected only {MARK}",
     )
     if how == "kill9":
-        result.check(
-            back_after < 1.0, f"job took {back_after:.2f}s to come back after kill -9"
-        )
+        result.check(back_after < 1.0, f"job took {back_after:.2f}s to come back after kill -9")
         result.check(not stats.completed_twice, "a job completed twice after kill -9")
         result.notes = (
             f"job back at once (connection closed), not after its TTR of {params['ttr']} s; "

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from beanstalkd_server import Beanstalkd  # noqa: E402
+from beanstalkd_server import Beanstalkd
 
 
 @pytest.fixture

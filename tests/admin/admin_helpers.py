@@ -7,9 +7,7 @@ from beanfleet.cli import main
 from click.testing import CliRunner
 
 
-def put(
-    client: greenstalk.Client[bytes], tube: str, body: bytes, priority: int = 1024
-) -> int:
+def put(client: greenstalk.Client[bytes], tube: str, body: bytes, priority: int = 1024) -> int:
     client.use(tube)
     return client.put(body, priority=priority)
 

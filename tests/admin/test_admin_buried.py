@@ -104,9 +104,7 @@ def test_unknown_tube(beanstalkd: Beanstalkd) -> None:
     assert err == f"beanfleet: error: unknown tube 'nope' on {beanstalkd.address}\n"
 
 
-def test_buried_command_table(
-    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]
-) -> None:
+def test_buried_command_table(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
     expected = make_buried(client)
     long_body = put(client, "t", b'{"text": "' + b"y" * 100 + b'"}')
     bury(client, long_body)
@@ -142,9 +140,7 @@ def test_buried_command_limit_note_and_json(
     code, out, err = cli("buried", "-s", beanstalkd.address, "-t", "t", "--limit", "2")
     assert code == 0
     assert len(out.splitlines()) == 3
-    assert err == (
-        f"(listed 2 of 4 buried jobs; continue with --after-id {expected[2] - 1})\n"
-    )
+    assert err == (f"(listed 2 of 4 buried jobs; continue with --after-id {expected[2] - 1})\n")
     code, out, _ = cli(
         "buried",
         "-s",
@@ -165,9 +161,7 @@ def test_buried_command_limit_note_and_json(
     assert data["next_after_id"] is None
 
 
-def test_buried_command_with_none(
-    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]
-) -> None:
+def test_buried_command_with_none(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
     put(client, "t", b"ready")
     code, out, _ = cli("buried", "-s", beanstalkd.address, "-t", "t")
     assert (code, out) == (0, "no buried jobs in tube 't'\n")

@@ -12,9 +12,7 @@ from beanstalkd_server import Beanstalkd
 # -- peek --------------------------------------------------------------------------------------
 
 
-def test_peek_each_state(
-    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]
-) -> None:
+def test_peek_each_state(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
     low = put(client, "t", b'{"low": 1}', priority=5000)
     high = put(client, "t", b'{"high": 1}', priority=1)
     client.use("t")
@@ -57,10 +55,7 @@ def test_peek_errors(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -
         "",
         "beanfleet: error: no buried job in tube 't'\n",
     )
-    assert (
-        cli("peek", *server, "--job", "999")[2]
-        == "beanfleet: error: job 999 not found\n"
-    )
+    assert cli("peek", *server, "--job", "999")[2] == "beanfleet: error: job 999 not found\n"
     assert cli("peek", *server, "-t", "nope")[2] == (
         f"beanfleet: error: unknown tube 'nope' on {beanstalkd.address}\n"
     )
@@ -104,10 +99,7 @@ def test_kick_job(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> N
     assert client.stats_job(first)["state"] == "buried"
     code, out, err = cli("kick", "-s", beanstalkd.address, "--job", str(second))
     assert (code, out) == (1, "")
-    assert (
-        err
-        == f"beanfleet: error: job {second} not found, or neither buried nor delayed\n"
-    )
+    assert err == f"beanfleet: error: job {second} not found, or neither buried nor delayed\n"
 
 
 def test_kick_errors(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
@@ -146,9 +138,7 @@ def test_delete_missing_or_reserved_elsewhere(
     client.reserve_job(job_id)
     code, out, err = cli("delete", "-s", beanstalkd.address, "--job", str(job_id))
     assert (code, out) == (1, "")
-    assert err == (
-        f"beanfleet: error: job {job_id} not found, or reserved by another connection\n"
-    )
+    assert err == (f"beanfleet: error: job {job_id} not found, or reserved by another connection\n")
     assert client.stats_job(job_id)["state"] == "reserved"
     assert cli("delete", "-s", beanstalkd.address)[0] == 2
 
@@ -156,9 +146,7 @@ def test_delete_missing_or_reserved_elsewhere(
 # -- pause -------------------------------------------------------------------------------------
 
 
-def test_pause_and_resume(
-    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]
-) -> None:
+def test_pause_and_resume(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
     put(client, "t", b"1")
     code, out, _ = cli("pause", "-s", beanstalkd.address, "-t", "t", "--seconds", "120")
     assert (code, out) == (0, "paused tube 't' for 120s\n")
@@ -174,9 +162,7 @@ def test_pause_and_resume(
 
 
 def test_pause_errors(beanstalkd: Beanstalkd) -> None:
-    code, _, err = cli(
-        "pause", "-s", beanstalkd.address, "-t", "nope", "--seconds", "5"
-    )
+    code, _, err = cli("pause", "-s", beanstalkd.address, "-t", "nope", "--seconds", "5")
     assert code == 1
     assert err == f"beanfleet: error: unknown tube 'nope' on {beanstalkd.address}\n"
     assert cli("pause", "-s", beanstalkd.address, "-t", "default")[0] == 2

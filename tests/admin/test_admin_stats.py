@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -151,10 +152,8 @@ def test_oldest_ready_matches_a_brute_force_answer_under_random_traffic(
                     priority=rng.choice([0, 1024, 5000]),
                 )
             elif action < 0.65:
-                try:
+                with contextlib.suppress(greenstalk.TimedOutError):
                     reserved.append(client.reserve(timeout=0).id)
-                except greenstalk.TimedOutError:
-                    pass
             elif action < 0.8 and reserved:
                 job = greenstalk.Job(reserved.pop(rng.randrange(len(reserved))), b"")
                 if rng.random() < 0.5:
@@ -171,9 +170,7 @@ def test_oldest_ready_matches_a_brute_force_answer_under_random_traffic(
                 # A fresh Admin with the default budget is always exact.
                 with Admin(beanstalkd.address) as fresh:
                     stats = fresh.tube_stats()
-                assert {
-                    t.name: t.oldest_ready_id for t in stats if t.ready
-                } == expected, step
+                assert {t.name: t.oldest_ready_id for t in stats if t.ready} == expected, step
                 assert all(t.oldest_ready_exact for t in stats)
                 # The long-lived one with a tiny budget is right whenever it says it is exact.
                 for t in finder.tube_stats():
@@ -222,9 +219,7 @@ def test_unknown_tube(beanstalkd: Beanstalkd) -> None:
     assert err == f"beanfleet: error: unknown tube 'nope' on {beanstalkd.address}\n"
 
 
-def test_stats_command_table(
-    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]
-) -> None:
+def test_stats_command_table(beanstalkd: Beanstalkd, client: greenstalk.Client[bytes]) -> None:
     put(client, "emails", b"1", priority=3000)
     put(client, "emails", b"2", priority=0)
     client.pause_tube("emails", 60)
@@ -232,9 +227,7 @@ def test_stats_command_table(
     assert (code, err) == (0, "")
     summary, table = out.split("\n\n")
     assert summary.startswith("beanstalkd 1.") and beanstalkd.address in summary
-    assert (
-        "jobs: ready 2  reserved 0  delayed 0  buried 0  urgent 1  created 2" in summary
-    )
+    assert "jobs: ready 2  reserved 0  delayed 0  buried 0  urgent 1  created 2" in summary
     header, *rows = table.splitlines()
     assert header.split() == [
         *("TUBE", "READY", "RESERVED", "DELAYED", "BURIED", "URGENT", "WAITING"),
@@ -273,9 +266,7 @@ def test_stats_command_marks_a_lower_bound(
         client.put(b"x")
     put(client, "t", b"old", priority=9000)
     put(client, "t", b"head", priority=0)
-    code, out, _ = cli(
-        "stats", "-s", beanstalkd.address, "-t", "t", "--scan-limit", "10"
-    )
+    code, out, _ = cli("stats", "-s", beanstalkd.address, "-t", "t", "--scan-limit", "10")
     assert code == 0
     row = out.splitlines()[-1].split()
     assert row[0] == "t"
@@ -300,8 +291,7 @@ def test_connection_refused_is_one_line(command: list[str]) -> None:
     code, out, err = cli(*command, "-s", f"127.0.0.1:{port}")
     assert (code, out) == (1, "")
     assert err == (
-        f"beanfleet: error: cannot connect to beanstalkd at 127.0.0.1:{port}: "
-        "connection refused\n"
+        f"beanfleet: error: cannot connect to beanstalkd at 127.0.0.1:{port}: connection refused\n"
     )
 
 

@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 from beanfleet import fleet
 from beanfleet.errors import ConfigError
-from conftest import ANSIBLE_DIR, run_playbook
+from deploy_helpers import ANSIBLE_DIR, run_playbook
 
 SITE = ANSIBLE_DIR / "site.yml"
 INVENTORY = (
-    "[queue]\nlocalhost ansible_connection=local\n"
-    "[workers]\nlocalhost ansible_connection=local\n"
+    "[queue]\nlocalhost ansible_connection=local\n[workers]\nlocalhost ansible_connection=local\n"
 )
 
 

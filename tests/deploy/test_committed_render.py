@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, tree
+from deploy_helpers import REPO, tree
 
 
 @pytest.mark.parametrize("manager", ["systemd", "supervisor"])

@@ -180,9 +180,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("overrides", "message"), BAD, ids=[m for _, m in BAD])
-def test_invalid_settings_are_rejected_in_one_line(
-    overrides: dict[str, Any], message: str
-) -> None:
+def test_invalid_settings_are_rejected_in_one_line(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError) as info:
         fleet.validate(description(**overrides))
     text = str(info.value)
@@ -222,13 +220,9 @@ def test_valid_edge_values() -> None:
 def test_offline_rendering_needs_the_inventory_defaults_spelled_out() -> None:
     with pytest.raises(ConfigError, match="beanfleet_server must be set for offline"):
         fleet.validate({"beanstalkd_firewall_allow": []}, offline=True)
-    with pytest.raises(
-        ConfigError, match="beanstalkd_firewall_allow must be set for offline"
-    ):
+    with pytest.raises(ConfigError, match="beanstalkd_firewall_allow must be set for offline"):
         fleet.validate({"beanfleet_server": "q:11300"}, offline=True)
-    fleet.validate(
-        {"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True
-    )
+    fleet.validate({"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True)
 
 
 # --- render(): what it writes, and that it writes nothing for a bad description ---
@@ -250,16 +244,12 @@ def test_render_refuses_a_foreign_non_empty_directory(tmp_path: Path) -> None:
 
 def test_render_again_removes_what_the_fleet_no_longer_has(tmp_path: Path) -> None:
     render(description(beanfleet_pools=[pool(processes=2)]), tmp_path, "systemd")
-    second = (
-        tmp_path / "etc/systemd/system/beanfleet-worker@emails-2.service.d/pool.conf"
-    )
+    second = tmp_path / "etc/systemd/system/beanfleet-worker@emails-2.service.d/pool.conf"
     assert second.is_symlink()
     assert second.resolve() == (tmp_path / "etc/beanfleet/pools/emails.conf").resolve()
     render(description(), tmp_path, "systemd")
     assert not second.parent.exists()
-    assert (
-        tmp_path / "etc/systemd/system/beanfleet-worker@emails-1.service.d"
-    ).is_dir()
+    assert (tmp_path / "etc/systemd/system/beanfleet-worker@emails-1.service.d").is_dir()
     assert (tmp_path / MANIFEST).exists()
     render(description(), tmp_path, "supervisor")
     assert not (tmp_path / "etc/beanfleet/pools").exists()

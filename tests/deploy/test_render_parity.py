@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from beanfleet.render import MANIFEST, render
-from conftest import EXAMPLE_FLEET, run_playbook, tree
+from deploy_helpers import EXAMPLE_FLEET, run_playbook, tree
 
 PLAYBOOK = Path(__file__).with_name("render_playbook.yml")
 
@@ -56,9 +56,7 @@ def ansible_render(config: Path, manager: str, root: Path) -> None:
 
 @pytest.mark.parametrize("manager", ["systemd", "supervisor"])
 @pytest.mark.parametrize("fleet", ["example", "corners"])
-def test_ansible_and_render_write_the_same_bytes(
-    tmp_path: Path, manager: str, fleet: str
-) -> None:
+def test_ansible_and_render_write_the_same_bytes(tmp_path: Path, manager: str, fleet: str) -> None:
     if fleet == "example":
         config = EXAMPLE_FLEET
     else:
@@ -77,6 +75,4 @@ def test_ansible_and_render_write_the_same_bytes(
     for path, (kind, mode, content) in expected.items():
         assert got[path][0] == kind, path
         assert got[path][1] == mode, f"{path}: mode {got[path][1]:o} != {mode:o}"
-        assert got[path][2] == content, (
-            f"{path} differs:\n{got[path][2]!r}\n{content!r}"
-        )
+        assert got[path][2] == content, f"{path} differs:\n{got[path][2]!r}\n{content!r}"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from beanfleet import fleet, render
-from conftest import ANSIBLE_DIR, ROLES, load_yaml
+from deploy_helpers import ANSIBLE_DIR, ROLES, load_yaml
 
 ROLE_PREFIX = {"beanstalkd": "beanstalkd_", "beanfleet": "beanfleet_"}
 PY_TYPES = {
@@ -25,9 +25,9 @@ def role_file(role: str, name: str) -> Any:
 
 
 def spec(role: str) -> dict[str, Any]:
-    options: dict[str, Any] = role_file(role, "meta/argument_specs.yml")[
-        "argument_specs"
-    ]["main"]["options"]
+    options: dict[str, Any] = role_file(role, "meta/argument_specs.yml")["argument_specs"]["main"][
+        "options"
+    ]
     return options
 
 
@@ -50,20 +50,14 @@ def test_role_layout(role: str) -> None:
     lines = (base / "defaults/main.yml").read_text(encoding="utf-8").splitlines()
     for i, line in enumerate(lines):
         if re.match(r"^[a-z_]+:", line):
-            assert lines[i - 1].startswith("#"), (
-                f"{role}: {line} has no comment above it"
-            )
-            assert line.split(":")[0] in readme, (
-                f"{role}: README does not mention {line}"
-            )
+            assert lines[i - 1].startswith("#"), f"{role}: {line} has no comment above it"
+            assert line.split(":")[0] in readme, f"{role}: README does not mention {line}"
 
 
 @pytest.mark.parametrize("role", ["beanstalkd", "beanfleet"])
 def test_role_defaults_equal_the_fleet_model(role: str) -> None:
     defaults = role_file(role, "defaults/main.yml")
-    expected = {
-        k: v for k, v in fleet.FLEET_DEFAULTS.items() if k.startswith(ROLE_PREFIX[role])
-    }
+    expected = {k: v for k, v in fleet.FLEET_DEFAULTS.items() if k.startswith(ROLE_PREFIX[role])}
     assert sorted(defaults) == sorted(expected)
     for key, value in expected.items():
         if key in fleet.ANSIBLE_COMPUTED:
@@ -125,14 +119,12 @@ def test_internal_constants_equal_the_fleet_model() -> None:
     assert v["__beanfleet_tube_pattern"] == fleet.TUBE_PATTERN
     assert v["__beanfleet_env_name_pattern"] == fleet.ENV_NAME_PATTERN
     b = role_file("beanstalkd", "vars/main.yml")
-    assert "/" + render.NFT_FILE == b["__beanstalkd_nft_file"]
-    assert "/" + render.BEANSTALKD_DROPIN == b["__beanstalkd_dropin"]
+    assert b["__beanstalkd_nft_file"] == "/" + render.NFT_FILE
+    assert b["__beanstalkd_dropin"] == "/" + render.BEANSTALKD_DROPIN
 
 
 def test_tube_pattern_agrees_with_the_worker() -> None:
     from beanfleet.address import _TUBE_RE
 
     for name in ["a", "x" * 200, "x" * 201, "-a", "a-", "a b", "a$b;c", "(x)", "é", ""]:
-        assert bool(re.match(fleet.TUBE_PATTERN, name)) == bool(_TUBE_RE.match(name)), (
-            name
-        )
+        assert bool(re.match(fleet.TUBE_PATTERN, name)) == bool(_TUBE_RE.match(name)), name

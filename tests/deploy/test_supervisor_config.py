@@ -22,10 +22,7 @@ def parse(conf_d: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     )
     main = tmp_path / "supervisord.conf"
     main.write_text(
-        "[supervisord]\n"
-        f"logfile={tmp_path}/supervisord.log\n"
-        "[include]\n"
-        f"files = {conf_d}/*.conf\n"
+        f"[supervisord]\nlogfile={tmp_path}/supervisord.log\n[include]\nfiles = {conf_d}/*.conf\n"
     )
     options = supervisor_options.ServerOptions()
     options.configfile = str(main)

@@ -27,9 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def root(
-    tmp_path_factory: pytest.TempPathFactory, example_fleet: dict[str, object]
-) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, example_fleet: dict[str, object]) -> Path:
     if not (SYSTEM_UNITS / "beanstalkd.service").exists():
         pytest.fail("Debian's beanstalkd.service missing: apt-get install beanstalkd")
     base = tmp_path_factory.mktemp("systemd-root")
@@ -54,9 +52,7 @@ def root(
 def units(example_fleet: dict[str, object]) -> list[str]:
     model = fleet.validate(example_fleet, offline=True)
     names = [
-        f"beanfleet-worker@{i}.service"
-        for p in model.present_pools
-        for i in fleet.instances(p)
+        f"beanfleet-worker@{i}.service" for p in model.present_pools for i in fleet.instances(p)
     ]
     return [*names, "beanfleet.target", "beanstalkd.service"]
 
@@ -129,8 +125,6 @@ def test_units_say_what_the_spec_asks(root: Path) -> None:
     pool = (root / "etc/beanfleet/pools/reports.conf").read_text()
     assert "--timeout 300 " in pool
     assert "TimeoutStopSec=330\n" in pool  # longer than the pool's longest job
-    dropin = (
-        root / "etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
-    ).read_text()
+    dropin = (root / "etc/systemd/system/beanstalkd.service.d/beanfleet.conf").read_text()
     assert "-b /var/lib/beanstalkd -f 50 -s 10485760 -z 65535" in dropin
     assert "\nExecStart=\n" in dropin and "\nEnvironmentFile=\n" in dropin

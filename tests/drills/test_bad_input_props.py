@@ -30,9 +30,7 @@ from harness import Beanstalkd, ExecLog, WorkerProc, tube_counts, wait_for
 
 pytestmark = [
     pytest.mark.timeout(300),
-    pytest.mark.skipif(
-        shutil.which("beanstalkd") is None, reason="beanstalkd not installed"
-    ),
+    pytest.mark.skipif(shutil.which("beanstalkd") is None, reason="beanstalkd not installed"),
 ]
 
 TUBE = "props"
@@ -82,17 +80,14 @@ def json_ok(body: bytes) -> bool:
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
     lambda children: (
-        st.lists(children, max_size=4)
-        | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
     max_leaves=12,
 )
 
 odd_json = st.one_of(
     json_values.map(lambda v: json.dumps(v).encode()),  # NaN/Infinity: Python-only JSON
-    json_values.map(
-        lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")
-    ),
+    json_values.map(lambda v: json.dumps(v, ensure_ascii=False).encode("utf-8", "surrogatepass")),
     st.sampled_from(
         [
             b"1e999",
@@ -108,9 +103,7 @@ odd_json = st.one_of(
             b'{"seq": 1.5}',
         ]
     ),
-    st.integers(min_value=4000, max_value=5000).map(
-        lambda n: b"9" * n
-    ),  # int digit limit
+    st.integers(min_value=4000, max_value=5000).map(lambda n: b"9" * n),  # int digit limit
     st.integers(min_value=1, max_value=400).map(lambda n: b"[" * n + b"]" * n),
 )
 
@@ -123,9 +116,7 @@ bodies = st.lists(st.one_of(st.binary(max_size=64), odd_json), min_size=1, max_s
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(batch=bodies)
-def test_random_bodies_never_hurt_the_worker_or_other_jobs(
-    rig: Rig, batch: list[bytes]
-) -> None:
+def test_random_bodies_never_hurt_the_worker_or_other_jobs(rig: Rig, batch: list[bytes]) -> None:
     before = rig.log.stats()
     buried_before = tube_counts(rig.server.pair, TUBE)["buried"]
     seq = next(_seq) + 10_000_000
@@ -144,10 +135,7 @@ def test_random_bodies_never_hurt_the_worker_or_other_jobs(
     )
     assert rig.worker.alive, f"worker died on {batch!r}: {rig.worker.tail()}"
     wait_for(
-        lambda: (
-            tube_counts(rig.server.pair, TUBE)["buried"]
-            == buried_before + expected_buried
-        ),
+        lambda: tube_counts(rig.server.pair, TUBE)["buried"] == buried_before + expected_buried,
         10,
         "the bad bodies to be buried",
         0.02,

@@ -16,9 +16,7 @@ import pytest
 
 pytestmark = [
     pytest.mark.timeout(240),
-    pytest.mark.skipif(
-        shutil.which("beanstalkd") is None, reason="beanstalkd not installed"
-    ),
+    pytest.mark.skipif(shutil.which("beanstalkd") is None, reason="beanstalkd not installed"),
 ]
 
 RunDrill = Callable[[str], list[Any]]
@@ -58,9 +56,7 @@ def test_worker_kill9_returns_the_job_at_once(run_drill: RunDrill) -> None:
     result = by_name(run_drill("worker_kill"))["worker-kill-kill9"]
     assert result.ok, explain(result)
     assert result.lost == 0
-    assert result.metrics["started_twice_set"] == [
-        1_000_000
-    ]  # only the killed job repeats
+    assert result.metrics["started_twice_set"] == [1_000_000]  # only the killed job repeats
     assert result.metrics["back_after"] < 1.0
 
 
@@ -98,9 +94,7 @@ def test_workers_recover_within_their_backoff_cap(run_drill: RunDrill) -> None:
 
 # -- 5: binlog disk full -------------------------------------------------------------------------
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="mounting a small tmpfs needs root"
-)
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
 
 @needs_root
@@ -110,9 +104,7 @@ def test_disk_full_gives_a_clear_error_and_loses_nothing(run_drill: RunDrill) ->
     assert result.lost == 0
     assert result.metrics["ballast_refusal"] == "OUT_OF_MEMORY"
     assert result.metrics["workers_alive_while_full"]
-    assert result.metrics["producer_errors"], (
-        "the producer saw no error while the disk was full"
-    )
+    assert result.metrics["producer_errors"], "the producer saw no error while the disk was full"
 
 
 @needs_root
@@ -146,10 +138,7 @@ def test_retry_storm_release_grows_binlog_and_reput_is_bounded(
     # Delayed releases: roughly one ~85-byte binlog record per release, never reclaimed
     # while the job lives.
     assert result.metrics["release_bytes_per_cycle"] > 40
-    assert (
-        release["bytes_end"]
-        > release["bytes_jobs_only"] + 0.5 * 85 * release["cycles"] / 2
-    )
+    assert release["bytes_end"] > release["bytes_jobs_only"] + 0.5 * 85 * release["cycles"] / 2
     # Re-put: the binlog stays within a small multiple of the jobs' own size.
     assert reput["cycles"] > reput["jobs"]
     assert abs(result.metrics["reput_bytes_per_cycle"]) < 5
@@ -182,9 +171,7 @@ def test_deeply_nested_body_does_not_kill_the_worker(run_drill: RunDrill) -> Non
 
 def test_cli_usage_errors_are_one_line(run_drill: RunDrill) -> None:
     (result,) = run_drill("bad_input")
-    assert all(v["lines"] == 1 for v in result.metrics["cli"].values()), result.metrics[
-        "cli"
-    ]
+    assert all(v["lines"] == 1 for v in result.metrics["cli"].values()), result.metrics["cli"]
 
 
 # -- 8: security --------------------------------------------------------------------------------

@@ -38,9 +38,7 @@ def png_bytes(size: tuple[int, int] = (300, 200)) -> bytes:
     return out.getvalue()
 
 
-def test_send_email_lands_in_the_maildir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_send_email_lands_in_the_maildir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXAMPLE_MAILDIR", str(tmp_path / "mail"))
     key = handlers.send_email(
         {"to": "ann@example.org", "subject": "Hello", "body": "Hi Ann"}, Job(id=42)
@@ -104,9 +102,7 @@ def test_report_is_a_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("EXAMPLE_REPORT_DIR", str(tmp_path / "reports"))
     rows = [["north", 3], ["south, east", 5]]
     path = Path(
-        handlers.write_report(
-            {"name": "sales", "columns": ["region", "n"], "rows": rows}, Job()
-        )
+        handlers.write_report({"name": "sales", "columns": ["region", "n"], "rows": rows}, Job())
     )
     with path.open(newline="") as f:
         assert list(csv.reader(f)) == [
@@ -114,9 +110,7 @@ def test_report_is_a_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             ["north", "3"],
             ["south, east", "5"],
         ]
-    assert not [
-        p for p in path.parent.iterdir() if p.name.startswith(".")
-    ]  # no temp left
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
     with pytest.raises(PermanentFailure):
         handlers.write_report({"columns": ["a", "b"], "rows": [[1]]}, Job())
 

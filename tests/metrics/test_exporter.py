@@ -32,9 +32,7 @@ def parse(text: str) -> Samples:
 
 
 def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{port}/metrics", timeout=10
-    ) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         assert response.status == 200
         return parse(response.read().decode())
 
@@ -57,9 +55,7 @@ class Exporter:
             text=True,
         )
         assert self.proc.stderr is not None
-        line = (
-            self.proc.stderr.readline()
-        )  # "serving metrics of ... on http://HOST:PORT/metrics"
+        line = self.proc.stderr.readline()  # "serving metrics of ... on http://HOST:PORT/metrics"
         assert "/metrics" in line, line
         self.port = int(line.rsplit(":", 1)[1].split("/")[0])
 
@@ -86,9 +82,7 @@ def filled(
     """Tube emails: 2 ready (one urgent, one old at low priority), 1 delayed, 1 buried and
     1 reserved by this client, which stays connected as a worker.  An indirect parameter
     is how long the old job waits before the rest arrive."""
-    with greenstalk.Client(
-        beanstalkd.pair, encoding=None, use="emails", watch="emails"
-    ) as c:
+    with greenstalk.Client(beanstalkd.pair, encoding=None, use="emails", watch="emails") as c:
         c.put(b"old", priority=5000)
         time.sleep(getattr(request, "param", 0))
         c.put(b"to bury", priority=10)
@@ -108,9 +102,7 @@ def test_scrape_reports_tubes_and_server(
     assert s[("beanfleet_up", ())] == 1
     tube = (("tube", "emails"),)
     for state, count in {"ready": 2, "reserved": 1, "delayed": 1, "buried": 1}.items():
-        assert (
-            s[("beanfleet_tube_jobs", (("state", state), ("tube", "emails")))] == count
-        )
+        assert s[("beanfleet_tube_jobs", (("state", state), ("tube", "emails")))] == count
         assert s[("beanfleet_jobs", (("state", state),))] == count
     assert s[("beanfleet_tube_urgent_jobs", tube)] == 1
     assert s[("beanfleet_tube_oldest_ready_age_seconds", tube)] >= 1
@@ -188,9 +180,7 @@ def test_listen_errors_are_one_line(exporter: Exporter, beanstalkd: Beanstalkd) 
         check=False,
     )
     assert taken.returncode == 1
-    assert taken.stderr.startswith(
-        f"beanfleet: error: cannot listen on 127.0.0.1:{exporter.port}"
-    )
+    assert taken.stderr.startswith(f"beanfleet: error: cannot listen on 127.0.0.1:{exporter.port}")
     assert taken.stderr.count("\n") == 1
     bad = subprocess.run(
         [BEANFLEET, "exporter", "-s", beanstalkd.address, "--listen", "nowhere"],
@@ -200,23 +190,16 @@ def test_listen_errors_are_one_line(exporter: Exporter, beanstalkd: Beanstalkd) 
         check=False,
     )
     assert bad.returncode == 1
-    assert (
-        bad.stderr
-        == "beanfleet: error: invalid listen address 'nowhere': expected HOST:PORT\n"
-    )
+    assert bad.stderr == "beanfleet: error: invalid listen address 'nowhere': expected HOST:PORT\n"
 
 
-def test_collector_in_process(
-    beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes]
-) -> None:
+def test_collector_in_process(beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes]) -> None:
     collector = BeanstalkdCollector(beanstalkd.address)
     registry = make_registry(collector)
     try:
         s = parse(generate_latest(registry).decode())
         assert s[("beanfleet_up", ())] == 1
-        assert (
-            s[("beanfleet_tube_jobs", (("state", "buried"), ("tube", "emails")))] == 1
-        )
+        assert s[("beanfleet_tube_jobs", (("state", "buried"), ("tube", "emails")))] == 1
         beanstalkd.kill()
         assert parse(generate_latest(registry).decode())[("beanfleet_up", ())] == 0
     finally:

@@ -48,17 +48,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-binlog", action="store_true")
     args = parser.parse_args()
-    items = [
-        {"n": i, "kind": "email", "to": f"user{i}@example.com"}
-        for i in range(args.jobs)
-    ]
+    items = [{"n": i, "kind": "email", "to": f"user{i}@example.com"} for i in range(args.jobs)]
     loops: list[float] = []
     bulks: list[float] = []
     for round_ in range(args.rounds):
         with tempfile.TemporaryDirectory() as tmp:
-            server = Beanstalkd(
-                binlog_dir=None if args.no_binlog else Path(tmp) / "binlog"
-            )
+            server = Beanstalkd(binlog_dir=None if args.no_binlog else Path(tmp) / "binlog")
             server.start()
             try:
                 if round_ % 2:

@@ -57,9 +57,7 @@ def test_named_and_numeric_priorities(
     assert inspector.stats_job(job_id)["pri"] == stored
 
 
-def test_priority_bounds(
-    server_address: str, inspector: greenstalk.Client[bytes]
-) -> None:
+def test_priority_bounds(server_address: str, inspector: greenstalk.Client[bytes]) -> None:
     with Producer(server_address) as producer:
         top = producer.put("t", 1, priority=2**32 - 1)
         assert inspector.stats_job(top)["pri"] == 2**32 - 1
@@ -69,9 +67,7 @@ def test_priority_bounds(
     assert inspector.stats_tube("t")["total-jobs"] == 1
 
 
-def test_delay_and_ttr(
-    server_address: str, inspector: greenstalk.Client[bytes]
-) -> None:
+def test_delay_and_ttr(server_address: str, inspector: greenstalk.Client[bytes]) -> None:
     with Producer(server_address) as producer:
         job_id = producer.put("t", "later", delay=30, ttr=timedelta(minutes=2))
         rounded = producer.put("t", "soon", delay=0.2, ttr=0)
@@ -145,9 +141,7 @@ def test_circular_data_raises_body_error(server_address: str) -> None:
         put("t", loop, server=server_address)
 
 
-@pytest.mark.parametrize(
-    "tube", ["", "-leading-hyphen", "has space", "x" * 201, "ümlaut"]
-)
+@pytest.mark.parametrize("tube", ["", "-leading-hyphen", "has space", "x" * 201, "ümlaut"])
 def test_invalid_tube_names_raise_config_error(server_address: str, tube: str) -> None:
     with (
         Producer(server_address) as producer,
@@ -167,9 +161,7 @@ def test_body_over_max_job_size_raises_job_too_big_with_both_sizes(
             producer.put("t", fits + "y")
     assert caught.value.size == 101
     assert caught.value.limit == 100
-    assert (
-        str(caught.value) == "job body is 101 bytes, server max-job-size is 100 bytes"
-    )
+    assert str(caught.value) == "job body is 101 bytes, server max-job-size is 100 bytes"
 
 
 def test_max_job_size_is_read_once_per_connection(
@@ -203,8 +195,7 @@ def test_refused_connection_is_a_one_line_connect_error() -> None:
     with pytest.raises(ConnectError) as caught:
         Producer(f"127.0.0.1:{port}")
     assert (
-        str(caught.value)
-        == f"cannot connect to beanstalkd at 127.0.0.1:{port}: connection refused"
+        str(caught.value) == f"cannot connect to beanstalkd at 127.0.0.1:{port}: connection refused"
     )
 
 
@@ -232,9 +223,7 @@ def test_module_helpers_and_package_exports(
     assert beanfleet.PRIORITIES["critical"] == 0
     one = beanfleet.put("helpers", [1], server=server_address, priority="high")
     many = beanfleet.put_many("helpers", [{"i": 1}, {"i": 2}], server=server_address)
-    later = beanfleet.schedule_at(
-        "helpers", None, time.time() + 10, server=server_address
-    )
+    later = beanfleet.schedule_at("helpers", None, time.time() + 10, server=server_address)
     assert [json.loads(inspector.peek(i).body) for i in (one, *many, later)] == [
         [1],
         {"i": 1},

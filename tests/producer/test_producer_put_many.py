@@ -90,7 +90,7 @@ def test_unserialisable_item_names_its_index_and_enqueues_nothing(
     items: list[object] = [1, 2, 3, {"bad": {1}}, 5]
     with (
         Producer(server_address) as producer,
-        pytest.raises(BodyError, match="^item 3: "),
+        pytest.raises(BodyError, match=r"^item 3: "),
     ):
         producer.put_many("t", items)
     assert inspector.stats()["cmd-put"] == 0
@@ -117,9 +117,7 @@ def test_draining_server_refuses_bulk_put(
     while inspector.stats()["draining"] != "true" and time.monotonic() < deadline:
         time.sleep(0.01)
     with Producer(beanstalkd.address) as producer:
-        with pytest.raises(
-            ServerDraining, match=r"draining .*\(0 of 2500 jobs were enqueued\)"
-        ):
+        with pytest.raises(ServerDraining, match=r"draining .*\(0 of 2500 jobs were enqueued\)"):
             producer.put_many("t", list(range(2500)))
         # Every refusal was read: the connection is still in step for the next command.
         assert producer.max_job_size > 0
@@ -129,9 +127,7 @@ def test_draining_server_refuses_bulk_put(
 
 def test_put_many_is_much_faster_than_a_greenstalk_loop(beanstalkd: Beanstalkd) -> None:
     """The full 100k-job comparison is tests/producer/bench_put_many.py; this guards the gap."""
-    items = [
-        {"n": i, "kind": "email", "to": f"user{i}@example.com"} for i in range(20_000)
-    ]
+    items = [{"n": i, "kind": "email", "to": f"user{i}@example.com"} for i in range(20_000)]
     with greenstalk.Client(beanstalkd.pair, encoding=None, use="loop") as client:
         started = time.perf_counter()
         for item in items:

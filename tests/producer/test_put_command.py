@@ -16,9 +16,7 @@ def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_put_prints_the_job_id(
-    server_address: str, inspector: greenstalk.Client[bytes]
-) -> None:
+def test_put_prints_the_job_id(server_address: str, inspector: greenstalk.Client[bytes]) -> None:
     code, out, err = run(
         "put",
         "--server",
@@ -92,9 +90,7 @@ def test_stdin_json_lines_are_bulk_put(
 ) -> None:
     lines = [json.dumps({"n": i}) for i in range(1500)]
     stdin = "\n".join(lines[:700]) + "\n\n  \n" + "\n".join(lines[700:]) + "\n"
-    code, out, err = run(
-        "put", "-s", server_address, "-t", "bulk", "-p", "low", "-", stdin=stdin
-    )
+    code, out, err = run("put", "-s", server_address, "-t", "bulk", "-p", "low", "-", stdin=stdin)
     assert (code, out, err) == (0, "1500\n", "")
     assert inspector.stats_tube("bulk")["current-jobs-ready"] == 1500
     inspector.watch("bulk")
@@ -106,9 +102,7 @@ def test_stdin_json_lines_are_bulk_put(
 def test_bad_stdin_line_fails_before_anything_is_enqueued(
     server_address: str, inspector: greenstalk.Client[bytes]
 ) -> None:
-    code, out, err = run(
-        "put", "-s", server_address, "-t", "bulk", "-", stdin='{"a":1}\n{oops\n'
-    )
+    code, out, err = run("put", "-s", server_address, "-t", "bulk", "-", stdin='{"a":1}\n{oops\n')
     assert code == 1
     assert out == ""
     assert err.startswith("beanfleet: error: stdin line 2: invalid JSON")
@@ -117,13 +111,9 @@ def test_bad_stdin_line_fails_before_anything_is_enqueued(
 
 
 def test_too_big_job_is_a_one_line_error(small_server: Beanstalkd) -> None:
-    code, _, err = run(
-        "put", "-s", small_server.address, "-t", "t", json.dumps("x" * 200)
-    )
+    code, _, err = run("put", "-s", small_server.address, "-t", "t", json.dumps("x" * 200))
     assert code == 1
-    assert err == (
-        "beanfleet: error: job body is 202 bytes, server max-job-size is 100 bytes\n"
-    )
+    assert err == ("beanfleet: error: job body is 202 bytes, server max-job-size is 100 bytes\n")
     stdin = '1\n\n"' + "x" * 200 + '"\n'
     code, _, err = run("put", "-s", small_server.address, "-t", "t", "-", stdin=stdin)
     assert code == 1

@@ -31,8 +31,9 @@ def test_first_signal_finishes_and_deletes_the_running_job(
     wait_for(lambda: _started(out, running), 10, "the handler to start")
 
     worker.signal(signal.SIGTERM)
-    time.sleep(0.2)  # give a wrong implementation the chance to stop or exit early
-    assert worker.proc.poll() is None, "exited before its job finished"
+    [line] = worker.wait_log("event=stopping")  # the signal was seen...
+    assert f"finishing job {running}" in line
+    assert worker.proc.poll() is None, "exited before its job finished"  # ...and it stays
     go.touch()  # let the handler finish
 
     assert worker.wait_exit(10) == 0

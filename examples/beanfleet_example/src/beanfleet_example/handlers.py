@@ -43,9 +43,7 @@ def _output(env_name: str, default_leaf: str) -> Path:
 
 def _mapping(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
-        raise PermanentFailure(
-            f"job body must be a JSON object, got {type(data).__name__}"
-        )
+        raise PermanentFailure(f"job body must be a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -97,9 +95,7 @@ def make_thumbnail(data: Any, job: Job) -> str:
         raise PermanentFailure(f"'size' must be an integer 1-4096, got {size!r}")
     if "image" in body:
         try:
-            source: Any = io.BytesIO(
-                base64.b64decode(str(body["image"]), validate=True)
-            )
+            source: Any = io.BytesIO(base64.b64decode(str(body["image"]), validate=True))
         except (binascii.Error, ValueError) as exc:
             raise PermanentFailure(f"'image' is not valid base64: {exc}") from None
     elif "path" in body:
@@ -143,9 +139,7 @@ def write_report(data: Any, job: Job) -> str:
 
 def fail(data: Any, job: Job) -> None:
     """Always fails: the worker retries the job (max_retries), then buries it."""
-    raise RuntimeError(
-        f"fail handler: job {job.id} attempt {job.attempt} fails on purpose"
-    )
+    raise RuntimeError(f"fail handler: job {job.id} attempt {job.attempt} fails on purpose")
 
 
 def record(data: Any, job: Job) -> None:
