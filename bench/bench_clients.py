@@ -51,9 +51,7 @@ def parse_server(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def run_greenstalk(
-    server: str, tube: str, handler: Callable[..., Any], max_jobs: int
-) -> int:
+def run_greenstalk(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
     import greenstalk
 
     client = greenstalk.Client(parse_server(server), watch=tube)
@@ -66,9 +64,7 @@ def run_greenstalk(
     return done
 
 
-def run_greenstalk_json(
-    server: str, tube: str, handler: Callable[..., Any], max_jobs: int
-) -> int:
+def run_greenstalk_json(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
     import greenstalk
 
     client = greenstalk.Client(parse_server(server), encoding=None, watch=tube)
@@ -126,9 +122,7 @@ class ArticleWorker:
         return done
 
 
-def run_pipelined(
-    server: str, tube: str, handler: Callable[..., Any], max_jobs: int
-) -> int:
+def run_pipelined(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
     sock = socket.create_connection(parse_server(server))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = sock.makefile("rb")
@@ -156,9 +150,7 @@ def run_pipelined(
     return done
 
 
-def run_prefetch(
-    server: str, tube: str, handler: Callable[..., Any], max_jobs: int
-) -> int:
+def run_prefetch(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
     """The bare-socket loop with one more reserve always in flight: while the handler
     runs, beanstalkd already answers the next reserve (the worker holds 2 jobs)."""
     sock = socket.create_connection(parse_server(server))
@@ -170,9 +162,7 @@ def run_prefetch(
     reserve = b"reserve-with-timeout 1\r\n"
     asked = min(2, max_jobs)
     sock.sendall(reserve * asked)
-    pending = deque(
-        b"R" * asked
-    )  # replies still to come, in order: R(eserve), D(elete)
+    pending = deque(b"R" * asked)  # replies still to come, in order: R(eserve), D(elete)
     done = 0
     while pending:
         kind = pending.popleft()

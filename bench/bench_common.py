@@ -114,9 +114,7 @@ class Figure:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-    plot: dict[str, list[tuple[float, float]]] = field(
-        default_factory=dict
-    )  # series to draw
+    plot: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # series to draw
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -184,9 +182,7 @@ def wait_for(
             if p.poll() not in (None, 0):
                 raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}")
         if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"tube {tube}: {done} not reached in {timeout}s: {stats}"
-            )
+            raise TimeoutError(f"tube {tube}: {done} not reached in {timeout}s: {stats}")
         time.sleep(interval)
 
 
@@ -219,9 +215,7 @@ def unpause(ctl: greenstalk.Client[bytes], tube: str) -> None:
 
 
 def body_for(i: int) -> bytes:
-    return json.dumps(
-        {"n": i, "to": "user@example.com", "template": "welcome"}
-    ).encode()
+    return json.dumps({"n": i, "to": "user@example.com", "template": "welcome"}).encode()
 
 
 def preload(
@@ -242,9 +236,7 @@ def preload(
             out = []
             for i in range(start, end):
                 body = body_for(i)
-                out.append(
-                    b"put 1024 %d %d %d\r\n%s\r\n" % (delay, ttr, len(body), body)
-                )
+                out.append(b"put 1024 %d %d %d\r\n%s\r\n" % (delay, ttr, len(body), body))
             sock.sendall(b"".join(out))
             for _ in range(start, end):
                 line = f.readline()
@@ -258,9 +250,7 @@ def preload(
 
 def env_for_workers(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])]
-    )
+    env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -378,9 +368,7 @@ def wait_exit(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             stop_workers(procs)
-            raise RuntimeError(
-                f"worker {p.args!r} did not exit in {timeout}s"
-            ) from None
+            raise RuntimeError(f"worker {p.args!r} did not exit in {timeout}s") from None
         if p.returncode != 0:
             raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}")
 

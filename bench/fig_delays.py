@@ -38,9 +38,7 @@ from fig_latency import take_records
 WORKERS = 2
 
 
-def one_run(
-    ctx: Ctx, srv: Beanstalkd, ctl: Any, tube: str, mode: str, done: int
-) -> int:
+def one_run(ctx: Ctx, srv: Beanstalkd, ctl: Any, tube: str, mode: str, done: int) -> int:
     """Put the delayed jobs of one mode on running workers; wait until all ran."""
     n = ctx.size.delay_jobs
     spread = ctx.size.delay_spread
@@ -69,7 +67,7 @@ def make_put(ctx: Ctx, srv: Beanstalkd, ctl: Any, mode: str) -> Any:
         producer = Producer(srv.address)
         if mode == "delay":
             return lambda tube, data, k: producer.put(tube, data, delay=k)
-        return lambda tube, data, when: producer.schedule_at(tube, data, when)
+        return producer.schedule_at
 
     import json
 
@@ -87,9 +85,7 @@ def run(ctx: Ctx) -> Figure:
     kind = "beanfleet" if ctx.have_beanfleet else "pipelined"
     fig = Figure(6, f"Delayed jobs: start − due time, {WORKERS} `{kind}` workers")
     if not ctx.have_beanfleet:
-        fig.notes.append(
-            f"`beanfleet work` missing ({ctx.beanfleet_missing}); bare-socket loop."
-        )
+        fig.notes.append(f"`beanfleet work` missing ({ctx.beanfleet_missing}); bare-socket loop.")
     modes = [("delay", "put(delay=k s)")]
     if ctx.have_producer:
         modes.append(("schedule_at", "schedule_at(t)"))

@@ -41,9 +41,7 @@ def run(ctx: Ctx) -> Figure:
     kind = "beanfleet" if ctx.have_beanfleet else "greenstalk"
     fig = Figure(5, f"Durability cost: put+work, {WORKERS} `{kind}` workers")
     if not ctx.have_beanfleet:
-        fig.notes.append(
-            f"`beanfleet work` missing ({ctx.beanfleet_missing}); greenstalk loop."
-        )
+        fig.notes.append(f"`beanfleet work` missing ({ctx.beanfleet_missing}); greenstalk loop.")
     results = {}
     for label, binlog, fsync in MODES:
         n = ctx.size.durability_f0_jobs if fsync == 0 else ctx.size.durability_jobs
@@ -53,13 +51,9 @@ def run(ctx: Ctx) -> Figure:
             procs = start_workers(kind, srv, tube, WORKERS, log_dir=ctx.log_dir)
             put, close = make_putter(ctx, srv)
             try:
-                wait_for(
-                    ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs
-                )
+                wait_for(ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs)
                 ctx.settle()
-                window = CpuWindow(
-                    {"workers": [p.pid for p in procs], "server": [server_pid(srv)]}
-                )
+                window = CpuWindow({"workers": [p.pid for p in procs], "server": [server_pid(srv)]})
                 t0 = time.perf_counter()
                 for start in range(0, n, 100):
                     put(tube, [{"n": i} for i in range(start, min(n, start + 100))])

@@ -61,10 +61,7 @@ def make_putter(ctx: Ctx, srv: Beanstalkd) -> tuple[Putter, Callable[[], None]]:
         if using[0] != tube:
             head = b"use %s\r\n" % tube.encode()
         bodies = [json.dumps(i).encode() for i in items]
-        sock.sendall(
-            head
-            + b"".join(b"put 1024 0 120 %d\r\n%s\r\n" % (len(b), b) for b in bodies)
-        )
+        sock.sendall(head + b"".join(b"put 1024 0 120 %d\r\n%s\r\n" % (len(b), b) for b in bodies))
         if head:
             f.readline()
             using[0] = tube
@@ -74,9 +71,7 @@ def make_putter(ctx: Ctx, srv: Beanstalkd) -> tuple[Putter, Callable[[], None]]:
     return put, sock.close
 
 
-def pace(
-    put: Putter, tube: str, rate: float, seconds: float, deadline_batch: int = 500
-) -> int:
+def pace(put: Putter, tube: str, rate: float, seconds: float, deadline_batch: int = 500) -> int:
     """Put ``rate`` jobs/s for ``seconds``; return how many were put."""
     total = int(rate * seconds)
     sent = 0
@@ -139,10 +134,7 @@ def level_run(
     """One load level on running workers; ``done`` = cmd-delete before it."""
     window = CpuWindow(pids)
     t0 = time.perf_counter()
-    if rate is None:
-        sent = flat_out(put, ctl, tube, seconds)
-    else:
-        sent = pace(put, tube, rate, seconds)
+    sent = flat_out(put, ctl, tube, seconds) if rate is None else pace(put, tube, rate, seconds)
     elapsed = time.perf_counter() - t0
     d1 = tube_stats(ctl, tube).get("cmd-delete", 0)
     cpu = window.stop()
@@ -221,9 +213,7 @@ def run(ctx: Ctx) -> Figure:
                 done += r["sent"]
                 lat = latency(take_records(rec_dir))
                 if lat["count"] != r["sent"]:
-                    fig.notes.append(
-                        f"{level:.0%}: {lat['count']} of {r['sent']} jobs recorded"
-                    )
+                    fig.notes.append(f"{level:.0%}: {lat['count']} of {r['sent']} jobs recorded")
                 fig.add(
                     Row(
                         f"latency p50 at {level:.0%} load ({level * max_rate:,.0f} jobs/s)",

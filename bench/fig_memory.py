@@ -79,11 +79,7 @@ def run(ctx: Ctx) -> Figure:
                     f"{name}: growth from {first[0]:,} to {last[0]:,} jobs",
                     growth,
                     "MiB",
-                    extra={
-                        "KiB per 10k jobs": 1024
-                        * growth
-                        / max(1, (last[0] - first[0]) / 1e4)
-                    },
+                    extra={"KiB per 10k jobs": 1024 * growth / max(1, (last[0] - first[0]) / 1e4)},
                 )
             )
     rows = {r.label: r.value for r in fig.rows}
@@ -95,9 +91,7 @@ def run(ctx: Ctx) -> Figure:
             "family (click, the exporter's prometheus_client and http.server, the "
             "producer, admin), not per-job state."
         )
-        growth = next(
-            v for k, v in rows.items() if k.startswith("beanfleet work: growth")
-        )
+        growth = next(v for k, v in rows.items() if k.startswith("beanfleet work: growth"))
         notes += f" From the first step to the last it grew {growth:.2f} MiB" + (
             ": no growth worth the name, nothing is kept per job."
             if growth < 1

@@ -46,9 +46,7 @@ def drain_run(
         procs = start_workers(kind, srv, tube, workers, log_dir=ctx.log_dir)
         wait_for(ctl, tube, f"current-waiting=={workers}", timeout=60, procs=procs)
         ctx.settle()
-        window = CpuWindow(
-            {"workers": [p.pid for p in procs], "server": [server_pid(srv)]}
-        )
+        window = CpuWindow({"workers": [p.pid for p in procs], "server": [server_pid(srv)]})
         t0 = time.perf_counter()
         unpause(ctl, tube)
         wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
@@ -86,9 +84,7 @@ def run(ctx: Ctx) -> Figure:
         for r in range(rounds):
             order = COUNTS if r % 2 == 0 else tuple(reversed(COUNTS))
             for count in order:
-                runs[count].append(
-                    drain_run(ctx, srv, kind, f"f4-{count}-{r}", count, n)
-                )
+                runs[count].append(drain_run(ctx, srv, kind, f"f4-{count}-{r}", count, n))
     results: dict[int, dict[str, float]] = {}
     for count in COUNTS:
         rate = median([x["rate"] for x in runs[count]])
@@ -150,24 +146,34 @@ def explain(results: dict[int, dict[str, float]], cores: int) -> list[str]:
         )
     busy = total + at["others"]
     ratio = at["worker_cpu"] / max(at["server_cpu"], 1e-9)
+    workers = f"{k} worker{'s' if k > 1 else ''}"
     if at["server_cpu"] >= 90:
         notes.append(
-            f"At {k} worker{'s' if k > 1 else ''} beanstalkd (one thread) is at {at['server_cpu']:.0f} % of a core: "
+            f"At {workers} beanstalkd (one thread) is at {at['server_cpu']:.0f} % of a core: "
             "the server is the limit; more workers only queue behind it."
         )
-    elif busy >= 0.8 * cap:
+    elif busy >= 0.75 * cap:
         notes.append(
-            f"At {k} worker{'s' if k > 1 else ''} the machine is CPU-bound: beanstalkd {at['server_cpu']:.0f} % + "
+            f"At {workers} the cores are nearly full: beanstalkd {at['server_cpu']:.0f} % + "
             f"workers {at['worker_cpu']:.0f} % + other processes {at['others']:.0f} % of the "
-            f"{cap} % that {cores} cores give. beanstalkd (one thread) is below a full core; "
-            f"the workers' Python ({ratio:.1f}× beanstalkd's CPU per job) takes the rest, so "
-            "the client side is the limit: more processes only share the same cores, and CPU "
-            "per job rises as they do (context switches, cold caches)."
+            f"{cap} % that {cores} cores give (the rest is wake-up gaps). beanstalkd (one "
+            "thread) is below a full core; the workers' Python "
+            f"({ratio:.1f}× beanstalkd's CPU per job) takes most of it, so client CPU is the "
+            "limit, not the server."
         )
     else:
         notes.append(
-            f"At {k} worker{'s' if k > 1 else ''} beanstalkd used {at['server_cpu']:.0f} %, the workers "
+            f"At {workers} beanstalkd used {at['server_cpu']:.0f} %, the workers "
             f"{at['worker_cpu']:.0f} %, other processes {at['others']:.0f} % of {cap} %: "
             "not CPU-bound, so wake-up latency (round trips) is what stops further gains."
+        )
+    last = max(results)
+    if last > k:
+        per_k = 1e4 * at["worker_cpu"] / at["rate"]
+        per_last = 1e4 * results[last]["worker_cpu"] / results[last]["rate"]
+        notes.append(
+            f"Past the knee the workers' CPU per job rises from {per_k:.0f} µs ({workers}) to "
+            f"{per_last:.0f} µs ({last} workers): more processes than cores means context "
+            "switches and cold caches, so jobs/s stays flat or falls."
         )
     return notes

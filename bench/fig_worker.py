@@ -42,9 +42,7 @@ LABELS = {
 }
 
 
-def one_run(
-    ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int
-) -> dict[str, float]:
+def one_run(ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int) -> dict[str, float]:
     ctl = control(srv, tube)
     try:
         preload(srv, tube, n)
@@ -64,9 +62,7 @@ def one_run(
     return {"rate": n / elapsed, **cpu}
 
 
-def clean_run(
-    ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int
-) -> dict[str, float]:
+def clean_run(ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int) -> dict[str, float]:
     """``one_run``, repeated (at most ``RETRIES`` times) while other processes on the
     machine took more than ``NOISY`` % of a core during it; the least disturbed is kept."""
     tries = [one_run(ctx, srv, kind, tube, n)]

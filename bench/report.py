@@ -109,9 +109,7 @@ def markdown(
         out += ["## Goals", ""]
         for fig, row in goals:
             ratio = "not measured" if row.ratio is None else f"{row.ratio:.2f}×"
-            out.append(
-                f"- Figure {fig.number}, {row.label}: {ratio}; {goal_status(row)}."
-            )
+            out.append(f"- Figure {fig.number}, {row.label}: {ratio}; {goal_status(row)}.")
         out.append("")
     out += ["## What each figure measures and what limits it", ""]
     for fig in figures:
@@ -160,17 +158,13 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
     for ax in flat:
         ax.set_visible(False)
 
-    def bars(
-        ax: object, f: Figure, rows: list[Row], unit: str, ratio_label: bool = True
-    ) -> None:
+    def bars(ax: object, f: Figure, rows: list[Row], unit: str, ratio_label: bool = True) -> None:
         a = ax  # matplotlib Axes
         a.set_visible(True)  # type: ignore[attr-defined]
         names = [_short(r.label) for r in rows]
         values = [r.value for r in rows]
         ys = range(len(rows))
-        colors = [
-            "#2a6fbb" if "beanfleet" in r.label or r.goal else "#9aa5b1" for r in rows
-        ]
+        colors = ["#2a6fbb" if "beanfleet" in r.label or r.goal else "#9aa5b1" for r in rows]
         a.barh(list(ys), values, color=colors)  # type: ignore[attr-defined]
         a.set_yticks(list(ys), names, fontsize=8)  # type: ignore[attr-defined]
         a.invert_yaxis()  # type: ignore[attr-defined]
@@ -213,9 +207,7 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
         ax = flat[3]
         ax.set_visible(True)
         counts = [int(r.label.split()[0]) for r in f.rows]
-        ax.plot(
-            counts, [r.value for r in f.rows], "o-", color="#2a6fbb", label="jobs/s"
-        )
+        ax.plot(counts, [r.value for r in f.rows], "o-", color="#2a6fbb", label="jobs/s")
         ax.set_xscale("log", base=2)
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.set_xlabel("worker processes")
@@ -261,15 +253,12 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
         f = by_number[6]
         ax = flat[5]
         ax.set_visible(True)
-        modes = sorted(
-            {r.label.split(":")[0] for r in f.rows}, key=lambda m: m.startswith("s")
-        )
+        modes = sorted({r.label.split(":")[0] for r in f.rows}, key=lambda m: m.startswith("s"))
         xs = range(len(modes))
         width = 0.27
         for i, key in enumerate(("p50", "p99", "max")):
             vals = [
-                next(r.value for r in f.rows if r.label == f"{m}: lateness {key}")
-                for m in modes
+                next(r.value for r in f.rows if r.label == f"{m}: lateness {key}") for m in modes
             ]
             ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
         ax.set_xticks(list(xs), modes)

@@ -8,6 +8,7 @@ the machine described, and the charts to ``DIR/bench.png`` (DIR defaults to ``do
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import sys
@@ -39,18 +40,11 @@ FIGURES = {
 }
 
 
-def machine_idle(seconds: float = 1.0) -> float:
-    """Share of the machine's CPU time that was idle over ``seconds`` (other load here)."""
-
-    def sample() -> tuple[int, int]:
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return fields[3] + fields[4], sum(fields)
-
-    i0, t0 = sample()
+def busy_before(seconds: float = 1.0) -> float:
+    """CPU the machine used over ``seconds`` before the run, in % of one core."""
+    b0, t0 = bench_common.machine_busy(), time.perf_counter()
     time.sleep(seconds)
-    i1, t1 = sample()
-    return (i1 - i0) / max(1, t1 - t0)
+    return 100 * (bench_common.machine_busy() - b0) / (time.perf_counter() - t0)
 
 
 def _terminate(signum: int, _frame: object) -> None:
@@ -61,9 +55,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def disturbed(fig: Figure) -> None:
     """Say so when other processes took a large share of the cores during a figure."""
     others = [
-        r.extra["other processes CPU %"]
-        for r in fig.rows
-        if "other processes CPU %" in r.extra
+        r.extra["other processes CPU %"] for r in fig.rows if "other processes CPU %" in r.extra
     ]
     if others and (mean := sum(others) / len(others)) > 30:
         fig.notes.insert(
@@ -78,15 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
-    ap.add_argument(
-        "--out", type=Path, default=ROOT / "docs", help="where bench.md/png go"
-    )
+    ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench.md/png go")
     ap.add_argument(
         "--only", default="", help="comma-separated figure numbers (default: all seven)"
     )
-    ap.add_argument(
-        "--keep", action="store_true", help="keep the temp dir (worker logs)"
-    )
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (worker logs)")
     ap.add_argument(
         "--quiet-wait",
         type=float,
@@ -106,11 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         if not ok:
             print(f"note: {why}", file=sys.stderr)
 
-    idle = machine_idle()
+    busy = busy_before()
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     background = (
-        f"machine {100 * idle:.0f} % idle in the second before the run, load {load}"
+        f"other processes used {busy:.0f} % of a core in the second before the run "
+        f"(100 % = one of {os.cpu_count()} cores), load average {load}"
     )
 
     tmp = Path(tempfile.mkdtemp(prefix="beanfleet-bench-"))
@@ -119,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     full = size.name == "full"
     quiet = args.quiet_wait if args.quiet_wait is not None else (120.0 if full else 0.0)
     retries = 10 if full and quiet > 0 else 0
-    ctx = Ctx(
-        size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing, quiet, retries
-    )
+    ctx = Ctx(size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing, quiet, retries)
     figures: list[Figure] = []
     failed = []
     start = time.perf_counter()
@@ -151,15 +138,13 @@ def main(argv: list[str] | None = None) -> int:
             "disturbed run(s)"
         )
     with open("/proc/loadavg") as f:
-        background += f"; load {f.read().split()[0]} at the end"
+        background += f"; load average {f.read().split()[0]} at the end"
 
     args.out.mkdir(parents=True, exist_ok=True)
     md = args.out / "bench.md"
     png = args.out / "bench.png"
     machine = bench_common.machine()
-    md.write_text(
-        report.markdown(figures, machine, size.name, total, png.name, background)
-    )
+    md.write_text(report.markdown(figures, machine, size.name, total, png.name, background))
     report.plot(
         figures,
         png,

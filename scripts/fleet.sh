@@ -24,7 +24,9 @@
 #
 # Env:
 #   BEANFLEET_RELEASE      bookworm (default) | trixie
-#   BEANFLEET_MANAGER      systemd (default) | supervisor
+#   BEANFLEET_MANAGER      systemd (default) | supervisor | mixed (the test fleets:
+#                          worker1 systemd, worker2 supervisor, from
+#                          ansible/inventories/vagrant/host_vars; no extra var)
 #   BEANFLEET_PLAYBOOK     playbook to run (default ansible/site.yml)
 #   BEANFLEET_PROVISIONER  ansible (default: ansible-playbook with inventory.ini)
 #                          | vagrant (`vagrant provision`, the Vagrantfile's provisioner)
@@ -42,7 +44,8 @@ CMD="${1:-}"
 export BEANFLEET_RELEASE="${BEANFLEET_RELEASE:-bookworm}"
 export BEANFLEET_MANAGER="${BEANFLEET_MANAGER:-systemd}"
 check_release "$BEANFLEET_RELEASE"
-case "$BEANFLEET_MANAGER" in systemd|supervisor) ;; *) die "BEANFLEET_MANAGER must be systemd or supervisor";; esac
+# [fleet-test] mixed: per-host beanfleet_manager from the vagrant inventory's host_vars.
+case "$BEANFLEET_MANAGER" in systemd|supervisor|mixed) ;; *) die "BEANFLEET_MANAGER must be systemd, supervisor or mixed";; esac
 FLEET="$(fleet_name)"
 FLEET_DIR="$(fleet_dir)"
 LOG_TAG="fleet $FLEET"
@@ -161,9 +164,12 @@ write_inventory() {
     } > "$FLEET_DIR/outsider.ini"
 
     # Same variables as the Vagrantfile's EXTRA_VARS.
+    # [fleet-test] mixed: no beanfleet_manager (an extra var would override host_vars).
+    local manager_var=""
+    [ "$BEANFLEET_MANAGER" = mixed ] || manager_var="\"beanfleet_manager\": \"$BEANFLEET_MANAGER\","
     cat > "$FLEET_DIR/extra-vars.json" <<JSON
 {
-  "beanfleet_manager": "$BEANFLEET_MANAGER",
+  $manager_var
   "beanfleet_wheelhouse": "$WHEELHOUSE",
   "beanfleet_release": "$BEANFLEET_RELEASE",
   "ansible_python_interpreter": "/usr/bin/python3"
@@ -296,6 +302,8 @@ case "$CMD" in
         need_cmd vagrant docker
         timed "vagrant destroy $FLEET" destroy
         rm -f "$FLEET_DIR"/{inventory.ini,outsider.ini,ssh_config,fleet.json}
+        # Older builds of the image, once no container uses them.
+        docker image prune -f --filter "label=beanfleet.release=$BEANFLEET_RELEASE" >/dev/null 2>&1 || true
         ;;
     provision)
         timed "inventory $FLEET" write_inventory

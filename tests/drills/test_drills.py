@@ -1,8 +1,7 @@
 """Each failure drill at CI size: lost == 0, run-twice within the drill's bound, recovery.
 
-Known problems that the drills found and work around (owned by other parts of beanfleet,
-or by beanstalkd 1.12 itself) are pinned with non-strict xfail tests: they turn into
-XPASS when fixed.
+The worker bugs the drills found (a deeply nested body killing the worker, a refused retry
+on a full binlog disk logged as a TTR timeout) are fixed and tested as plain tests here.
 """
 
 from __future__ import annotations
@@ -116,35 +115,44 @@ def test_disk_full_producer_error_is_a_beanfleet_error(run_drill: RunDrill) -> N
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=False,
-    reason="worker logs a refused delayed release (OUT_OF_MEMORY) as 'lost ... TTR ran "
-    "out?'; beanstalkd 1.12 has in fact orphaned the job until it restarts",
-)
 def test_disk_full_retry_is_not_misreported(run_drill: RunDrill) -> None:
+    # The worker retries by re-put; on a full disk the put is refused and it falls back to
+    # a delay-0 release, which needs no binlog space, so nothing is orphaned or misreported.
     (result,) = run_drill("disk_full")
     assert not result.metrics["release_oom_logged_lost"], explain(result)
+    assert not result.metrics.get("stuck"), explain(result)
 
 
 # -- 6: retry storm ------------------------------------------------------------------------------
 
 
-def test_retry_storm_release_grows_binlog_and_reput_is_bounded(
+def test_retry_storm_worker_re_puts_and_the_binlog_stays_bounded(
     run_drill: RunDrill,
 ) -> None:
+    # The drill's "release" arm runs two real `beanfleet work` processes.  Since the worker
+    # retries by re-put (beanfleet.retry) that arm issues no release at all, so the drill's
+    # own release-arm checks (cycles counted in releases, > 40 B per release) no longer
+    # hold; the measurement that matters is asserted here: both arms, the worker and the
+    # drills/reput.py prototype, keep the binlog bounded while every job cycles.
     (result,) = run_drill("retry_storm")
-    assert result.ok, explain(result)
     release, reput = result.metrics["release"], result.metrics["reput"]
-    # Delayed releases: roughly one ~85-byte binlog record per release, never reclaimed
-    # while the job lives.
-    assert result.metrics["release_bytes_per_cycle"] > 40
-    assert release["bytes_end"] > release["bytes_jobs_only"] + 0.5 * 85 * release["cycles"] / 2
-    # Re-put: the binlog stays within a small multiple of the jobs' own size.
+    stale = ("the release arm did not cycle every job", "release arm grew only")
+    unexpected = [f for f in result.failures if not f.startswith(stale)]
+    assert not unexpected, explain(result)
+    assert result.lost == 0, explain(result)
+    jobs = result.sent
+    # The worker arm: no releases, every job re-put more than once on average.
+    samples = result.metrics["release_samples"]
+    worker_puts = samples[-1]["puts"] - samples[0]["puts"]
+    assert release["cycles"] == 0  # counted in releases: there are none any more
+    assert worker_puts > jobs
+    assert release["deleted"] == jobs
+    assert release["bytes_max"] <= 4 * release["bytes_jobs_only"]
+    # The prototype: the same bound.
     assert reput["cycles"] > reput["jobs"]
     assert abs(result.metrics["reput_bytes_per_cycle"]) < 5
     assert reput["bytes_max"] <= 4 * reput["bytes_jobs_only"]
-    # Deleting every job reclaims the release records.
-    assert release["bytes_after_delete"] <= release["bytes_jobs_only"]
+    assert reput["deleted"] == jobs
 
 
 # -- 7: bad input ------------------------------------------------------------------------------
@@ -159,11 +167,6 @@ def test_bad_input_is_buried_and_nothing_else_is_lost(run_drill: RunDrill) -> No
     assert all(v["exit"] == 2 for v in result.metrics["cli"].values())
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="worker: json.loads raises RecursionError on deeply nested bodies; the worker "
-    "catches only ValueError, so the poison job kills every worker that reserves it",
-)
 def test_deeply_nested_body_does_not_kill_the_worker(run_drill: RunDrill) -> None:
     (result,) = run_drill("bad_input")
     assert not result.metrics["deep_crashed_worker"], explain(result)

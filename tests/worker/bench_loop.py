@@ -113,5 +113,6 @@ def main() -> None:
         f"median per-round ratio {statistics.median(ratios):.2f}x"
     )
 
+
 if __name__ == "__main__":
     main()

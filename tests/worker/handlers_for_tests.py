@@ -20,9 +20,8 @@ _BALLAST: list[bytes] = []
 
 def _record(data: Any, job: JobInfo, event: str) -> None:
     if isinstance(data, dict) and "out" in data:
-        line = json.dumps(
-            {"event": event, "id": job.id, "tube": job.tube, "attempt": job.attempt, "pid": os.getpid()}
-        )
+        record = {"event": event, "id": job.id, "tube": job.tube, "attempt": job.attempt}
+        line = json.dumps({**record, "pid": os.getpid()})
         with open(data["out"], "a") as f:
             f.write(line + "\n")
 

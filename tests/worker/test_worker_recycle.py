@@ -14,9 +14,7 @@ from worker_support import Queue, WorkerProcess, read_records, wait_for
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_max_jobs(
-    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
-) -> None:
+def test_max_jobs(queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
     out = tmp_path / "out"
     ids = [queue.put("work", {"out": str(out)}) for _ in range(5)]
     worker = spawn_worker(
@@ -29,9 +27,7 @@ def test_max_jobs(
     assert any("max-jobs reached (3 jobs)" in line for line in worker.lines())
 
 
-def test_max_time_while_idle(
-    queue: Queue, spawn_worker: Callable[..., WorkerProcess]
-) -> None:
+def test_max_time_while_idle(queue: Queue, spawn_worker: Callable[..., WorkerProcess]) -> None:
     started = time.monotonic()
     worker = spawn_worker(
         "--server", queue.server.address, "--tube", "work=handlers_for_tests:record",

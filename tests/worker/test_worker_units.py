@@ -71,8 +71,9 @@ def test_decide() -> None:
 def test_text_log_quotes_values_with_spaces() -> None:
     log = JobLog("text", io.StringIO())
     line = log.format_job(JobOutcome(3, "t", 2, 0.5, "buried", None, 'bad "body"'))
-    assert line.endswith('job=3 tube=t attempt=2 duration=0.500s outcome=buried '
-                         'reason="bad \\"body\\""')
+    assert line.endswith(
+        'job=3 tube=t attempt=2 duration=0.500s outcome=buried reason="bad \\"body\\""'
+    )
 
 
 def test_json_fast_path_matches_the_general_formatter() -> None:

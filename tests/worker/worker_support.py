@@ -7,9 +7,11 @@ A module of its own (not conftest.py): several test folders have a conftest, and
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -59,10 +61,8 @@ class Queue:
     def reset(self) -> None:
         """Forget the connection (after beanstalkd was killed or restarted)."""
         if self._client is not None:
-            try:
+            with contextlib.suppress(OSError):  # the server may be gone already
                 self._client.close()
-            except OSError:
-                pass
         self._client = None
 
     def put(
@@ -88,13 +88,23 @@ class Queue:
         stats = self.stats(job_id)
         return None if stats is None else str(stats["state"])
 
+    def body(self, job_id: int) -> Any:
+        """The decoded JSON body of a job (via peek)."""
+        return json.loads(self.client.peek(job_id).body)
+
+    def buried_in(self, tube: str) -> int | None:
+        """The id of the next buried job in ``tube``, or None."""
+        self.client.use(tube)
+        try:
+            return self.client.peek_buried().id
+        except greenstalk.NotFoundError:
+            return None
+
     def tube_stats(self, tube: str) -> defaultdict[str, Any]:
         """stats-tube; every count 0 while the tube does not exist (nobody uses it yet)."""
         stats: defaultdict[str, Any] = defaultdict(int)
-        try:
+        with contextlib.suppress(greenstalk.NotFoundError):
             stats.update(self.client.stats_tube(tube))
-        except greenstalk.NotFoundError:
-            pass
         return stats
 
     def server_stats(self) -> dict[str, Any]:
@@ -109,6 +119,19 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def envelope(data: Any, attempt: int, origin: int) -> dict[str, Any]:
+    """The body of a job the worker re-put for a retry (see beanfleet.retry)."""
+    return {"__beanfleet_retry__": {"attempt": attempt, "origin": origin}, "data": data}
+
+
+def retried_as(lines: list[str], job_id: int) -> int:
+    """The id of the copy job ``job_id`` was re-put as, from its outcome line."""
+    [line] = [line for line in lines if f"job={job_id} " in line and "outcome=" in line]
+    match = re.search(r"retried as job (\d+)", line)
+    assert match is not None, line
+    return int(match.group(1))
 
 
 # -- in-process ------------------------------------------------------------------------------

@@ -23,9 +23,11 @@ _DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 class JobInfo:
     """What a handler learns about its job besides the body.
 
-    ``attempt`` is ``releases + 1`` from beanstalkd's ``stats-job``, so it survives worker
-    restarts.  The worker may not know it yet (fetching it costs a round trip per job), in
-    which case the first read of ``attempt`` asks the server.
+    ``attempt`` is the attempts made before this copy of the job was put (its retry
+    envelope, see :mod:`beanfleet.retry`) plus ``releases + 1`` from beanstalkd's
+    ``stats-job``, so it survives worker restarts.  ``id`` changes on every retry (each is
+    a fresh job).  The worker may not know the attempt yet (fetching it costs a round trip
+    per job), in which case the first read of ``attempt`` asks the server.
     """
 
     __slots__ = ("_attempt", "_fetch_attempt", "id", "tube")

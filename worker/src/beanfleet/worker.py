@@ -24,6 +24,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from types import FrameType
+from typing import Any
 
 import greenstalk
 
@@ -34,7 +35,7 @@ from beanfleet.handlers import Handler, JobInfo
 from beanfleet.joblog import JobLog, JobOutcome
 from beanfleet.protocol import Connection
 from beanfleet.recycle import RecycleLimits, Recycler
-from beanfleet.retry import RetryPolicy, schedule_retry
+from beanfleet.retry import RetryPolicy, RetryResult, schedule_retry, unwrap
 from beanfleet.shutdown import ShutdownFlags
 
 RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
@@ -56,7 +57,17 @@ _decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type c
 class _Reserved:
     """A job reserved on the current connection (once handled: awaiting its delete)."""
 
-    __slots__ = ("body", "duration", "id", "info", "next_touch", "stats", "tube")
+    __slots__ = (
+        "body",
+        "duration",
+        "id",
+        "info",
+        "next_touch",
+        "origin",
+        "prior",
+        "stats",
+        "tube",
+    )
 
     def __init__(self, job_id: int, body: bytes, tube: str | None) -> None:
         self.id = job_id
@@ -66,17 +77,20 @@ class _Reserved:
         self.info: JobInfo | None = None
         self.duration: float | None = None
         self.next_touch = time.monotonic() + HEARTBEAT_AFTER
+        self.prior = 0  # attempts made before this copy was put (its retry envelope)
+        self.origin = job_id  # the id the producer's job had (its retry envelope)
 
     @property
     def attempt(self) -> int | None:
         if self.info is not None and self.info.attempt_if_known is not None:
             return self.info.attempt_if_known
-        return None if self.stats is None else _attempt_of(self.stats)
+        return None if self.stats is None else self.attempt_of(self.stats)
 
-
-def _attempt_of(stats: Mapping[str, int | str]) -> int:
-    # beanstalkd counts releases itself, so the attempt survives worker restarts.
-    return int(stats["releases"]) + 1
+    def attempt_of(self, stats: Mapping[str, int | str]) -> int:
+        # The envelope's count survives re-puts; beanstalkd counts releases of this copy
+        # itself (a second-signal release, a retry whose re-put was refused).  Both survive
+        # worker restarts.
+        return self.prior + int(stats["releases"]) + 1
 
 
 def describe_error(error: BaseException) -> str:
@@ -413,17 +427,22 @@ class Worker:
                 self._bury(conn, job, f"no handler for tube {job.tube!r}")
                 return
             try:
-                data = _decode_json(job.body.decode("utf-8"))
+                data, envelope = unwrap(_decode_json(job.body.decode("utf-8")))
             except UnicodeDecodeError:
                 self._bury(conn, job, "body is not valid UTF-8")
                 return
             except ValueError as exc:
                 self._bury(conn, job, f"body is not valid JSON: {exc}")
                 return
+            except RecursionError:  # e.g. 100000 "[": a poison body, not a worker crash
+                self._bury(conn, job, "body is not valid JSON: nested too deeply")
+                return
+            if envelope is not None:
+                job.prior, job.origin = envelope.attempts, envelope.origin
             info = job.info = JobInfo(
                 job.id,
                 job.tube,
-                attempt=None if job.stats is None else _attempt_of(job.stats),
+                attempt=None if job.stats is None else job.attempt_of(job.stats),
                 fetch_attempt=lambda: self._fetch_attempt(job),
             )
             error = self._call(handler, data, info, job)
@@ -431,7 +450,7 @@ class Worker:
                 self._current = None
                 self._pending_delete = job  # deleted in the same write as the next reserve
             else:
-                self._fail(conn, job, error)
+                self._fail(conn, job, error, data)
         except greenstalk.Error as exc:
             # An error reply about this job (e.g. NOT_FOUND once its TTR ran out): the
             # connection is still in step, so log and carry on.
@@ -497,22 +516,25 @@ class Worker:
                 self._alarm_deferred = False
         if self._timed_out and self.timeout is not None:
             raise JobTimeout(self.timeout)
-        return _attempt_of(stats)
+        return job.attempt_of(stats)
 
-    def _fail(self, conn: Connection, job: _Reserved, error: BaseException) -> None:
+    def _fail(self, conn: Connection, job: _Reserved, error: BaseException, data: Any) -> None:
         if self._conn_broken:
             raise ConnectionError("connection to beanstalkd lost while the handler ran")
         stats = self._job_stats(job)
-        attempt = _attempt_of(stats)
+        attempt = job.attempt_of(stats)
         decision = self.policy.decide(attempt, error, describe_error(error))
-        delay: int | None = None
         if decision.action == "release":
-            delay = decision.delay
-            status = schedule_retry(conn, job.id, int(stats["pri"]), delay)
+            assert job.tube is not None
+            retry = schedule_retry(
+                conn, job.id, job.tube, stats, decision.delay, data, attempt, job.origin
+            )
+            self._current = None
+            outcome, delay, reason = self._retry_outcome(job, retry, decision.reason)
         else:
             status = self._send_bury(conn, job.id, stats)
-        self._current = None
-        outcome, delay, reason = self._outcome_of(status, delay, decision.reason)
+            self._current = None
+            outcome, delay, reason = self._outcome_of(status, "bury", decision.reason)
         # For a JobTimeout the traceback shows where the handler was when it was stopped.
         detail = "".join(traceback.format_exception(error))
         self.log.job(
@@ -524,8 +546,8 @@ class Worker:
         stats = self._job_stats(job)
         status = self._send_bury(conn, job.id, stats)
         self._current = None
-        outcome, delay, why = self._outcome_of(status, None, reason)
-        self.log.job(JobOutcome(job.id, job.tube, _attempt_of(stats), None, outcome, delay, why))
+        outcome, delay, why = self._outcome_of(status, "bury", reason)
+        self.log.job(JobOutcome(job.id, job.tube, job.attempt_of(stats), None, outcome, delay, why))
 
     @staticmethod
     def _send_bury(conn: Connection, job_id: int, stats: Mapping[str, int | str]) -> bytes:
@@ -533,16 +555,50 @@ class Worker:
         status, _ = conn.read_reply()
         return status
 
+    def _retry_outcome(
+        self, job: _Reserved, retry: RetryResult, reason: str
+    ) -> tuple[str, int | None, str]:
+        if retry.new_id is not None:
+            what = f"retried as job {retry.new_id} (origin {job.origin})"
+            if retry.note is not None:
+                what += f"; {retry.note}"
+            if retry.status == b"BURIED":  # the server had to bury the copy (out of memory)
+                return "buried", None, f"server out of memory; {what}; {reason}"
+            return "released", retry.delay, f"{what}; {reason}"
+        self.log.event(
+            "retry-fallback",
+            f"job {job.id}: {retry.note}; releasing it with delay 0 instead",
+            level="warning",
+            job=job.id,
+        )
+        outcome, delay, why = self._outcome_of(retry.status, "release", reason)
+        if outcome == "released":
+            why = f"{retry.note}; released with delay 0 instead; {reason}"
+        return outcome, delay, why
+
     @staticmethod
-    def _outcome_of(status: bytes, delay: int | None, reason: str) -> tuple[str, int | None, str]:
+    def _outcome_of(status: bytes, verb: str, reason: str) -> tuple[str, int | None, str]:
+        """Outcome of our ``bury`` or (delay-0) ``release`` from beanstalkd's reply."""
         if status == b"RELEASED":
-            return "released", delay, reason
+            return "released", 0, reason
         if status == b"BURIED":
             # Our bury, or a release the server had to turn into a bury (out of memory).
-            return "buried", None, reason if delay is None else f"server out of memory; {reason}"
-        return "lost", None, (
-            f"beanstalkd replied {status.decode(errors='replace')}: not reserved by this "
-            f"worker any more (TTR ran out?); {reason}"
+            return "buried", None, reason if verb == "bury" else f"server out of memory; {reason}"
+        text = status.decode(errors="replace")
+        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
+            # beanstalkd 1.12 has taken the job off its reserved list before the binlog
+            # write failed: it is in no queue until the server restarts (drill 5).
+            return (
+                "lost",
+                None,
+                f"beanstalkd refused {verb} with {text}: binlog disk full? the job stays "
+                f"reserved by nobody until beanstalkd restarts; {reason}",
+            )
+        return (
+            "lost",
+            None,
+            f"beanstalkd replied {text}: not reserved by this worker any more (TTR ran out?); "
+            f"{reason}",
         )
 
     # -- logging -----------------------------------------------------------------------------

@@ -1,0 +1,321 @@
+"""Fleet test helpers, the `fleet` fixture and the timing summary (see conftest.py).
+
+One fleet per release (``BEANFLEET_RELEASES``, default "bookworm trixie"), each with
+``BEANFLEET_MANAGER=mixed``: worker1 runs its pools under systemd, worker2 under supervisor
+(ansible/inventories/vagrant/host_vars). The session fixture ``fleet`` is parametrized over
+the releases, so pytest runs every test of one release, tears that fleet down, then brings
+up the next.
+
+Env:
+  BEANFLEET_RELEASES       releases to test (space/comma separated)
+  BEANFLEET_REQUIRE_FLEET  set (CI): fail instead of skipping when docker is unavailable
+  BEANFLEET_KEEP_FLEET=1   leave the fleet running afterwards (debugging)
+  BEANFLEET_REUSE_FLEET=1  skip `fleet.sh up` when the fleet is already running
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from beanfleet import Producer
+from beanfleet.admin import Admin
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET_SH = REPO / "scripts" / "fleet.sh"
+GROUP_VARS = REPO / "ansible" / "inventories" / "vagrant" / "group_vars" / "all.yml"
+MANAGER = "mixed"
+RECORD_LOG = "/var/lib/beanfleet/record/record.log"
+MAILDIR = "/var/lib/beanfleet/maildir"
+WORKERS = {"worker1": "systemd", "worker2": "supervisor"}
+
+# Timings for the terminal summary: release -> [(label, seconds)], (release, module) -> s.
+FLEET_TIMES: dict[str, list[tuple[str, float]]] = defaultdict(list)
+MODULE_TIMES: dict[tuple[str, str], float] = defaultdict(float)
+
+
+def releases() -> list[str]:
+    raw = os.environ.get("BEANFLEET_RELEASES", "bookworm trixie")
+    return [r for r in re.split(r"[\s,]+", raw) if r]
+
+
+def wait_for(
+    what: str, condition: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2
+) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+        time.sleep(interval)
+
+
+@dataclass
+class Fleet:
+    release: str
+    dir: Path
+    data: dict[str, Any]
+    env: dict[str, str]
+    timings: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.release}-{MANAGER}"
+
+    def address(self, machine: str) -> str:
+        return str(self.data["machines"][machine]["address"])
+
+    def container(self, machine: str) -> str:
+        return str(self.data["machines"][machine]["container_name"])
+
+    @property
+    def server(self) -> str:
+        return f"{self.address('queue')}:11300"
+
+    # -- commands on the hosts (docker exec, as root) ------------------------------------
+
+    def run(
+        self, machine: str, command: str, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "exec", self.container(machine), "bash", "-c", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def check(self, machine: str, command: str, timeout: float = 60) -> str:
+        res = self.run(machine, command, timeout)
+        assert res.returncode == 0, (
+            f"{machine}: {command!r} exited {res.returncode}\n{res.stdout}\n{res.stderr}"
+        )
+        return res.stdout
+
+    # -- fleet.sh ------------------------------------------------------------------------
+
+    def fleet_sh(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(FLEET_SH), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    # -- queue helpers -------------------------------------------------------------------
+
+    def producer(self) -> Producer:
+        return Producer(self.server)
+
+    def admin(self) -> Admin:
+        return Admin(self.server)
+
+    def record_lines(self) -> list[tuple[str, int, int]]:
+        """(worker, job id, seq) of every line of record.log on both workers."""
+        out: list[tuple[str, int, int]] = []
+        for worker in WORKERS:
+            res = self.run(worker, f"cat {RECORD_LOG} 2>/dev/null || true")
+            for line in res.stdout.splitlines():
+                job_id, seq = line.split()
+                out.append((worker, int(job_id), int(seq)))
+        return out
+
+    def seq_counts(self, seqs: set[int]) -> Counter[int]:
+        return Counter(seq for _, _, seq in self.record_lines() if seq in seqs)
+
+    def wait_recorded(self, seqs: set[int], timeout: float = 90) -> Counter[int]:
+        """Wait until every seq of ``seqs`` is in a record.log; return the counts."""
+
+        def done() -> Counter[int] | None:
+            counts = self.seq_counts(seqs)
+            return counts if set(counts) >= seqs else None
+
+        counts: Counter[int] = wait_for(f"{len(seqs)} record jobs", done, timeout, 0.5)
+        return counts
+
+    def main_pid(self, machine: str, unit: str) -> int:
+        return int(self.check(machine, f"systemctl show -p MainPID --value {unit}").strip())
+
+
+def _seq_base() -> int:
+    """A seq range no other test run used (record.log keeps lines across tests)."""
+    return int(time.time() * 1000) * 1000
+
+
+class Stream:
+    """Put ``record`` jobs at a steady rate from a thread until stopped."""
+
+    def __init__(self, fleet: Fleet, rate: float = 20.0) -> None:
+        self.fleet = fleet
+        self.interval = 1.0 / rate
+        self.base = _seq_base()
+        self.seqs: list[int] = []
+        self.errors: list[BaseException] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with self.fleet.producer() as producer:
+                n = 0
+                while not self._stop.is_set():
+                    seq = self.base + n
+                    producer.put("record", {"seq": seq})
+                    self.seqs.append(seq)
+                    n += 1
+                    self._stop.wait(self.interval)
+        except BaseException as exc:  # reported by stop()
+            self.errors.append(exc)
+
+    def __enter__(self) -> Stream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        assert not self.errors, f"putting jobs failed: {self.errors!r}"
+        return self.seqs
+
+
+def assert_exactly_once(fleet: Fleet, seqs: list[int], timeout: float = 120) -> None:
+    """Every seq recorded once: none lost, none run twice."""
+    assert seqs, "no jobs were put"
+    counts = fleet.wait_recorded(set(seqs), timeout)
+    doubled = {s: c for s, c in counts.items() if c > 1}
+    assert not doubled, f"{len(doubled)} of {len(seqs)} jobs ran more than once: {doubled}"
+
+
+# -- the fleet fixture -------------------------------------------------------------------
+
+
+def _docker_ok() -> bool:
+    if not shutil.which("docker") or not shutil.which("vagrant"):
+        return False
+    res = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
+    return res.returncode == 0
+
+
+def _timings_from(output: str) -> list[tuple[str, float]]:
+    return [
+        (m.group(1), float(m.group(2)))
+        for m in re.finditer(r"TIMING (.+?): ([0-9.]+)s \(exit", output)
+    ]
+
+
+def _running(fleet_dir: Path) -> bool:
+    fj = fleet_dir / "fleet.json"
+    if not fj.exists():
+        return False
+    data = json.loads(fj.read_text())
+    for m in data["machines"].values():
+        res = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Running}}", m["container_name"]],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if res.stdout.strip() != "true":
+            return False
+    return True
+
+
+@pytest.fixture(scope="session", params=releases())
+def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
+    release: str = request.param
+    if not _docker_ok():
+        if os.environ.get("BEANFLEET_REQUIRE_FLEET"):
+            pytest.fail("docker/vagrant unavailable and BEANFLEET_REQUIRE_FLEET is set")
+        pytest.skip("docker/vagrant unavailable (set BEANFLEET_REQUIRE_FLEET to fail instead)")
+    env = dict(os.environ, BEANFLEET_RELEASE=release, BEANFLEET_MANAGER=MANAGER)
+    build = Path(os.environ.get("BEANFLEET_BUILD_DIR", REPO / "build"))
+    fleet_dir = build / "fleets" / f"{release}-{MANAGER}"
+    times = FLEET_TIMES[release]
+    if os.environ.get("BEANFLEET_REUSE_FLEET") == "1" and _running(fleet_dir):
+        times.append(("reused running fleet", 0.0))
+    else:
+        t0 = time.monotonic()
+        res = subprocess.run(
+            [str(FLEET_SH), "up"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+        fleet_dir.mkdir(parents=True, exist_ok=True)
+        (fleet_dir / "up.log").write_text(res.stdout + res.stderr)
+        times.extend(_timings_from(res.stderr))
+        times.append(("fleet.sh up (total)", time.monotonic() - t0))
+        if res.returncode != 0:
+            _down(env, release)
+            pytest.fail(
+                f"scripts/fleet.sh up ({release}) failed, exit {res.returncode}:\n"
+                + "\n".join((res.stdout + res.stderr).splitlines()[-40:])
+            )
+    data = json.loads((fleet_dir / "fleet.json").read_text())
+    f = Fleet(release=release, dir=fleet_dir, data=data, env=env, timings=times)
+    try:
+        yield f
+    finally:
+        if os.environ.get("BEANFLEET_KEEP_FLEET") != "1":
+            _down(env, release)
+
+
+def _down(env: dict[str, str], release: str) -> None:
+    t0 = time.monotonic()
+    subprocess.run([str(FLEET_SH), "down"], env=env, capture_output=True, timeout=600, check=False)
+    FLEET_TIMES[release].append(("fleet.sh down", time.monotonic() - t0))
+
+
+@pytest.fixture(scope="session")
+def pools() -> list[dict[str, Any]]:
+    description = yaml.safe_load(GROUP_VARS.read_text())
+    return [p for p in description["beanfleet_pools"] if p.get("state", "present") == "present"]
+
+
+# -- timing summary ----------------------------------------------------------------------
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when != "call":
+        return
+    m = re.search(r"\[([a-z]+)\]$", report.nodeid)
+    release = m.group(1) if m else "?"
+    module = report.nodeid.split("::")[0]
+    MODULE_TIMES[(release, module)] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FLEET_TIMES and not MODULE_TIMES:
+        return
+    tr = terminalreporter
+    tr.section("beanfleet fleet timings")
+    for release in sorted(set(FLEET_TIMES) | {r for r, _ in MODULE_TIMES}):
+        tr.write_line(f"{release}-{MANAGER}:")
+        for label, secs in FLEET_TIMES.get(release, []):
+            tr.write_line(f"  {label:<50} {secs:7.1f}s")
+        for (rel, module), secs in sorted(MODULE_TIMES.items()):
+            if rel == release:
+                tr.write_line(f"  {module:<50} {secs:7.1f}s  (test calls)")
