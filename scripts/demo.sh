@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# scripts/demo.sh — after `scripts/fleet.sh up`: put a batch of demo jobs from the controller,
+# wait until the queue drains, then show the stats and the work the pools did.
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export BEANFLEET_RELEASE="${BEANFLEET_RELEASE:-bookworm}"
+export BEANFLEET_MANAGER="${BEANFLEET_MANAGER:-systemd}"
+FLEET_JSON="$(fleet_dir)/fleet.json"
+[ -f "$FLEET_JSON" ] || die "no running fleet ($FLEET_JSON missing): run scripts/fleet.sh up"
+BIN="$REPO_ROOT/.venv/bin"
+queue_addr="$("$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["machines"]["queue"]["address"])' "$FLEET_JSON")"
+export BEANFLEET_SERVER="$queue_addr:11300"
+container() { "$BIN/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["machines"][sys.argv[2]]["container_name"])' "$FLEET_JSON" "$1"; }
+
+echo "== putting demo jobs to $BEANFLEET_SERVER"
+for i in $(seq 1 20); do
+  "$BIN/beanfleet" put --tube emails "{\"to\": \"user$i@example.com\", \"subject\": \"Welcome $i\", \"body\": \"Hello from beanfleet\"}" >/dev/null
+done
+for day in 1 2 3 4 5; do
+  "$BIN/beanfleet" put --tube reports --priority high "{\"name\": \"daily-$day\", \"rows\": [[\"day\", \"orders\"], [\"$day\", \"$((day * 7))\"]]}" >/dev/null
+done
+"$BIN/beanfleet" put --tube fail '{"why": "shows retry then bury"}' >/dev/null
+
+echo "== waiting for the emails and reports tubes to drain"
+deadline=$((SECONDS + 120))
+until "$BIN/beanfleet" stats --json | "$BIN/python" -c '
+import json, sys
+tubes = {t["name"]: t for t in json.load(sys.stdin).get("tubes", [])}
+busy = sum(tubes.get(n, {}).get(k, 0) for n in ("emails", "reports")
+           for k in ("ready", "reserved", "delayed"))
+sys.exit(1 if busy else 0)'; do
+  [ $SECONDS -lt $deadline ] || die "demo jobs not processed within 120 s"
+  sleep 1
+done
+
+echo "== beanfleet stats"
+"$BIN/beanfleet" stats
+for host in worker1 worker2; do
+  c="$(container "$host")"
+  echo "== work done on $host"
+  docker exec "$c" sh -c 'echo "maildir messages: $(ls /var/lib/beanfleet/maildir/new 2>/dev/null | wc -l)"; echo "reports: $(ls /var/lib/beanfleet/reports 2>/dev/null | wc -l)"' || true
+done
