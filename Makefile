@@ -28,8 +28,8 @@ down:
 test: lint test-unit test-fleet
 
 lint: $(STAMP)
-	$(BIN)/ruff check worker tests bench examples
-	$(BIN)/ruff format --check worker tests bench examples
+	$(BIN)/ruff check worker tests bench drills examples
+	$(BIN)/ruff format --check worker tests bench drills examples
 	$(BIN)/mypy --strict worker/src
 	$(BIN)/yamllint -s .
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint
