@@ -210,11 +210,22 @@ def assert_exactly_once(fleet: Fleet, seqs: list[int], timeout: float = 120) -> 
 # -- the fleet fixture -------------------------------------------------------------------
 
 
-def _docker_ok() -> bool:
-    if not shutil.which("docker") or not shutil.which("vagrant"):
-        return False
-    res = subprocess.run(["docker", "info"], capture_output=True, timeout=30, check=False)
-    return res.returncode == 0
+def _docker_problem() -> str | None:
+    """Why the fleet cannot run here, or None: needs docker, vagrant and a dockerd that answers
+    (started here when it is not: dockerd-up.sh is idempotent)."""
+    missing = [c for c in ("docker", "vagrant") if not shutil.which(c)]
+    if missing:
+        return f"not installed: {', '.join(missing)}"
+    res = subprocess.run(
+        [str(REPO / "scripts" / "dockerd-up.sh")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if res.returncode != 0:
+        return "dockerd-up.sh failed: " + " | ".join(res.stderr.strip().splitlines()[-3:])
+    return None
 
 
 def _timings_from(output: str) -> list[tuple[str, float]]:
@@ -244,10 +255,11 @@ def _running(fleet_dir: Path) -> bool:
 @pytest.fixture(scope="session", params=releases())
 def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
     release: str = request.param
-    if not _docker_ok():
+    problem = _docker_problem()
+    if problem:
         if os.environ.get("BEANFLEET_REQUIRE_FLEET"):
-            pytest.fail("docker/vagrant unavailable and BEANFLEET_REQUIRE_FLEET is set")
-        pytest.skip("docker/vagrant unavailable (set BEANFLEET_REQUIRE_FLEET to fail instead)")
+            pytest.fail(f"fleet unavailable ({problem}) and BEANFLEET_REQUIRE_FLEET is set")
+        pytest.skip(f"fleet unavailable ({problem}); set BEANFLEET_REQUIRE_FLEET to fail instead")
     env = dict(os.environ, BEANFLEET_RELEASE=release, BEANFLEET_MANAGER=MANAGER)
     build = Path(os.environ.get("BEANFLEET_BUILD_DIR", REPO / "build"))
     fleet_dir = build / "fleets" / f"{release}-{MANAGER}"
