@@ -114,6 +114,7 @@ BAD = [
         "max_memory must be a number >= 0, got -5",
     ),
     ({"beanfleet_pools": [pool(max_jobs=1.5)]}, "max_jobs must be an integer, got 1.5"),
+    ({"beanfleet_pools": [pool(prefetch="yes")]}, "prefetch must be true or false, got 'yes'"),
     (
         {"beanfleet_pools": [pool(processes=True)]},
         "processes must be an integer, got True",

@@ -18,7 +18,7 @@ PLAYBOOK = Path(__file__).with_name("render_playbook.yml")
 
 # A second description exercising the corners: no binlog, fsync every write, IPv6 in the
 # allow list, quotes-free secrets with shell/systemd metacharacters, a tube name with
-# `$` and `;`, pool defaults overridden, limits switched off, an absent pool.
+# `$` and `;`, pool defaults overridden, limits switched off, prefetch on, an absent pool.
 CORNERS: dict[str, Any] = {
     "beanfleet_server": "[fd00::10]:11301",
     "beanfleet_log_format": "json",
@@ -31,6 +31,7 @@ CORNERS: dict[str, Any] = {
             "max_jobs": 0,
             "max_time": 0,
             "max_memory": 0,
+            "prefetch": True,
             "env": {"SECRET": "p$a\\s`s %d", "NUM": 5},
         },
         {"name": "gone", "state": "absent", "tubes": {"g": "m:f"}},

@@ -147,6 +147,7 @@ def run_worker(
     fmt: LogFormat = "text",
     worker_class: type[Worker] = Worker,
     before_run: Callable[[Worker], None] | None = None,
+    prefetch: bool = False,
 ) -> tuple[str, list[str]]:
     """Run a Worker in this (main) thread; return its stop reason and log lines."""
     stream = io.StringIO()
@@ -156,6 +157,7 @@ def run_worker(
         policy=policy or RetryPolicy(max_retries=3, backoff_base=0),
         limits=RecycleLimits(max_jobs=max_jobs, max_time=max_time),
         log=JobLog(fmt, stream),
+        prefetch=prefetch,
     )
     if before_run is not None:
         before_run(worker)

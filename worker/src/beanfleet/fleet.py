@@ -62,6 +62,7 @@ POOL_DEFAULTS: dict[str, Any] = {
     "max_jobs": 1000,
     "max_time": 3600,
     "max_memory": 256,
+    "prefetch": False,
     "env": {},
     "state": "present",
 }
@@ -78,6 +79,7 @@ POOL_TYPES: dict[str, str] = {
     "max_jobs": "int",
     "max_time": "float",
     "max_memory": "float",
+    "prefetch": "bool",
     "env": "dict",
     "state": "str",
 }
@@ -301,6 +303,7 @@ def _check_pool(pool: Any, index: int, defaults: Mapping[str, Any]) -> dict[str,
     _int(f"{where}: max_jobs", full["max_jobs"], 0)
     _number(f"{where}: max_time", full["max_time"], 0)
     _number(f"{where}: max_memory", full["max_memory"], 0)
+    _bool(f"{where}: prefetch", full["prefetch"])
     _check_env(where, full["env"])
     _choice(f"{where}: state", full["state"], POOL_STATES)
     return full

@@ -10,6 +10,15 @@ Hot path (one round trip per job): a successful job's ``delete`` goes out in the
 as the next ``reserve-with-timeout``, and ``stats-job`` is only asked when its answer is
 needed: the tube when several are watched, the attempt when the handler reads it or the job
 failed, the TTR when the job runs long enough to need touching.
+
+Prefetch (opt-in): while a handler runs, a ``reserve-with-timeout 0`` sent before it is
+already answered, so the next job is at hand when the handler returns and its ``delete``
+goes out without waiting for the reply: worker and server work at the same time instead of
+taking turns.  The worker then holds one job it has not started.  It gives that job back
+when it stops (closing the connection returns it to ready; no counter moves) or when the
+current job runs longer than ``HEARTBEAT_AFTER`` (``bury`` + ``kick-job``: the job keeps its
+id, priority, place in the queue and ``releases`` count, so its attempt number is unchanged).
+Replies owed for such pipelined commands are read (``_settle``) before any other exchange.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import signal
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Mapping
 from types import FrameType
 from typing import Any
@@ -51,6 +61,7 @@ CONNECT_TIMEOUT = 5.0
 ABORT_GRACE = 2.0  # second signal and no handler running: exit hard if still here by then
 
 _RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
+_RESERVE_NOW = b"reserve-with-timeout 0\r\n"  # prefetch: a job if one is ready, else TIMED_OUT
 _decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type checks
 
 
@@ -121,6 +132,7 @@ class Worker:
         limits: RecycleLimits | None = None,
         log: JobLog | None = None,
         reconnect_cap: float = RECONNECT_CAP,
+        prefetch: bool = False,
     ) -> None:
         if not handlers:
             raise ConfigError("no tubes to watch: give at least one TUBE=MODULE:FUNCTION")
@@ -134,6 +146,7 @@ class Worker:
         self.recycler = Recycler(limits or RecycleLimits())
         self.log = log or JobLog()
         self.reconnect_cap = reconnect_cap
+        self.prefetch = prefetch
         self.flags = ShutdownFlags()
         self.tubes = self.tubes_to_watch()
         # With one watched tube every job's tube is known without asking the server.
@@ -147,6 +160,11 @@ class Worker:
         self._current: _Reserved | None = None  # reserved here, outcome not sent yet
         self._running: _Reserved | None = None  # its handler is executing right now
         self._pending_delete: _Reserved | None = None  # succeeded, delete not confirmed
+        # Prefetch: replies owed on the connection, in order: a job whose delete was sent
+        # (awaiting DELETED), or None for a prefetch reserve; and the job that reserve got.
+        self._owed: deque[_Reserved | None] = deque()
+        self._prefetched: _Reserved | None = None
+        self._unconfirmed: list[_Reserved] = []  # owed deletes cut off by a lost connection
         self._deadline_soon_logged = False
         self._timed_out = False
         self._alarm_deferred = False
@@ -265,8 +283,9 @@ class Worker:
                 "connected",
                 f"connected to beanstalkd at {self.server}, watching {', '.join(self.tubes)}",
             )
-            if self._pending_delete is not None:
-                self._delete_after_reconnect(conn, self._pending_delete)
+            while self._unconfirmed:
+                self._delete_after_reconnect(conn, self._unconfirmed[0])
+                self._unconfirmed.pop(0)
             return True
         return False
 
@@ -291,14 +310,23 @@ class Worker:
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            self._log_job(prefetched, "returned", "prefetched, not started; connection lost")
+        cut_off = [entry for entry in self._owed if entry is not None]
+        self._owed.clear()
         if self._pending_delete is not None:
+            cut_off.append(self._pending_delete)
+            self._pending_delete = None
+        for done in cut_off:
             self.log.event(
                 "delete-pending",
-                f"job {self._pending_delete.id} succeeded but its delete was cut off; "
+                f"job {done.id} succeeded but its delete was cut off; "
                 "deleting it after reconnecting",
                 level="warning",
-                job=self._pending_delete.id,
+                job=done.id,
             )
+        self._unconfirmed.extend(cut_off)
         if not self._healthy:
             # Lost again before it ever answered a reserve: back off instead of spinning.
             self._pause(self._backoff * random.uniform(0.5, 1.0))
@@ -309,7 +337,6 @@ class Worker:
         # first delete reached the server before the connection broke).
         conn.send([b"delete %d" % done.id])
         status, _ = conn.read_reply()
-        self._pending_delete = None
         if status == b"DELETED":
             self._log_job(done, "deleted", "deleted after reconnecting")
         else:
@@ -321,25 +348,41 @@ class Worker:
             )
 
     def _finish_pending_delete(self) -> None:
-        """On the way out: make sure a succeeded job is deleted (one reconnect try)."""
-        done = self._pending_delete
-        if done is None:
+        """On the way out: make sure succeeded jobs are deleted (one reconnect try).
+
+        A prefetched job stays reserved until the connection closes, which returns it."""
+        if self._owed or self._prefetched is not None:
+            try:
+                if self._conn is not None and not self._conn_broken:
+                    self._settle(self._conn)
+            except OSError as exc:
+                self._connection_lost(exc)
+            prefetched, self._prefetched = self._prefetched, None
+            if prefetched is not None:
+                self._log_job(prefetched, "returned", "prefetched, not started; worker stopping")
+        if self._pending_delete is not None:
+            self._unconfirmed.append(self._pending_delete)
+            self._pending_delete = None
+        if not self._unconfirmed:
             return
         try:
             conn = self._conn
             if conn is not None and not self._conn_broken:
-                conn.send([b"delete %d" % done.id])
-                status, _ = conn.read_reply()
-                self._pending_delete = None
-                self._log_delete(done, status)
+                while self._unconfirmed:
+                    done = self._unconfirmed[0]
+                    conn.send([b"delete %d" % done.id])
+                    status, _ = conn.read_reply()
+                    self._unconfirmed.pop(0)
+                    self._log_delete(done, status)
                 return
             self._drop_connection()
             if self._connect(attempts=1):
-                return  # _connect deleted it
+                return  # _connect deleted them
         except OSError:
             pass
-        self._pending_delete = None
-        self._log_job(done, "returned", "succeeded, but could not be deleted: server unreachable")
+        for done in self._unconfirmed:
+            self._log_job(done, "returned", "succeeded, but not deleted: server unreachable")
+        self._unconfirmed.clear()
 
     def _pause(self, seconds: float) -> bool:
         """Sleep in short slices; False as soon as a stop is requested."""
@@ -353,6 +396,10 @@ class Worker:
     # -- reserving ---------------------------------------------------------------------------
 
     def _reserve(self, conn: Connection) -> _Reserved | None:
+        if self._owed or self._prefetched is not None:
+            job = self._take_prefetched(conn)
+            if job is not None:
+                return job
         done = self._pending_delete
         if done is None:
             conn.sock.sendall(_RESERVE)
@@ -360,11 +407,7 @@ class Worker:
             conn.sock.sendall(b"delete %d\r\n%s" % (done.id, _RESERVE))
             status, _ = conn.read_reply()
             self._pending_delete = None
-            info = done.info
-            if status == b"DELETED" and info is not None and done.duration is not None:
-                self.log.deleted(done.id, info.tube, info.attempt_if_known, done.duration)
-            else:
-                self._log_delete(done, status)
+            self._log_delete(done, status)
 
         if not conn.has_buffered() and not self._wait_readable(conn):
             self._drop_connection()  # abandons the reserve; a job it got goes back to ready
@@ -384,6 +427,9 @@ class Worker:
                 self._drop_connection()
                 self._log_job(job, "returned", "worker stopping; not started")
                 return None
+            if self.prefetch:
+                conn.sock.sendall(_RESERVE_NOW)
+                self._owed.append(None)
             return job
         if status == b"TIMED_OUT":
             self._healthy = True
@@ -403,6 +449,74 @@ class Worker:
             self._pause(DEADLINE_SOON_PAUSE)
             return None
         raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
+
+    # -- prefetch ----------------------------------------------------------------------------
+
+    def _settle(self, conn: Connection) -> None:
+        """Read every reply owed on the connection: confirm sent deletes, pick up the job
+        (if any) that the prefetch reserve got.  Callers hold the lock or know that no
+        handler runs."""
+        owed = self._owed
+        while owed:
+            done = owed[0]
+            status, values = conn.read_reply()
+            if done is not None:
+                owed.popleft()
+                self._log_delete(done, status)
+                continue
+            if status == b"RESERVED":
+                body = conn.read_chunk(int(values[1]))
+                self._prefetched = _Reserved(int(values[0]), body, self._single_tube)
+            elif status not in (b"TIMED_OUT", b"DEADLINE_SOON"):
+                raise ConnectionError(
+                    f"unexpected reply to reserve: {status.decode(errors='replace')}"
+                )
+            owed.popleft()
+
+    def _take_prefetched(self, conn: Connection) -> _Reserved | None:
+        """The prefetched job, with the last job's delete and the next prefetch sent in one
+        write whose replies are read later; None (nothing sent) when there is none."""
+        self._settle(conn)
+        job, self._prefetched = self._prefetched, None
+        if job is None:
+            return None
+        out = b""
+        done, self._pending_delete = self._pending_delete, None
+        if done is not None:
+            out = b"delete %d\r\n" % done.id
+            self._owed.append(done)
+        if not self.flags.count:
+            out += _RESERVE_NOW
+            self._owed.append(None)
+        if out:
+            conn.sock.sendall(out)
+        self._current = job
+        job.next_touch = time.monotonic() + HEARTBEAT_AFTER  # its time starts now
+        return job
+
+    def _hand_back(self, conn: Connection, job: _Reserved) -> None:
+        """Return a prefetched job that would wait behind a long one (lock held).
+
+        ``bury`` + ``kick-job`` instead of ``release``: a release would count as a failed
+        attempt.  Kicked, the job is ready again with its id, priority and place."""
+        try:
+            pri = int(self._job_stats(job)["pri"])
+        except greenstalk.Error as exc:  # NOT_FOUND: its TTR ran out, it is back already
+            buried, kicked = type(exc).__name__.encode(), b"-"
+        else:
+            conn.send([b"bury %d %d" % (job.id, pri), b"kick-job %d" % job.id])
+            buried, _ = conn.read_reply()
+            kicked, _ = conn.read_reply()
+        if buried == b"BURIED" and kicked == b"KICKED":
+            self._log_job(job, "returned", "prefetched, not started; the current job runs long")
+            return
+        self.log.event(
+            "handback-failed",
+            f"prefetched job {job.id}: bury replied {buried.decode(errors='replace')}, "
+            f"kick-job {kicked.decode(errors='replace')}",
+            level="warning",
+            job=job.id,
+        )
 
     def _wait_readable(self, conn: Connection) -> bool:
         """Wait for the reserve's reply in short slices; False if the worker should stop."""
@@ -494,9 +608,12 @@ class Worker:
 
     def _job_stats(self, job: _Reserved) -> dict[str, int | str]:
         """stats-job of the reserved job, asked once (its pri, ttr and releases hold still
-        while it is reserved here)."""
+        while it is reserved here).  Settles owed replies first: every synchronous exchange
+        (touch, bury, retry, release) starts here."""
+        conn = self._conn
+        if self._owed and conn is not None and not self._conn_broken:
+            self._settle(conn)  # every exchange that follows reads its own reply
         if job.stats is None:
-            conn = self._conn
             if conn is None or self._conn_broken:
                 raise ConnectionError("connection to beanstalkd lost")
             job.stats = conn.stats_job(job.id)
@@ -604,7 +721,10 @@ class Worker:
     # -- logging -----------------------------------------------------------------------------
 
     def _log_delete(self, done: _Reserved, status: bytes) -> None:
-        if status == b"DELETED":
+        info = done.info
+        if status == b"DELETED" and info is not None and done.duration is not None:
+            self.log.deleted(done.id, info.tube, info.attempt_if_known, done.duration)
+        elif status == b"DELETED":
             self.log.job(JobOutcome(done.id, done.tube, done.attempt, done.duration, "deleted"))
         else:
             self._log_job(
@@ -649,6 +769,11 @@ class Worker:
             if self._running is not job or conn is None or self._conn_broken:
                 return
             try:
+                if self._owed:
+                    self._settle(conn)
+                prefetched, self._prefetched = self._prefetched, None
+                if prefetched is not None:
+                    self._hand_back(conn, prefetched)
                 ttr = int(self._job_stats(job)["ttr"])
                 conn.send([b"touch %d" % job.id])
                 status, _ = conn.read_reply()

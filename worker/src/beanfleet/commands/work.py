@@ -92,6 +92,13 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
     help="Exit 0 once the resident memory reaches this many MB.",
 )
 @click.option(
+    "--prefetch/--no-prefetch",
+    default=False,
+    show_default=True,
+    help="Reserve the next job while a handler runs (faster for short jobs; the worker "
+    "then holds one unstarted job, given back if the current one runs over 0.5 s).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
     default="text",
@@ -109,12 +116,13 @@ def work(
     max_jobs: int | None,
     max_time: float | None,
     max_memory: float | None,
+    prefetch: bool,
     log_format: LogFormat,
 ) -> None:
     """Run jobs from beanstalkd tubes through Python handlers.
 
-    A handler's success deletes its job; an exception releases it with exponential backoff
-    until --max-retries, then buries it.  SIGTERM/SIGINT: finish the current job and exit;
+    A handler's success deletes its job; an exception retries it after an exponential
+    backoff until --max-retries, then buries it.  SIGTERM/SIGINT: finish the current job and exit;
     a second one releases the running job and exits at once.  While beanstalkd is
     unreachable the worker keeps reconnecting.
     """
@@ -129,6 +137,7 @@ def work(
         timeout=timeout,
         limits=RecycleLimits(max_jobs, max_time, max_memory),
         log=JobLog(log_format),
+        prefetch=prefetch,
     )
     worker.run()
 

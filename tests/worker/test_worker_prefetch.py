@@ -1,0 +1,132 @@
+"""``--prefetch``: the worker reserves the next job while a handler runs.  It must still run
+every job once, in priority order, and never keep a job it has not started: it gives the
+job back when it stops or when the current job runs long, without counting an attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from beanfleet.handlers import JobInfo
+from beanfleet.worker import Worker
+from worker_support import Queue, WorkerProcess, read_records, run_worker, wait_for
+
+pytestmark = pytest.mark.timeout(60)
+
+SLOW = "work=handlers_for_tests:slow"
+RECORD = "work=handlers_for_tests:record"
+
+
+def _recorder(seen: list[tuple[int, Any]]) -> Callable[[Any, JobInfo], None]:
+    def handler(data: Any, job: JobInfo) -> None:
+        seen.append((job.id, data))
+
+    return handler
+
+
+def test_prefetch_runs_every_job_once_in_priority_order(queue: Queue) -> None:
+    priorities = [(n * 7) % 3 * 100 for n in range(300)]  # 0, 100, 200 mixed
+    put = [(queue.put("work", {"n": n}, priority=pri), pri) for n, pri in enumerate(priorities)]
+    seen: list[tuple[int, Any]] = []
+
+    reason, lines = run_worker(
+        queue.server.address, {"work": _recorder(seen)}, max_jobs=len(put), prefetch=True
+    )
+
+    assert reason.startswith("max-jobs")
+    expected = [job_id for job_id, _ in sorted(put, key=lambda p: (p[1], p[0]))]
+    assert [job_id for job_id, _ in seen] == expected
+    assert sum("outcome=deleted" in line for line in lines) == len(put)
+    stats = queue.tube_stats("work")
+    assert (stats["current-jobs-ready"], stats["current-jobs-reserved"]) == (0, 0)
+    assert stats["total-jobs"] == len(put)  # nothing re-put: no job was handed back
+
+
+def test_stop_gives_the_prefetched_job_back_unstarted(queue: Queue) -> None:
+    first = queue.put("work", {"n": 1}, priority=100)
+    second = queue.put("work", {"n": 2}, priority=2000)
+    seen: list[tuple[int, Any]] = []
+    workers: list[Worker] = []
+
+    def stop_after_first(data: Any, job: JobInfo) -> None:
+        seen.append((job.id, data))
+        workers[0].request_stop("test stop")
+
+    reason, lines = run_worker(
+        queue.server.address,
+        {"work": stop_after_first},
+        prefetch=True,
+        before_run=workers.append,
+    )
+
+    assert reason == "test stop"
+    assert seen == [(first, {"n": 1})]
+    assert queue.state(first) is None  # done and deleted before the worker left
+    stats = queue.stats(second)
+    assert stats is not None
+    # It was reserved (prefetched) and came back by the connection closing: ready, same
+    # priority, and no release or bury that would count as an attempt.
+    assert (stats["state"], stats["pri"], stats["reserves"]) == ("ready", 2000, 1)
+    assert (stats["releases"], stats["buries"]) == (0, 0)
+    assert any(f"job={second} " in line and "prefetched, not started" in line for line in lines)
+
+
+def test_prefetched_job_is_handed_back_when_the_current_job_runs_long(
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    out, go = tmp_path / "out", tmp_path / "go"
+    long_job = queue.put("work", {"out": str(out), "go": str(go), "seconds": 30}, priority=100)
+    waiting = queue.put("work", {"out": str(out), "seconds": 0}, priority=1024)
+    first = spawn_worker("--server", queue.server.address, "--tube", SLOW, "--prefetch")
+    wait_for(lambda: read_records(out), 10, "the long job to start")
+
+    # Handed back within about HEARTBEAT_AFTER: ready again, nothing counted against it.
+    def handed_back() -> dict[str, Any] | None:
+        stats = queue.stats(waiting)
+        return stats if stats and stats["state"] == "ready" and stats["reserves"] else None
+
+    stats = wait_for(handed_back, 10, "the prefetched job to be handed back")
+    assert (stats["reserves"], stats["releases"], stats["pri"]) == (1, 0, 1024)
+
+    # Another worker takes it while the long job still runs; it is that job's attempt 1.
+    second = spawn_worker("--server", queue.server.address, "--tube", SLOW)
+    wait_for(lambda: queue.state(waiting) is None, 10, "the second worker to do it")
+    records = read_records(out)
+    done = [r for r in records if r["id"] == waiting and r["event"] == "done"]
+    assert [(r["pid"], r["attempt"]) for r in done] == [(second.pid, 1)]
+    assert not any(r["id"] == long_job and r["event"] == "done" for r in records)
+
+    go.touch()
+    wait_for(lambda: queue.state(long_job) is None, 10, "the long job to finish")
+    assert first.proc.poll() is None
+    assert any(f"job={waiting} " in line and "outcome=returned" in line for line in first.lines())
+
+
+def test_prefetch_survives_a_server_restart_mid_stream_without_repeats(queue: Queue) -> None:
+    ids = [queue.put("work", {"n": n}) for n in range(100)]
+    runs: dict[int, int] = {}
+    workers: list[Worker] = []
+
+    def handler(data: Any, job: JobInfo) -> None:
+        runs[data["n"]] = runs.get(data["n"], 0) + 1
+        if data["n"] == 40 and runs[40] == 1:
+            # kill -9 and restart on the same port and binlog while a job is prefetched
+            # and the previous job's delete is still owed.
+            queue.server.kill()
+            queue.reset()
+            queue.server.start()
+        if len(runs) == len(ids):
+            workers[0].request_stop("all done")
+
+    reason, lines = run_worker(
+        queue.server.address, {"work": handler}, prefetch=True, before_run=workers.append
+    )
+
+    assert reason == "all done"
+    assert sorted(runs) == list(range(100))
+    assert {n: c for n, c in runs.items() if c > 1} == {}
+    assert any("event=connection-lost" in line for line in lines)
+    assert [job_id for job_id in ids if queue.state(job_id) is not None] == []
