@@ -5,6 +5,7 @@ job back when it stops or when the current job runs long, without counting an at
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -130,3 +131,26 @@ def test_prefetch_survives_a_server_restart_mid_stream_without_repeats(queue: Qu
     assert {n: c for n, c in runs.items() if c > 1} == {}
     assert any("event=connection-lost" in line for line in lines)
     assert [job_id for job_id in ids if queue.state(job_id) is not None] == []
+
+
+def test_sigterm_during_a_stream_loses_and_repeats_nothing(
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    # The handler reads job.attempt (a stats-job while prefetch replies are owed).
+    out = tmp_path / "out"
+    ids = [queue.put("work", {"out": str(out)}) for _ in range(600)]
+    for target in (150, 300, None):
+        worker = spawn_worker("--server", queue.server.address, "--tube", RECORD, "--prefetch")
+        if target is not None:
+            wait_for(lambda n=target: len(read_records(out)) >= n, 20, f"{target} jobs done")
+            worker.signal(signal.SIGTERM)
+            assert worker.wait_exit(10) == 0
+            # It held a prefetched job when it stopped, and gave it back unstarted.
+            assert any("prefetched, not started; worker stopping" in x for x in worker.lines())
+    wait_for(lambda: len(read_records(out)) >= len(ids), 30, "every job to be done")
+    wait_for(lambda: queue.tube_stats("work")["current-jobs-reserved"] == 0, 10, "deletes")
+    records = read_records(out)
+    assert sorted(r["id"] for r in records) == ids  # each once
+    assert {r["attempt"] for r in records} == {1}
+    stats = queue.tube_stats("work")
+    assert (stats["current-jobs-ready"], stats["total-jobs"]) == (0, len(ids))

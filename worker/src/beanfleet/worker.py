@@ -11,10 +11,11 @@ as the next ``reserve-with-timeout``, and ``stats-job`` is only asked when its a
 needed: the tube when several are watched, the attempt when the handler reads it or the job
 failed, the TTR when the job runs long enough to need touching.
 
-Prefetch (opt-in): while a handler runs, a ``reserve-with-timeout 0`` sent before it is
-already answered, so the next job is at hand when the handler returns and its ``delete``
-goes out without waiting for the reply: worker and server work at the same time instead of
-taking turns.  The worker then holds one job it has not started.  It gives that job back
+Prefetch (opt-in): every write carries the finished job's ``delete`` and a
+``reserve-with-timeout 0`` for the job after next, and the reply read is the one asked for a
+job earlier, so beanstalkd answers while the handler runs: worker and server work at the
+same time instead of taking turns.  While a handler runs the worker holds at most one job
+it has not started.  It gives that job back
 when it stops (closing the connection returns it to ready; no counter moves) or when the
 current job runs longer than ``HEARTBEAT_AFTER`` (``bury`` + ``kick-job``: the job keeps its
 id, priority, place in the queue and ``releases`` count, so its attempt number is unchanged).
@@ -161,9 +162,9 @@ class Worker:
         self._running: _Reserved | None = None  # its handler is executing right now
         self._pending_delete: _Reserved | None = None  # succeeded, delete not confirmed
         # Prefetch: replies owed on the connection, in order: a job whose delete was sent
-        # (awaiting DELETED), or None for a prefetch reserve; and the job that reserve got.
+        # (awaiting DELETED), or None for a prefetch reserve; and the jobs those got.
         self._owed: deque[_Reserved | None] = deque()
-        self._prefetched: _Reserved | None = None
+        self._prefetched: deque[_Reserved] = deque()
         self._unconfirmed: list[_Reserved] = []  # owed deletes cut off by a lost connection
         self._deadline_soon_logged = False
         self._timed_out = False
@@ -310,9 +311,9 @@ class Worker:
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
-        prefetched, self._prefetched = self._prefetched, None
-        if prefetched is not None:
-            self._log_job(prefetched, "returned", "prefetched, not started; connection lost")
+        while self._prefetched:
+            held = self._prefetched.popleft()
+            self._log_job(held, "returned", "prefetched, not started; connection lost")
         cut_off = [entry for entry in self._owed if entry is not None]
         self._owed.clear()
         if self._pending_delete is not None:
@@ -351,15 +352,15 @@ class Worker:
         """On the way out: make sure succeeded jobs are deleted (one reconnect try).
 
         A prefetched job stays reserved until the connection closes, which returns it."""
-        if self._owed or self._prefetched is not None:
+        if self._owed or self._prefetched:
             try:
                 if self._conn is not None and not self._conn_broken:
                     self._settle(self._conn)
             except OSError as exc:
                 self._connection_lost(exc)
-            prefetched, self._prefetched = self._prefetched, None
-            if prefetched is not None:
-                self._log_job(prefetched, "returned", "prefetched, not started; worker stopping")
+            while self._prefetched:
+                held = self._prefetched.popleft()
+                self._log_job(held, "returned", "prefetched, not started; worker stopping")
         if self._pending_delete is not None:
             self._unconfirmed.append(self._pending_delete)
             self._pending_delete = None
@@ -396,10 +397,10 @@ class Worker:
     # -- reserving ---------------------------------------------------------------------------
 
     def _reserve(self, conn: Connection) -> _Reserved | None:
-        if self._owed or self._prefetched is not None:
+        if self._owed or self._prefetched:
             job = self._take_prefetched(conn)
-            if job is not None:
-                return job
+            if job is not None or self.flags.count:
+                return job  # None with a stop requested: the loop's top hands the rest back
         done = self._pending_delete
         if done is None:
             conn.sock.sendall(_RESERVE)
@@ -452,12 +453,12 @@ class Worker:
 
     # -- prefetch ----------------------------------------------------------------------------
 
-    def _settle(self, conn: Connection) -> None:
-        """Read every reply owed on the connection: confirm sent deletes, pick up the job
-        (if any) that the prefetch reserve got.  Callers hold the lock or know that no
-        handler runs."""
+    def _settle(self, conn: Connection, *, until_job: bool = False) -> None:
+        """Read the replies owed on the connection, in order: confirm sent deletes, keep the
+        jobs prefetch reserves got.  All of them, or (``until_job``) until a job is held.
+        Callers hold the lock or know that no handler runs."""
         owed = self._owed
-        while owed:
+        while owed and not (until_job and self._prefetched):
             done = owed[0]
             status, values = conn.read_reply()
             if done is not None:
@@ -466,7 +467,7 @@ class Worker:
                 continue
             if status == b"RESERVED":
                 body = conn.read_chunk(int(values[1]))
-                self._prefetched = _Reserved(int(values[0]), body, self._single_tube)
+                self._prefetched.append(_Reserved(int(values[0]), body, self._single_tube))
             elif status not in (b"TIMED_OUT", b"DEADLINE_SOON"):
                 raise ConnectionError(
                     f"unexpected reply to reserve: {status.decode(errors='replace')}"
@@ -474,22 +475,29 @@ class Worker:
             owed.popleft()
 
     def _take_prefetched(self, conn: Connection) -> _Reserved | None:
-        """The prefetched job, with the last job's delete and the next prefetch sent in one
-        write whose replies are read later; None (nothing sent) when there is none."""
-        self._settle(conn)
-        job, self._prefetched = self._prefetched, None
-        if job is None:
-            return None
+        """The next prefetched job, or None when prefetching found none (then nothing is
+        owed any more and the caller reserves as usual).
+
+        Writes first, reads after: the last job's delete and the next prefetch go out in
+        one write, and the reply read now was asked for one job earlier, so beanstalkd had
+        that job's whole run to answer it."""
         out = b""
         done, self._pending_delete = self._pending_delete, None
         if done is not None:
             out = b"delete %d\r\n" % done.id
             self._owed.append(done)
-        if not self.flags.count:
+        # At most two jobs ahead (held or asked for): one of them runs next, so while a
+        # handler runs the worker holds at most one job it has not started.
+        ahead = len(self._prefetched) + self._owed.count(None)
+        if not self.flags.count and ahead < 2:
             out += _RESERVE_NOW
             self._owed.append(None)
         if out:
             conn.sock.sendall(out)
+        self._settle(conn, until_job=True)
+        if not self._prefetched or self.flags.count:
+            return None
+        job = self._prefetched.popleft()
         self._current = job
         job.next_touch = time.monotonic() + HEARTBEAT_AFTER  # its time starts now
         return job
@@ -771,9 +779,8 @@ class Worker:
             try:
                 if self._owed:
                     self._settle(conn)
-                prefetched, self._prefetched = self._prefetched, None
-                if prefetched is not None:
-                    self._hand_back(conn, prefetched)
+                while self._prefetched:
+                    self._hand_back(conn, self._prefetched.popleft())
                 ttr = int(self._job_stats(job)["ttr"])
                 conn.send([b"touch %d" % job.id])
                 status, _ = conn.read_reply()
