@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import signal
 import socket
@@ -122,13 +123,20 @@ class ArticleWorker:
         return done
 
 
-def run_pipelined(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
+def watching_socket(server: str, tube: str) -> tuple[socket.socket, io.BufferedReader]:
+    """A bare connection that watches only ``tube``: the set-up of both bare-socket loops,
+    outside their timed part."""
     sock = socket.create_connection(parse_server(server))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     f = sock.makefile("rb")
     sock.sendall(b"watch %s\r\nignore default\r\n" % tube.encode())
     f.readline()
     f.readline()
+    return sock, f
+
+
+def run_pipelined(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
+    sock, f = watching_socket(server, tube)
     done = 0
     pending = b""
     while done < max_jobs:
@@ -153,12 +161,7 @@ def run_pipelined(server: str, tube: str, handler: Callable[..., Any], max_jobs:
 def run_prefetch(server: str, tube: str, handler: Callable[..., Any], max_jobs: int) -> int:
     """The bare-socket loop with one more reserve always in flight: while the handler
     runs, beanstalkd already answers the next reserve (the worker holds 2 jobs)."""
-    sock = socket.create_connection(parse_server(server))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    f = sock.makefile("rb")
-    sock.sendall(b"watch %s\r\nignore default\r\n" % tube.encode())
-    f.readline()
-    f.readline()
+    sock, f = watching_socket(server, tube)
     reserve = b"reserve-with-timeout 1\r\n"
     asked = min(2, max_jobs)
     sock.sendall(reserve * asked)

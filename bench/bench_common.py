@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +28,7 @@ ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from beanstalkd_server import Beanstalkd
+from bench_handlers import read_records
 
 PYTHON = sys.executable
 CLIENTS = str(BENCH_DIR / "bench_clients.py")
@@ -371,6 +372,88 @@ def wait_exit(procs: Sequence[subprocess.Popen[bytes]], timeout: float) -> None:
             raise RuntimeError(f"worker {p.args!r} did not exit in {timeout}s") from None
         if p.returncode != 0:
             raise RuntimeError(f"worker {p.args!r} exited with {p.returncode}")
+
+
+@contextlib.contextmanager
+def workers_running(
+    srv: Beanstalkd,
+    kind: str,
+    tube: str,
+    count: int,
+    log_dir: Path,
+    paused_jobs: int = 0,
+    max_jobs: int | None = None,
+    record_to: Path | None = None,
+) -> Iterator[tuple[greenstalk.Client[bytes], list[subprocess.Popen[bytes]]]]:
+    """A control connection and ``count`` workers blocked in reserve on ``tube``; both
+    closed on exit, whatever happened.  Every figure with workers starts them this way.
+
+    ``paused_jobs``: preload that many jobs into the tube and pause it first, so nothing
+    runs before the clock does.  ``record_to``: run ``bench_handlers:record`` writing there.
+    """
+    ctl = control(srv, tube)
+    procs: list[subprocess.Popen[bytes]] = []
+    handler, env = "bench_handlers:noop", None
+    if record_to is not None:
+        handler, env = "bench_handlers:record", env_for_workers(BENCH_RECORD_DIR=str(record_to))
+    try:
+        if paused_jobs:
+            preload(srv, tube, paused_jobs)
+            pause(ctl, tube)
+        procs = start_workers(
+            kind, srv, tube, count, handler=handler, max_jobs=max_jobs, env=env, log_dir=log_dir
+        )
+        wait_for(ctl, tube, f"current-waiting=={count}", timeout=60, procs=procs)
+        yield ctl, procs
+    finally:
+        stop_workers(procs)
+        ctl.close()
+
+
+def timed_drain(
+    ctl: greenstalk.Client[bytes],
+    srv: Beanstalkd,
+    tube: str,
+    procs: Sequence[subprocess.Popen[bytes]],
+    n: int,
+    settle: Callable[[], object],
+    go: Callable[[], object] | None = None,
+    group: str = "workers",
+) -> dict[str, float]:
+    """Time ``procs`` (already blocked in reserve) working off ``n`` jobs: from ``go()``
+    (put the jobs; by default unpause the preloaded tube) to stats-tube ``cmd-delete`` = ``n``.
+
+    One clock for figures 1, 4 and 5, so process start-up never counts.  Returns
+    ``{"rate": jobs/s}`` plus :meth:`CpuWindow.stop` of ``group`` (the workers) and "server".
+    """
+    settle()
+    window = CpuWindow({group: [p.pid for p in procs], "server": [server_pid(srv)]})
+    t0 = time.perf_counter()
+    if go is None:
+        unpause(ctl, tube)
+    else:
+        go()
+    wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
+    elapsed = time.perf_counter() - t0
+    return {"rate": n / elapsed, **window.stop()}
+
+
+@contextlib.contextmanager
+def record_dir(tmp: Path) -> Iterator[Path]:
+    """Where ``bench_handlers:record`` writes (a file per worker process); removed on exit."""
+    path = Path(tempfile.mkdtemp(prefix="rec-", dir=tmp))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def take_records(rec_dir: Path) -> list[tuple[float, float]]:
+    """Read and empty the handlers' files (they append with O_APPEND, so they carry on)."""
+    records = read_records(str(rec_dir))
+    for f in rec_dir.glob("*.txt"):
+        os.truncate(f, 0)
+    return records
 
 
 # ---------------------------------------------------------------------------------------------

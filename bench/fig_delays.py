@@ -13,27 +13,22 @@ with 2 workers running ``bench_handlers:record`` (handler start − due time):
 from __future__ import annotations
 
 import random
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from bench_common import (
     Beanstalkd,
     Figure,
     Row,
-    control,
     drained,
-    env_for_workers,
     percentile,
+    record_dir,
     server,
-    start_workers,
-    stop_workers,
+    take_records,
     wait_for,
+    workers_running,
 )
 from bench_ctx import Ctx
-from fig_latency import take_records
 
 WORKERS = 2
 
@@ -92,40 +87,26 @@ def run(ctx: Ctx) -> Figure:
     else:
         fig.notes.append(f"schedule_at not measured: {ctx.producer_missing}")
     tube = "f6"
-    rec_dir = Path(tempfile.mkdtemp(prefix="rec-", dir=ctx.tmp))
-    with server(ctx.tmp) as srv:
-        ctl = control(srv, tube)
-        env = env_for_workers(BENCH_RECORD_DIR=str(rec_dir))
-        procs = start_workers(
-            kind,
-            srv,
-            tube,
-            WORKERS,
-            handler="bench_handlers:record",
-            env=env,
-            log_dir=ctx.log_dir,
-        )
-        try:
-            wait_for(ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs)
-            done = 0
-            for mode, label in modes:
-                ctx.settle()
-                done = one_run(ctx, srv, ctl, tube, mode, done)
-                late = [1000 * (start - due) for start, due in take_records(rec_dir)]
-                fig.add(
-                    Row(
-                        f"{label}: lateness p50",
-                        percentile(late, 50),
-                        "ms",
-                        extra={"min ms": min(late), "jobs": len(late)},
-                    )
+    with (
+        server(ctx.tmp) as srv,
+        record_dir(ctx.tmp) as rec_dir,
+        workers_running(srv, kind, tube, WORKERS, ctx.log_dir, record_to=rec_dir) as (ctl, _),
+    ):
+        done = 0
+        for mode, label in modes:
+            ctx.settle()
+            done = one_run(ctx, srv, ctl, tube, mode, done)
+            late = [1000 * (start - due) for start, due in take_records(rec_dir)]
+            fig.add(
+                Row(
+                    f"{label}: lateness p50",
+                    percentile(late, 50),
+                    "ms",
+                    extra={"min ms": min(late), "jobs": len(late)},
                 )
-                fig.add(Row(f"{label}: lateness p99", percentile(late, 99), "ms"))
-                fig.add(Row(f"{label}: lateness max", max(late), "ms"))
-        finally:
-            stop_workers(procs)
-            ctl.close()
-            shutil.rmtree(rec_dir, ignore_errors=True)
+            )
+            fig.add(Row(f"{label}: lateness p99", percentile(late, 99), "ms"))
+            fig.add(Row(f"{label}: lateness max", max(late), "ms"))
     fig.notes += explain(fig.rows)
     fig.notes.append(
         f"{ctx.size.delay_jobs:,} jobs per mode put over {ctx.size.delay_spread:g} s; "

@@ -12,22 +12,11 @@ stats-tube ``cmd-delete`` = N.  Every put and every delete is one binlog record.
 
 from __future__ import annotations
 
-import time
+from functools import partial
 
-from bench_common import (
-    CpuWindow,
-    Figure,
-    Row,
-    control,
-    drained,
-    server,
-    server_pid,
-    start_workers,
-    stop_workers,
-    wait_for,
-)
+from bench_common import Figure, Row, server, timed_drain, workers_running
 from bench_ctx import Ctx
-from fig_latency import make_putter
+from fig_latency import Putter, make_putter
 
 WORKERS = 2
 MODES = (
@@ -35,6 +24,12 @@ MODES = (
     ("binlog, fsync every 50 ms (-f 50)", True, 50),
     ("binlog, fsync every write (-f 0)", True, 0),
 )
+
+
+def put_all(put: Putter, tube: str, n: int) -> None:
+    """Put ``n`` jobs, 100 per call."""
+    for start in range(0, n, 100):
+        put(tube, [{"n": i} for i in range(start, min(n, start + 100))])
 
 
 def run(ctx: Ctx) -> Figure:
@@ -46,25 +41,18 @@ def run(ctx: Ctx) -> Figure:
     for label, binlog, fsync in MODES:
         n = ctx.size.durability_f0_jobs if fsync == 0 else ctx.size.durability_jobs
         tube = "f5"
-        with server(ctx.tmp, binlog=binlog, fsync_ms=fsync) as srv:
-            ctl = control(srv, tube)
-            procs = start_workers(kind, srv, tube, WORKERS, log_dir=ctx.log_dir)
+        with (
+            server(ctx.tmp, binlog=binlog, fsync_ms=fsync) as srv,
+            workers_running(srv, kind, tube, WORKERS, ctx.log_dir) as (ctl, procs),
+        ):
             put, close = make_putter(ctx, srv)
             try:
-                wait_for(ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs)
-                ctx.settle()
-                window = CpuWindow({"workers": [p.pid for p in procs], "server": [server_pid(srv)]})
-                t0 = time.perf_counter()
-                for start in range(0, n, 100):
-                    put(tube, [{"n": i} for i in range(start, min(n, start + 100))])
-                wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
-                elapsed = time.perf_counter() - t0
-                cpu = window.stop()
+                cpu = timed_drain(
+                    ctl, srv, tube, procs, n, ctx.settle, partial(put_all, put, tube, n)
+                )
             finally:
                 close()
-                stop_workers(procs)
-                ctl.close()
-        results[label] = (n / elapsed, cpu, n)
+        results[label] = (cpu["rate"], cpu, n)
     base = results[MODES[0][0]][0]
     for label, _, _ in MODES:
         rate, cpu, n = results[label]

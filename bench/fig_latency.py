@@ -11,11 +11,8 @@ appends its own ``time.time()`` at start and the body's ``t`` to a file per proc
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bench_common import (
@@ -23,19 +20,17 @@ from bench_common import (
     CpuWindow,
     Figure,
     Row,
-    control,
     drained,
-    env_for_workers,
     percentile,
+    record_dir,
     server,
     server_pid,
-    start_workers,
-    stop_workers,
+    take_records,
     tube_stats,
     wait_for,
+    workers_running,
 )
 from bench_ctx import Ctx
-from bench_handlers import read_records
 
 WORKERS = 4
 LEVELS = (0.25, 0.5, 0.9)
@@ -114,14 +109,6 @@ def flat_out(
     return sent
 
 
-def take_records(rec_dir: Path) -> list[tuple[float, float]]:
-    """Read and empty the handlers' files (they append with O_APPEND, so they carry on)."""
-    records = read_records(str(rec_dir))
-    for f in rec_dir.glob("*.txt"):
-        os.truncate(f, 0)
-    return records
-
-
 def level_run(
     ctl: Any,
     put: Putter,
@@ -168,22 +155,13 @@ def run(ctx: Ctx) -> Figure:
         kind = "pipelined"  # the bare-socket baseline does call the handler
     seconds = ctx.size.latency_seconds
     tube = "f3"
-    rec_dir = Path(tempfile.mkdtemp(prefix="rec-", dir=ctx.tmp))
-    with server(ctx.tmp) as srv:
-        ctl = control(srv, tube)
-        env = env_for_workers(BENCH_RECORD_DIR=str(rec_dir))
-        procs = start_workers(
-            kind,
-            srv,
-            tube,
-            WORKERS,
-            handler="bench_handlers:record",
-            env=env,
-            log_dir=ctx.log_dir,
-        )
+    with (
+        server(ctx.tmp) as srv,
+        record_dir(ctx.tmp) as rec_dir,
+        workers_running(srv, kind, tube, WORKERS, ctx.log_dir, record_to=rec_dir) as (ctl, procs),
+    ):
         put, close = make_putter(ctx, srv)
         try:
-            wait_for(ctl, tube, f"current-waiting=={WORKERS}", timeout=60, procs=procs)
             ctx.settle()
             pids = {
                 "server": [server_pid(srv)],
@@ -235,9 +213,6 @@ def run(ctx: Ctx) -> Figure:
                 fig.add(Row(f"latency max at {level:.0%} load", lat["max"], "ms"))
         finally:
             close()
-            stop_workers(procs)
-            ctl.close()
-            shutil.rmtree(rec_dir, ignore_errors=True)
     fig.notes += explain(fig.rows)
     fig.notes.append(
         f"{seconds:g} s of load per level; latency = handler's time.time() at start minus "

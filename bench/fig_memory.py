@@ -14,14 +14,12 @@ from bench_common import (
     Beanstalkd,
     Figure,
     Row,
-    control,
     drained,
     preload,
     rss_kib,
     server,
-    start_workers,
-    stop_workers,
     wait_for,
+    workers_running,
 )
 from bench_ctx import Ctx
 
@@ -29,13 +27,10 @@ from bench_ctx import Ctx
 def measure(ctx: Ctx, srv: Beanstalkd, kind: str) -> list[tuple[int, float]]:
     """[(jobs done, RSS MiB)], starting with (0, idle RSS)."""
     tube = f"f7-{kind}"
-    ctl = control(srv, tube)
-    procs = start_workers(kind, srv, tube, 1, log_dir=ctx.log_dir)
     steps = ctx.size.memory_steps
     per_step = ctx.size.memory_jobs // steps
     out = []
-    try:
-        wait_for(ctl, tube, "current-waiting==1", timeout=60, procs=procs)
+    with workers_running(srv, kind, tube, 1, ctx.log_dir) as (ctl, procs):
         time.sleep(0.5)
         pid = procs[0].pid
         out.append((0, rss_kib(pid) / 1024))
@@ -44,9 +39,6 @@ def measure(ctx: Ctx, srv: Beanstalkd, kind: str) -> list[tuple[int, float]]:
             wait_for(ctl, tube, drained(step * per_step), timeout=600, procs=procs)
             wait_for(ctl, tube, "current-waiting==1", timeout=60, procs=procs)
             out.append((step * per_step, rss_kib(pid) / 1024))
-    finally:
-        stop_workers(procs)
-        ctl.close()
     return out
 
 

@@ -10,24 +10,15 @@ over the same window says what the limit is: one core is 100 %, the machine has
 from __future__ import annotations
 
 import os
-import time
 
 from bench_common import (
     Beanstalkd,
-    CpuWindow,
     Figure,
     Row,
-    control,
-    drained,
     median,
-    pause,
-    preload,
     server,
-    server_pid,
-    start_workers,
-    stop_workers,
-    unpause,
-    wait_for,
+    timed_drain,
+    workers_running,
 )
 from bench_ctx import Ctx
 
@@ -38,25 +29,10 @@ def drain_run(
     ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, workers: int, n: int
 ) -> dict[str, float]:
     """Time ``workers`` processes of ``kind`` draining ``n`` preloaded jobs."""
-    ctl = control(srv, tube)
-    procs = []
-    try:
-        preload(srv, tube, n)
-        pause(ctl, tube)
-        procs = start_workers(kind, srv, tube, workers, log_dir=ctx.log_dir)
-        wait_for(ctl, tube, f"current-waiting=={workers}", timeout=60, procs=procs)
-        ctx.settle()
-        window = CpuWindow({"workers": [p.pid for p in procs], "server": [server_pid(srv)]})
-        t0 = time.perf_counter()
-        unpause(ctl, tube)
-        wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
-        elapsed = time.perf_counter() - t0
-        cpu = window.stop()
-    finally:
-        stop_workers(procs)
-        ctl.close()
+    with workers_running(srv, kind, tube, workers, ctx.log_dir, paused_jobs=n) as (ctl, procs):
+        cpu = timed_drain(ctl, srv, tube, procs, n, ctx.settle)
     return {
-        "rate": n / elapsed,
+        "rate": cpu["rate"],
         "server_cpu": cpu["server"],
         "worker_cpu": cpu["workers"],
         "others": cpu["others"],

@@ -9,24 +9,15 @@ Variants alternate within each round; the table shows the median round.
 
 from __future__ import annotations
 
-import time
-
 from bench_common import (
     Beanstalkd,
-    CpuWindow,
     Figure,
     Row,
-    control,
-    drained,
     median,
-    pause,
-    preload,
     server,
-    server_pid,
-    start_workers,
-    unpause,
+    timed_drain,
     wait_exit,
-    wait_for,
+    workers_running,
 )
 from bench_ctx import Ctx
 
@@ -43,23 +34,11 @@ LABELS = {
 
 
 def one_run(ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int) -> dict[str, float]:
-    ctl = control(srv, tube)
-    try:
-        preload(srv, tube, n)
-        pause(ctl, tube)
-        procs = start_workers(kind, srv, tube, 1, max_jobs=n, log_dir=ctx.log_dir)
-        wait_for(ctl, tube, "current-waiting==1", timeout=30, procs=procs)
-        ctx.settle()
-        window = CpuWindow({"worker": [procs[0].pid], "server": [server_pid(srv)]})
-        t0 = time.perf_counter()
-        unpause(ctl, tube)
-        wait_for(ctl, tube, drained(n), timeout=600, procs=procs)
-        elapsed = time.perf_counter() - t0
-        cpu = window.stop()
-        wait_exit(procs, timeout=30)
-    finally:
-        ctl.close()
-    return {"rate": n / elapsed, **cpu}
+    running = workers_running(srv, kind, tube, 1, ctx.log_dir, paused_jobs=n, max_jobs=n)
+    with running as (ctl, procs):
+        timing = timed_drain(ctl, srv, tube, procs, n, ctx.settle, group="worker")
+        wait_exit(procs, timeout=30)  # --max-jobs: the worker stops by itself
+    return timing
 
 
 def clean_run(ctx: Ctx, srv: Beanstalkd, kind: str, tube: str, n: int) -> dict[str, float]:

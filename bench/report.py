@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from bench_common import Figure, Row
 
@@ -158,54 +159,65 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
     for ax in flat:
         ax.set_visible(False)
 
-    def bars(ax: object, f: Figure, rows: list[Row], unit: str, ratio_label: bool = True) -> None:
-        a = ax  # matplotlib Axes
-        a.set_visible(True)  # type: ignore[attr-defined]
+    def panel(index: int, f: Figure) -> Any:
+        """The axes (matplotlib Axes) of figure ``f``'s chart, shown and titled."""
+        ax = flat[index]
+        ax.set_visible(True)
+        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+        return ax
+
+    def bars(ax: Any, rows: list[Row], unit: str) -> None:
         names = [_short(r.label) for r in rows]
         values = [r.value for r in rows]
         ys = range(len(rows))
         colors = ["#2a6fbb" if "beanfleet" in r.label or r.goal else "#9aa5b1" for r in rows]
-        a.barh(list(ys), values, color=colors)  # type: ignore[attr-defined]
-        a.set_yticks(list(ys), names, fontsize=8)  # type: ignore[attr-defined]
-        a.invert_yaxis()  # type: ignore[attr-defined]
-        a.set_xlabel(unit)  # type: ignore[attr-defined]
-        a.set_title(f"{f.number}. {f.title}", fontsize=10)  # type: ignore[attr-defined]
+        ax.barh(list(ys), values, color=colors)
+        ax.set_yticks(list(ys), names, fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlabel(unit)
         for y, r in zip(ys, rows, strict=True):
             text = f" {fmt_value(r.value, r.unit)}"
-            if ratio_label and r.ratio is not None:
+            if r.ratio is not None:
                 text += f"  ({r.ratio:.2f}×)"
-            a.text(r.value, y, text, va="center", fontsize=8)  # type: ignore[attr-defined]
-        a.set_xlim(0, max(values) * 1.45 if values else 1)  # type: ignore[attr-defined]
+            ax.text(r.value, y, text, va="center", fontsize=8)
+        ax.set_xlim(0, max(values) * 1.45 if values else 1)
         if unit.startswith("jobs/s"):
-            a.xaxis.set_major_formatter(thousands)  # type: ignore[attr-defined]
+            ax.xaxis.set_major_formatter(thousands)
 
-    if 1 in by_number:
-        f = by_number[1]
-        bars(flat[0], f, f.rows, "jobs/s (one process)")
-    if 2 in by_number:
-        f = by_number[2]
-        bars(flat[1], f, f.rows, "jobs/s")
-    if 3 in by_number:
-        f = by_number[3]
-        ax = flat[2]
-        ax.set_visible(True)
-        levels = [r for r in f.rows if "p50" in r.label]
-        xs = range(len(levels))
+    def spread_bars(
+        ax: Any, groups: list[str], series: dict[str, list[float]], ylabel: str
+    ) -> None:
+        """p50, p99 and max side by side per group on a log scale (figures 3 and 6)."""
+        xs = range(len(groups))
         width = 0.27
-        for i, key in enumerate(("p50", "p99", "max")):
-            vals = [r.value if key == "p50" else r.extra[f"{key} ms"] for r in levels]
+        for i, (key, vals) in enumerate(series.items()):
             ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
-        ax.set_xticks(list(xs), [f"{r.extra['level']:.0%} load" for r in levels])
+        ax.set_xticks(list(xs), groups)
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(plain)
         ax.yaxis.set_minor_formatter(some)
-        ax.set_ylabel("ms, put → handler start (log)")
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
-        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+
+    spread = ("p50", "p99", "max")
+    if 1 in by_number:
+        f = by_number[1]
+        bars(panel(0, f), f.rows, "jobs/s (one process)")
+    if 2 in by_number:
+        f = by_number[2]
+        bars(panel(1, f), f.rows, "jobs/s")
+    if 3 in by_number:
+        f = by_number[3]
+        levels = [r for r in f.rows if "p50" in r.label]
+        spread_bars(
+            panel(2, f),
+            [f"{r.extra['level']:.0%} load" for r in levels],
+            {k: [r.value if k == "p50" else r.extra[f"{k} ms"] for r in levels] for k in spread},
+            "ms, put → handler start (log)",
+        )
     if 4 in by_number:
         f = by_number[4]
-        ax = flat[3]
-        ax.set_visible(True)
+        ax = panel(3, f)
         counts = [int(r.label.split()[0]) for r in f.rows]
         ax.plot(counts, [r.value for r in f.rows], "o-", color="#2a6fbb", label="jobs/s")
         ax.set_xscale("log", base=2)
@@ -214,27 +226,12 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
         ax.set_ylabel("jobs/s")
         ax.set_ylim(bottom=0)
         ax2 = ax.twinx()
-        ax2.plot(
-            counts,
-            [r.extra["beanstalkd CPU %"] for r in f.rows],
-            "s--",
-            color="#c0504d",
-            label="beanstalkd CPU %",
-        )
-        ax2.plot(
-            counts,
-            [r.extra["total CPU %"] for r in f.rows],
-            "^--",
-            color="#9bbb59",
-            label="total CPU % (server+workers)",
-        )
-        ax2.plot(
-            counts,
-            [r.extra["other processes CPU %"] for r in f.rows],
-            "x:",
-            color="#7f7f7f",
-            label="other processes CPU %",
-        )
+        for key, style, color, label in (
+            ("beanstalkd CPU %", "s--", "#c0504d", "beanstalkd CPU %"),
+            ("total CPU %", "^--", "#9bbb59", "total CPU % (server+workers)"),
+            ("other processes CPU %", "x:", "#7f7f7f", "other processes CPU %"),
+        ):
+            ax2.plot(counts, [r.extra[key] for r in f.rows], style, color=color, label=label)
         ax2.set_ylabel("CPU % (100 = one core)")
         ax2.set_ylim(0, 260)
         lines = ax.get_lines() + ax2.get_lines()
@@ -245,40 +242,28 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
             loc="upper left",
             ncol=2,
         )
-        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
     if 5 in by_number:
         f = by_number[5]
-        bars(flat[4], f, f.rows, "jobs/s, put+work")
+        bars(panel(4, f), f.rows, "jobs/s, put+work")
     if 6 in by_number:
         f = by_number[6]
-        ax = flat[5]
-        ax.set_visible(True)
         modes = sorted({r.label.split(":")[0] for r in f.rows}, key=lambda m: m.startswith("s"))
-        xs = range(len(modes))
-        width = 0.27
-        for i, key in enumerate(("p50", "p99", "max")):
-            vals = [
-                next(r.value for r in f.rows if r.label == f"{m}: lateness {key}") for m in modes
-            ]
-            ax.bar([x + (i - 1) * width for x in xs], vals, width, label=key)
-        ax.set_xticks(list(xs), modes)
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(some)
-        ax.set_ylabel("ms after due time (log)")
-        ax.legend(fontsize=8)
-        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
+        lateness = {r.label: r.value for r in f.rows}
+        spread_bars(
+            panel(5, f),
+            modes,
+            {k: [lateness[f"{m}: lateness {k}"] for m in modes] for k in spread},
+            "ms after due time (log)",
+        )
     if 7 in by_number:
         f = by_number[7]
-        ax = flat[6]
-        ax.set_visible(True)
+        ax = panel(6, f)
         for name, series in f.plot.items():
             ax.plot([x for x, _ in series], [y for _, y in series], "o-", label=name)
         ax.set_xlabel("jobs done (0 = idle)")
         ax.set_ylabel("VmRSS MiB")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-        ax.set_title(f"{f.number}. {f.title}", fontsize=10)
     ax = flat[7]
     ax.set_visible(True)
     ax.axis("off")

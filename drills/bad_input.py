@@ -14,17 +14,7 @@ from typing import Any
 import greenstalk
 from beanfleet.errors import BeanfleetError, ConfigError, JobTooBig
 from beanfleet.producer import Producer
-from harness import (
-    Beanstalkd,
-    DrillResult,
-    ExecLog,
-    Fleet,
-    WorkerProc,
-    beanfleet_argv,
-    drill_env,
-    tube_counts,
-    wait_for,
-)
+from harness import DrillResult, beanfleet_argv, drill_env, stage, tube_counts, wait_for
 
 NAME = "bad-input"
 TUBE = "drill-bad"
@@ -69,124 +59,111 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 30) -> tuple[int, list[
 
 def run(size: str, workdir: Path) -> list[DrillResult]:
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
     result = DrillResult(NAME, "bad input", run_twice_bound="0")
     facts: dict[str, Any] = {}
-    server = Beanstalkd(binlog_dir=workdir / "binlog", max_job_size=MAX_JOB)
-    server.start()
     acked: set[int] = set()
-    try:
-        with Fleet() as fleet:
-            worker = fleet.add(
-                WorkerProc(server.address, workdir, "w0", log.path, {TUBE: "record"})
-            ).start()
-            raw = greenstalk.Client(server.pair, encoding=None, use=TUBE)
-            # Poison jobs interleaved with good ones: every good one must run once.
-            seq = 0
-            poison_ids: dict[int, str] = {}
-            too_big_for_client: list[str] = []
-            for name, body in poison_bodies(size).items():
-                try:
-                    poison_ids[raw.put(body, ttr=30)] = name
-                except greenstalk.JobTooBigError:
-                    too_big_for_client.append(name)  # over -z: refused before any worker
-                raw.put(b'{"seq": %d}' % seq)
-                acked.add(seq)
-                seq += 1
-            raw.close()
-            wait_for(lambda: log.all_done(acked), 30, "every good job to be done", 0.05)
-            wait_for(
-                lambda: tube_counts(server.pair, TUBE)["buried"] == len(poison_ids),
-                15,
-                "every poison job to be buried",
-                0.05,
-            )
-            facts["poison_buried"] = tube_counts(server.pair, TUBE)["buried"]
-            facts["worker_alive_after_poison"] = worker.alive
-            facts["bury_reasons"] = {
-                poison_ids.get(e.get("job"), str(e.get("job"))): e.get("reason", "")[:80]
-                for e in worker.events()
-                if e.get("event") == "job" and e.get("outcome") == "buried"
-            }
-            facts["refused_by_server"] = too_big_for_client
-
-            # The deep-nesting body, alone, with a good job behind it.
-            raw = greenstalk.Client(server.pair, encoding=None, use=TUBE)
-            deep_id = raw.put(DEEP, ttr=30)
+    with stage(workdir, TUBE, max_job_size=MAX_JOB) as (log, server, fleet):
+        worker = fleet.start("w0")
+        raw = greenstalk.Client(server.pair, encoding=None, use=TUBE)
+        # Poison jobs interleaved with good ones: every good one must run once.
+        seq = 0
+        poison_ids: dict[int, str] = {}
+        too_big_for_client: list[str] = []
+        for name, body in poison_bodies(size).items():
+            try:
+                poison_ids[raw.put(body, ttr=30)] = name
+            except greenstalk.JobTooBigError:
+                too_big_for_client.append(name)  # over -z: refused before any worker
             raw.put(b'{"seq": %d}' % seq)
             acked.add(seq)
             seq += 1
-            raw.close()
-            buried_before = facts["poison_buried"]
-            wait_for(
-                lambda: (
-                    not worker.alive or tube_counts(server.pair, TUBE)["buried"] > buried_before
-                ),
-                15,
-                "the deep-nesting job to be buried (or the worker to die)",
-                0.05,
-            )
-            facts["deep_crashed_worker"] = not worker.alive
-            if not worker.alive:
-                worker.wait(5)
-                facts["deep_exit"] = worker.returncode
-                facts["deep_error"] = next(
-                    (
-                        line
-                        for line in reversed(worker.log_path.read_text().splitlines())
-                        if "Error" in line
-                    ),
-                    "",
-                )
-                # What an operator must do before any worker can run again: take the poison
-                # job out of the way by hand (otherwise every worker that reserves it dies).
-                _bury_by_hand(server.pair, deep_id)
-                worker = fleet.add(
-                    WorkerProc(server.address, workdir, "w1", log.path, {TUBE: "record"})
-                ).start()
-            wait_for(
-                lambda: log.all_done(acked),
-                30,
-                "the good job behind the deep body",
-                0.05,
-            )
+        raw.close()
+        wait_for(lambda: log.all_done(acked), 30, "every good job to be done", 0.05)
+        wait_for(
+            lambda: tube_counts(server.pair, TUBE)["buried"] == len(poison_ids),
+            15,
+            "every poison job to be buried",
+            0.05,
+        )
+        facts["poison_buried"] = tube_counts(server.pair, TUBE)["buried"]
+        facts["worker_alive_after_poison"] = worker.alive
+        facts["bury_reasons"] = {
+            poison_ids.get(e.get("job"), str(e.get("job"))): e.get("reason", "")[:80]
+            for e in worker.events()
+            if e.get("event") == "job" and e.get("outcome") == "buried"
+        }
+        facts["refused_by_server"] = too_big_for_client
 
-            # Oversized bodies through beanfleet's producer: a clear error, nothing else lost.
-            with Producer(server.address) as producer:
-                try:
-                    producer.put(TUBE, {"seq": -1, "pad": "x" * (MAX_JOB * 2)})
-                    facts["too_big"] = "accepted (!)"
-                except JobTooBig as exc:
-                    facts["too_big"] = f"{type(exc).__name__}: {exc}"
-                try:
-                    producer.put_many(TUBE, [{"seq": seq}, {"pad": "x" * (MAX_JOB * 2)}])
-                    facts["too_big_bulk"] = "accepted (!)"
-                except JobTooBig as exc:
-                    facts["too_big_bulk"] = f"{type(exc).__name__}: {exc}"
-                try:
-                    producer.put("-bad tube", {"seq": -2})
-                    facts["bad_tube"] = "accepted (!)"
-                except ConfigError as exc:
-                    facts["bad_tube"] = f"{type(exc).__name__}: {exc}"
-                try:
-                    producer.put(TUBE, {"seq": -3, "x": float("nan")})
-                    facts["nan_body"] = "accepted (!)"
-                except BeanfleetError as exc:
-                    facts["nan_body"] = f"{type(exc).__name__}: {exc}"
-                for _ in range(5):  # good jobs after the refusals
-                    producer.put(TUBE, {"seq": seq})
-                    acked.add(seq)
-                    seq += 1
-            wait_for(
-                lambda: log.all_done(acked),
-                30,
-                "the good jobs after the refusals",
-                0.05,
+        # The deep-nesting body, alone, with a good job behind it.
+        raw = greenstalk.Client(server.pair, encoding=None, use=TUBE)
+        deep_id = raw.put(DEEP, ttr=30)
+        raw.put(b'{"seq": %d}' % seq)
+        acked.add(seq)
+        seq += 1
+        raw.close()
+        buried_before = facts["poison_buried"]
+        wait_for(
+            lambda: not worker.alive or tube_counts(server.pair, TUBE)["buried"] > buried_before,
+            15,
+            "the deep-nesting job to be buried (or the worker to die)",
+            0.05,
+        )
+        facts["deep_crashed_worker"] = not worker.alive
+        if not worker.alive:
+            worker.wait(5)
+            facts["deep_exit"] = worker.returncode
+            facts["deep_error"] = next(
+                (
+                    line
+                    for line in reversed(worker.log_path.read_text().splitlines())
+                    if "Error" in line
+                ),
+                "",
             )
-            facts["worker_alive_end"] = worker.alive
-    finally:
-        server.kill()
+            # What an operator must do before any worker can run again: take the poison
+            # job out of the way by hand (otherwise every worker that reserves it dies).
+            _bury_by_hand(server.pair, deep_id)
+            worker = fleet.start("w1")
+        wait_for(
+            lambda: log.all_done(acked),
+            30,
+            "the good job behind the deep body",
+            0.05,
+        )
+
+        # Oversized bodies through beanfleet's producer: a clear error, nothing else lost.
+        with Producer(server.address) as producer:
+            try:
+                producer.put(TUBE, {"seq": -1, "pad": "x" * (MAX_JOB * 2)})
+                facts["too_big"] = "accepted (!)"
+            except JobTooBig as exc:
+                facts["too_big"] = f"{type(exc).__name__}: {exc}"
+            try:
+                producer.put_many(TUBE, [{"seq": seq}, {"pad": "x" * (MAX_JOB * 2)}])
+                facts["too_big_bulk"] = "accepted (!)"
+            except JobTooBig as exc:
+                facts["too_big_bulk"] = f"{type(exc).__name__}: {exc}"
+            try:
+                producer.put("-bad tube", {"seq": -2})
+                facts["bad_tube"] = "accepted (!)"
+            except ConfigError as exc:
+                facts["bad_tube"] = f"{type(exc).__name__}: {exc}"
+            try:
+                producer.put(TUBE, {"seq": -3, "x": float("nan")})
+                facts["nan_body"] = "accepted (!)"
+            except BeanfleetError as exc:
+                facts["nan_body"] = f"{type(exc).__name__}: {exc}"
+            for _ in range(5):  # good jobs after the refusals
+                producer.put(TUBE, {"seq": seq})
+                acked.add(seq)
+                seq += 1
+        wait_for(
+            lambda: log.all_done(acked),
+            30,
+            "the good jobs after the refusals",
+            0.05,
+        )
+        facts["worker_alive_end"] = worker.alive
 
     # The command line: one clear line and exit 2 for each bad setting.
     cli: dict[str, tuple[int, list[str]]] = {}

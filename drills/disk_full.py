@@ -23,15 +23,11 @@ from typing import Any
 from beanfleet.producer import Producer
 from beanfleet.protocol import Connection as _Connection
 from harness import (
-    Beanstalkd,
     DrillError,
     DrillResult,
-    ExecLog,
-    Fleet,
-    StreamProducer,
-    WorkerProc,
     binlog_bytes,
-    tube_counts,
+    stream_stage,
+    tube_idle,
     wait_for,
 )
 
@@ -137,118 +133,101 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         run_twice_bound="only the job that fails its first attempt",
     )
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    mountpoint = workdir / "binlog"
+    mountpoint = workdir / "binlog"  # where the stage puts the server's binlog
     facts: dict[str, Any] = {}
     with small_fs(mountpoint, workdir) as kind:
         facts["fs"] = kind
-        server = Beanstalkd(binlog_dir=mountpoint, extra=["-s", "262144"])
-        server.start()
-        producer = StreamProducer(server.address, TUBE, rate=params["rate"])
-        try:
-            with Fleet() as fleet:
-                workers = [
-                    fleet.add(
-                        WorkerProc(
-                            server.address,
-                            workdir,
-                            f"w{i}",
-                            log.path,
-                            {TUBE: "record"},
-                            extra=["--backoff-base", "1", "--max-retries", "5"],
-                        )
-                    ).start()
-                    for i in range(2)
-                ]
-                producer.start()
-                wait_for(lambda: len(producer.acked) >= 50, 10, "the stream to start")
-                with Producer(server.address) as p:
-                    # Ready in 2 s, i.e. while the disk is full; fails once, then retries.
-                    mark_id = p.put(TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4)
-                ballast = Connection(server.pair)
-                accepted, refusal = _fill(ballast)
-                full_at = time.time()
-                facts["ballast_jobs"] = accepted
-                facts["ballast_refusal"] = refusal.decode()
-                facts["binlog_bytes_full"] = binlog_bytes(mountpoint)
-                # Probe what each command gets while full, on a job of our own.
-                facts["replies_while_full"] = _probe_commands(server.pair)
-                time.sleep(params["full_for"])  # hold the disk full for the stated time
-                facts["workers_alive_while_full"] = all(w.alive for w in workers)
-                errors_full = Counter(producer.errors)
-                # Space returns, first by deleting the backlog.
-                drained = _drain_ballast(server.pair)
-                facts["ballast_deleted"] = drained
-                freed_at = time.time()
-                remedy = "deleted the backlog"
+        stream = stream_stage(
+            workdir,
+            TUBE,
+            params["rate"],
+            worker_options=["--backoff-base", "1", "--max-retries", "5"],
+            extra=["-s", "262144"],
+        )
+        with stream as (log, server, fleet, producer):
+            workers = fleet.workers
+            wait_for(lambda: len(producer.acked) >= 50, 10, "the stream to start")
+            with Producer(server.address) as p:
+                # Ready in 2 s, i.e. while the disk is full; fails once, then retries.
+                mark_id = p.put(TUBE, {"seq": MARK, "fail_first": True}, delay=2, ttr=4)
+            ballast = Connection(server.pair)
+            accepted, refusal = _fill(ballast)
+            full_at = time.time()
+            facts["ballast_jobs"] = accepted
+            facts["ballast_refusal"] = refusal.decode()
+            facts["binlog_bytes_full"] = binlog_bytes(mountpoint)
+            # Probe what each command gets while full, on a job of our own.
+            facts["replies_while_full"] = _probe_commands(server.pair)
+            time.sleep(params["full_for"])  # hold the disk full for the stated time
+            facts["workers_alive_while_full"] = all(w.alive for w in workers)
+            errors_full = Counter(producer.errors)
+            # Space returns, first by deleting the backlog.
+            drained = _drain_ballast(server.pair)
+            facts["ballast_deleted"] = drained
+            freed_at = time.time()
+            remedy = "deleted the backlog"
+            facts["after_delete"] = _binlog_files(mountpoint)
+            try:
+                wait_for(lambda: _put_works(server.pair), 5, "puts to work again", 0.1)
+                resumed_at = time.time()
+            except Exception:
                 facts["after_delete"] = _binlog_files(mountpoint)
-                try:
-                    wait_for(lambda: _put_works(server.pair), 5, "puts to work again", 0.1)
-                    resumed_at = time.time()
-                except Exception:
-                    facts["after_delete"] = _binlog_files(mountpoint)
-                    remedy = "deleting the backlog freed nothing within 5 s; grew the filesystem"
-                    grown_at = time.time()
-                    if kind == "tmpfs":
-                        _run(["mount", "-o", "remount,size=16m", str(mountpoint)])
-                    wait_for(lambda: _put_works(server.pair), 10, "puts to work again", 0.1)
-                    resumed_at = time.time()
-                    freed_at = grown_at
-                facts["remedy"] = remedy
-                facts["resumed_after"] = resumed_at - freed_at
-                acked_before = len(producer.acked)
+                remedy = "deleting the backlog freed nothing within 5 s; grew the filesystem"
+                grown_at = time.time()
+                if kind == "tmpfs":
+                    _run(["mount", "-o", "remount,size=16m", str(mountpoint)])
+                wait_for(lambda: _put_works(server.pair), 10, "puts to work again", 0.1)
+                resumed_at = time.time()
+                freed_at = grown_at
+            facts["remedy"] = remedy
+            facts["resumed_after"] = resumed_at - freed_at
+            acked_before = len(producer.acked)
+            wait_for(
+                lambda: len(producer.acked) > acked_before + 20,
+                10,
+                "the producer to get acknowledgements again",
+            )
+            time.sleep(params["after"])
+            producer.stop()
+            acked = producer.acked_seqs() | {MARK}
+            ids = {**producer.acked, MARK: mark_id}
+            try:
                 wait_for(
-                    lambda: len(producer.acked) > acked_before + 20,
-                    10,
-                    "the producer to get acknowledgements again",
+                    lambda: log.all_done(acked),
+                    8,
+                    "every acknowledged job to be done",
+                    0.1,
                 )
-                time.sleep(params["after"])
-                producer.stop()
-                acked = producer.acked_seqs() | {MARK}
-                ids = {**producer.acked, MARK: mark_id}
-                try:
-                    wait_for(
-                        lambda: log.all_done(acked),
-                        8,
-                        "every acknowledged job to be done",
-                        0.1,
-                    )
-                except DrillError:
-                    # beanstalkd 1.12 orphans a job whose `release <delay>` (OUT_OF_MEMORY) or
-                    # `bury` (INTERNAL_ERROR) failed for want of binlog space: it is taken off
-                    # the connection's reserved list and put nowhere, so neither its TTR, nor
-                    # closing the connection, nor delete can reach it.  Its records are still
-                    # in the binlog: a restart of beanstalkd brings it back.
-                    pending = acked - log.stats().done_seqs
-                    facts["stuck"] = {
-                        seq: _job_state(server.pair, ids[seq]) for seq in sorted(pending)
-                    }
-                    restarted_at = time.time()
-                    server.kill()
-                    server.start()
-                    facts["server_restarted"] = True
-                    wait_for(
-                        lambda: log.all_done(acked),
-                        30,
-                        "every acknowledged job to be done after restarting beanstalkd",
-                        0.1,
-                    )
-                    facts["done_after_restart"] = time.time() - restarted_at
-                wait_for(lambda: _idle(server.pair), 30, "the drill tube to be empty", 0.1)
-                facts["outcomes"] = Counter(
-                    f"{e.get('outcome')}: {e.get('reason', '')[:90]}"
-                    for w in workers
-                    for e in w.events()
-                    if e.get("event") == "job" and e.get("outcome") != "deleted"
+            except DrillError:
+                # beanstalkd 1.12 orphans a job whose `release <delay>` (OUT_OF_MEMORY) or
+                # `bury` (INTERNAL_ERROR) failed for want of binlog space: it is taken off
+                # the connection's reserved list and put nowhere, so neither its TTR, nor
+                # closing the connection, nor delete can reach it.  Its records are still
+                # in the binlog: a restart of beanstalkd brings it back.
+                pending = acked - log.stats().done_seqs
+                facts["stuck"] = {seq: _job_state(server.pair, ids[seq]) for seq in sorted(pending)}
+                restarted_at = time.time()
+                server.kill()
+                server.start()
+                facts["server_restarted"] = True
+                wait_for(
+                    lambda: log.all_done(acked),
+                    30,
+                    "every acknowledged job to be done after restarting beanstalkd",
+                    0.1,
                 )
-                facts["workers_alive_end"] = all(w.alive for w in workers)
-                facts["full_seconds"] = freed_at - full_at
-                facts["at_end"] = _binlog_files(mountpoint)
-                ballast.close()
-        finally:
-            producer.stop_event.set()
-            server.kill()
+                facts["done_after_restart"] = time.time() - restarted_at
+            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the drill tube to be empty", 0.1)
+            facts["outcomes"] = Counter(
+                f"{e.get('outcome')}: {e.get('reason', '')[:90]}"
+                for w in workers
+                for e in w.events()
+                if e.get("event") == "job" and e.get("outcome") != "deleted"
+            )
+            facts["workers_alive_end"] = all(w.alive for w in workers)
+            facts["full_seconds"] = freed_at - full_at
+            facts["at_end"] = _binlog_files(mountpoint)
+            ballast.close()
 
     result.count(log, acked)
     result.metrics.update(facts)
@@ -332,11 +311,6 @@ def _first_odd(outcomes: Counter[str]) -> str:
         if text.startswith(("lost", "buried")):
             return text
     return "released normally" if outcomes else "no retry seen"
-
-
-def _idle(address: tuple[str, int]) -> bool:
-    counts = tube_counts(address, TUBE)
-    return counts["ready"] == counts["reserved"] == counts["delayed"] == 0
 
 
 def _put_works(address: tuple[str, int]) -> bool:

@@ -1,5 +1,6 @@
 """Shared machinery of the failure drills: servers, worker processes, a numbered job stream,
-the execution log, waiting with deadlines, and the result of one drill.
+the execution log, waiting with deadlines, the set-up every drill starts from, and the
+result of one drill.
 
 Every wait in the drills goes through :func:`wait_for` (a deadline, a bounded loop); sleeps
 only pace load or hold a failure for its stated duration, never stand in for a condition.
@@ -12,13 +13,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -205,34 +205,26 @@ class ExecLog:
 # -- beanstalkd helpers ---------------------------------------------------------------------------
 
 
+def spawn_logged(argv: list[str], log_path: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with its stderr appended to ``log_path`` and no stdin or stdout: how
+    the drills start servers and workers, whose output belongs in files, not in theirs."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, **popen
+        )
+
+
 class Beanstalkd(_Beanstalkd):
     """The test fixture's server, with its stderr (one warning per refused put when the
     disk is full, for example) in a file next to its binlog instead of the drill's output."""
 
-    def start(self, timeout: float = 10.0) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
+    def spawn(self) -> subprocess.Popen[bytes]:
         base = self.binlog_dir.parent if self.binlog_dir is not None else Path("/tmp")
         self.stderr_path = base / f"beanstalkd-{self.port}.err"
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"beanstalkd exited with {self.proc.returncode}: "
-                    + self.stderr_path.read_text(errors="replace")[-500:]
-                )
-            try:
-                socket.create_connection(self.pair, timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.01)
-        raise RuntimeError(f"beanstalkd did not listen on {self.address} in {timeout}s")
+        return spawn_logged(self.argv(), self.stderr_path)
+
+    def exit_detail(self) -> str:
+        return ": " + self.stderr_path.read_text(errors="replace")[-500:]
 
 
 def binlog_bytes(directory: Path) -> int:
@@ -333,15 +325,12 @@ class WorkerProc:
     def start(self, wait_connected: bool = True, timeout: float = 15.0) -> WorkerProc:
         assert self.proc is None or self.proc.poll() is not None
         marker = self._line_count()
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv(),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
-                env=drill_env(self.exec_log),
-                cwd=str(self.log_path.parent),
-            )
+        self.proc = spawn_logged(
+            self.argv(),
+            self.log_path,
+            env=drill_env(self.exec_log),
+            cwd=str(self.log_path.parent),
+        )
         self.started_at = time.time()
         self.returncode = None
         if wait_connected:
@@ -408,14 +397,21 @@ class WorkerProc:
 
 
 class Fleet:
-    """A set of workers that are all killed on exit, whatever happened."""
+    """The workers of one drill: same server, work directory, execution log and handlers;
+    all killed on exit, whatever happened."""
 
-    def __init__(self) -> None:
+    def __init__(self, server: str, workdir: Path, exec_log: Path, tubes: dict[str, str]) -> None:
+        self.server = server
+        self.workdir = workdir
+        self.exec_log = exec_log
+        self.tubes = tubes
         self.workers: list[WorkerProc] = []
 
-    def add(self, worker: WorkerProc) -> WorkerProc:
-        self.workers.append(worker)
-        return worker
+    def start(self, name: str, extra: list[str] | None = None) -> WorkerProc:
+        """Start (and wait for the connect of) one more worker, with ``extra`` options."""
+        worker = WorkerProc(self.server, self.workdir, name, self.exec_log, self.tubes, extra)
+        self.workers.append(worker)  # before it starts: a failed start is killed on exit too
+        return worker.start()
 
     def __enter__(self) -> Self:
         return self
@@ -530,6 +526,62 @@ class StreamProducer(threading.Thread):
                 self.stop_event.wait(pause)
             elif pause < -1.0:
                 next_at = time.monotonic()  # fell behind: do not burst to catch up
+
+
+# -- drill set-up ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stage(
+    workdir: Path, tube: str, handler: str = "record", **server_options: Any
+) -> Iterator[tuple[ExecLog, Beanstalkd, Fleet]]:
+    """What every drill runs on: an execution log and a server (binlog) in ``workdir``, and
+    a fleet of workers for ``handler`` on ``tube``; the workers, then the server, are killed
+    on exit.  One set-up, so the counts of all drills come from the same plumbing."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = ExecLog(workdir / "exec.log")
+    with (
+        running_server(Beanstalkd(binlog_dir=workdir / "binlog", **server_options)) as server,
+        Fleet(server.address, workdir, log.path, {tube: handler}) as fleet,
+    ):
+        yield log, server, fleet
+
+
+@contextlib.contextmanager
+def stream_stage(
+    workdir: Path,
+    tube: str,
+    rate: float,
+    workers: int = 2,
+    worker_options: list[str] | None = None,
+    job_extra: Callable[[int], dict[str, Any]] | None = None,
+    **server_options: Any,
+) -> Iterator[tuple[ExecLog, Beanstalkd, Fleet, StreamProducer]]:
+    """A :func:`stage` with ``workers`` workers (w0, w1, ...) running, then a producer
+    streaming numbered jobs (plus ``job_extra(seq)``) to ``tube``: the load of the drills that
+    break something under it.  The producer stops on exit."""
+    with stage(workdir, tube, **server_options) as (log, server, fleet):
+        for i in range(workers):
+            fleet.start(f"w{i}", worker_options)
+        producer = StreamProducer(server.address, tube, rate=rate, extra=job_extra)
+        producer.start()
+        try:
+            yield log, server, fleet, producer
+        finally:
+            producer.stop_event.set()
+
+
+def finish_stream(
+    producer: StreamProducer, log: ExecLog, server: Beanstalkd, others: Iterable[int] = ()
+) -> set[int]:
+    """Stop the stream, wait until every acknowledged job (and ``others``, put besides the
+    stream) is done and the tube is empty; return their seqs.  Every stream drill ends this
+    way, so "lost" means the same in each."""
+    producer.stop()
+    acked = producer.acked_seqs() | set(others)
+    wait_for(lambda: log.all_done(acked), 60, "every acknowledged job to be done", 0.1)
+    wait_for(lambda: tube_idle(server.pair, producer.tube), 30, "the tube to be empty", 0.1)
+    return acked
 
 
 def first_after(times: list[float], moment: float) -> float | None:

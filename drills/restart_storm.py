@@ -12,17 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from harness import (
-    Beanstalkd,
-    DrillError,
-    DrillResult,
-    ExecLog,
-    Fleet,
-    StreamProducer,
-    WorkerProc,
-    tube_idle,
-    wait_for,
-)
+from harness import DrillError, DrillResult, ExecLog, finish_stream, stream_stage, wait_for
 
 NAME = "restart-storm"
 TUBE = "drill-restart"
@@ -41,75 +31,45 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         run_twice_bound="0",
     )
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    server = Beanstalkd(binlog_dir=workdir / "binlog")
-    server.start()
-    producer = StreamProducer(
-        server.address,
-        TUBE,
-        rate=params["rate"],
-        extra=lambda _seq: {"sleep": params["job_sleep"]},
-    )
     exit_codes: list[int] = []
     stop_times: list[float] = []
     mid_job = 0
-    try:
-        with Fleet() as fleet:
-            live = [
-                fleet.add(
-                    WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"})
-                ).start()
-                for i in range(params["workers"])
-            ]
-            producer.start()
-            wait_for(lambda: len(producer.acked) >= 20, 10, "the stream to start")
-            for n in range(params["restarts"]):
-                victim = live.pop(0)
-                # Aim the signal at a handler that is running: its last line is a start.
-                try:
-                    wait_for(
-                        lambda v=victim: _running(log, v.pid),
-                        2,
-                        "a running handler",
-                        0.002,
-                    )
-                    mid_job += 1
-                except DrillError:  # no handler running at that moment: signal anyway
-                    pass
-                t0 = time.monotonic()
-                victim.signal(signal.SIGTERM)
-                exit_codes.append(victim.wait(timeout=15))
-                stop_times.append(time.monotonic() - t0)
-                fresh = fleet.add(
-                    WorkerProc(
-                        server.address,
-                        workdir,
-                        f"w{params['workers'] + n}",
-                        log.path,
-                        {TUBE: "record"},
-                    )
-                ).start()
-                live.append(fresh)
-                time.sleep(params["gap"])  # let the stream run between restarts
-            producer.stop()
-            acked = producer.acked_seqs()
-            wait_for(
-                lambda: log.all_done(acked),
-                60,
-                "every acknowledged job to be done",
-                0.1,
-            )
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
-            outcomes = [
-                (w.name, e.get("outcome"), e.get("reason"))
-                for w in fleet.workers
-                for e in w.events()
-                if e.get("event") == "job" and e.get("outcome") != "deleted"
-            ]
-    finally:
-        producer.stop_event.set()
-        server.kill()
+    stream = stream_stage(
+        workdir,
+        TUBE,
+        params["rate"],
+        workers=params["workers"],
+        job_extra=lambda _seq: {"sleep": params["job_sleep"]},
+    )
+    with stream as (log, server, fleet, producer):
+        live = list(fleet.workers)
+        wait_for(lambda: len(producer.acked) >= 20, 10, "the stream to start")
+        for n in range(params["restarts"]):
+            victim = live.pop(0)
+            # Aim the signal at a handler that is running: its last line is a start.
+            try:
+                wait_for(
+                    lambda v=victim: _running(log, v.pid),
+                    2,
+                    "a running handler",
+                    0.002,
+                )
+                mid_job += 1
+            except DrillError:  # no handler running at that moment: signal anyway
+                pass
+            t0 = time.monotonic()
+            victim.signal(signal.SIGTERM)
+            exit_codes.append(victim.wait(timeout=15))
+            stop_times.append(time.monotonic() - t0)
+            live.append(fleet.start(f"w{params['workers'] + n}"))
+            time.sleep(params["gap"])  # let the stream run between restarts
+        acked = finish_stream(producer, log, server)
+        outcomes = [
+            (w.name, e.get("outcome"), e.get("reason"))
+            for w in fleet.workers
+            for e in w.events()
+            if e.get("event") == "job" and e.get("outcome") != "deleted"
+        ]
 
     result.count(log, acked)
     result.metrics.update(

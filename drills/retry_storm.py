@@ -31,12 +31,10 @@ from harness import (
     DRILLS_DIR,
     Beanstalkd,
     DrillResult,
-    ExecLog,
-    Fleet,
-    WorkerProc,
     binlog_bytes,
     drill_env,
     server_stats,
+    stage,
     tube_counts,
     wait_for,
 )
@@ -81,40 +79,21 @@ class Sampler(threading.Thread):
 
 def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
     params = SIZES[size]
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    binlog = workdir / "binlog"
-    server = Beanstalkd(binlog_dir=binlog, extra=["-s", str(FILE_SIZE)])
-    server.start()
-    sampler = Sampler(server, binlog)
+    binlog = workdir / "binlog"  # where the stage puts the server's binlog
     out: dict[str, Any] = {"arm": arm, "jobs": params["jobs"]}
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        with Producer(server.address) as p:
-            p.put_many(TUBE, [{"seq": i} for i in range(params["jobs"])], ttr=30)
-        base = sampler.sample()
-        out["bytes_jobs_only"] = base["bytes"]
-        sampler.start()
-        with Fleet() as fleet:
+    with stage(workdir, TUBE, "always_fail", extra=["-s", str(FILE_SIZE)]) as (log, server, fleet):
+        sampler = Sampler(server, binlog)
+        try:
+            with Producer(server.address) as p:
+                p.put_many(TUBE, [{"seq": i} for i in range(params["jobs"])], ttr=30)
+            base = sampler.sample()
+            out["bytes_jobs_only"] = base["bytes"]
+            sampler.start()
             if arm == "release":
+                retry = ["--max-retries", "1000000", "--backoff-base", "0.01", "--backoff-cap", "1"]
                 for i in range(2):
-                    fleet.add(
-                        WorkerProc(
-                            server.address,
-                            workdir,
-                            f"w{i}",
-                            log.path,
-                            {TUBE: "always_fail"},
-                            extra=[
-                                "--max-retries",
-                                "1000000",
-                                "--backoff-base",
-                                "0.01",
-                                "--backoff-cap",
-                                "1",
-                            ],
-                        )
-                    ).start()
+                    fleet.start(f"w{i}", retry)
                 time.sleep(params["seconds"])  # the storm runs for its stated length
                 for w in fleet.workers:
                     w.signal(15)
@@ -150,34 +129,35 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
                     for key, value in json.loads(stdout or b"{}").items():
                         counts[key] = counts.get(key, 0) + value
                 out["prototype_counts"] = counts
-        sampler.stop_event.set()
-        sampler.join(5)
-        end = sampler.sample()
-        out["samples"] = sampler.samples
-        out["bytes_end"] = end["bytes"]
-        out["bytes_max"] = max(s["bytes"] for s in sampler.samples)
-        out["cycles"] = (
-            end["releases"] - base["releases"] if arm == "release" else end["puts"] - base["puts"]
-        )
-        out["failures_run"] = sum(1 for e in log.entries() if e.phase == "fail")
-        counts_now = tube_counts(server.pair, TUBE)
-        out["jobs_left"] = sum(counts_now.values())
-        # Delete every job: the release records become dead and the files go.
-        deleted = _delete_all(server.pair)
-        out["deleted"] = deleted
-        wait_for(
-            lambda: binlog_bytes(binlog) <= 2 * FILE_SIZE + out["bytes_jobs_only"],
-            10,
-            "the binlog to shrink after deleting every job",
-            0.1,
-        )
-        out["bytes_after_delete"] = binlog_bytes(binlog)
-    finally:
-        sampler.stop_event.set()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-        server.kill()
+            sampler.stop_event.set()
+            sampler.join(5)
+            end = sampler.sample()
+            out["samples"] = sampler.samples
+            out["bytes_end"] = end["bytes"]
+            out["bytes_max"] = max(s["bytes"] for s in sampler.samples)
+            out["cycles"] = (
+                end["releases"] - base["releases"]
+                if arm == "release"
+                else end["puts"] - base["puts"]
+            )
+            out["failures_run"] = sum(1 for e in log.entries() if e.phase == "fail")
+            counts_now = tube_counts(server.pair, TUBE)
+            out["jobs_left"] = sum(counts_now.values())
+            # Delete every job: the release records become dead and the files go.
+            deleted = _delete_all(server.pair)
+            out["deleted"] = deleted
+            wait_for(
+                lambda: binlog_bytes(binlog) <= 2 * FILE_SIZE + out["bytes_jobs_only"],
+                10,
+                "the binlog to shrink after deleting every job",
+                0.1,
+            )
+            out["bytes_after_delete"] = binlog_bytes(binlog)
+        finally:
+            sampler.stop_event.set()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
     return out
 
 

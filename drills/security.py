@@ -16,15 +16,7 @@ import time
 from pathlib import Path
 
 import greenstalk
-from harness import (
-    Beanstalkd,
-    DrillResult,
-    ExecLog,
-    Fleet,
-    WorkerProc,
-    tube_idle,
-    wait_for,
-)
+from harness import DrillResult, stage, tube_idle, wait_for
 
 NAME = "security"
 TUBE = "drill-sec"
@@ -60,40 +52,29 @@ def hostile_bodies(marker: Path) -> dict[str, bytes]:
 
 def run(size: str, workdir: Path) -> list[DrillResult]:
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
     marker = workdir / "MARKER"
     result = DrillResult(NAME, "job bodies cannot choose the code", run_twice_bound="0")
-    server = Beanstalkd(binlog_dir=workdir / "binlog")
-    server.start()
     bodies = hostile_bodies(marker)
     json_ok = {name for name, body in bodies.items() if _is_json(body)}
-    try:
-        with Fleet() as fleet:
-            worker = fleet.add(
-                WorkerProc(server.address, workdir, "w0", log.path, {TUBE: "record"})
-            ).start()
-            client = greenstalk.Client(server.pair, encoding=None, use=TUBE)
-            for body in bodies.values():
-                client.put(body)
-            client.put(b'{"seq": 0}')
-            client.close()
-            wait_for(
-                lambda: log.all_done({0}) and tube_idle(server.pair, TUBE),
-                20,
-                "every hostile job to be handled or buried",
-                0.05,
-            )
-            stats = log.stats()
-            handled_as_data = stats.unnumbered.get("done", 0)
-            buried = sum(
-                1
-                for e in worker.events()
-                if e.get("event") == "job" and e.get("outcome") == "buried"
-            )
-            alive = worker.alive
-    finally:
-        server.kill()
+    with stage(workdir, TUBE) as (log, server, fleet):
+        worker = fleet.start("w0")
+        client = greenstalk.Client(server.pair, encoding=None, use=TUBE)
+        for body in bodies.values():
+            client.put(body)
+        client.put(b'{"seq": 0}')
+        client.close()
+        wait_for(
+            lambda: log.all_done({0}) and tube_idle(server.pair, TUBE),
+            20,
+            "every hostile job to be handled or buried",
+            0.05,
+        )
+        stats = log.stats()
+        handled_as_data = stats.unnumbered.get("done", 0)
+        buried = sum(
+            1 for e in worker.events() if e.get("event") == "job" and e.get("outcome") == "buried"
+        )
+        alive = worker.alive
     result.sent = 1
     result.processed = 1 if 0 in stats.done_seqs else 0
     result.lost = 1 - result.processed

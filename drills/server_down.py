@@ -14,18 +14,7 @@ import time
 from pathlib import Path
 
 from beanfleet import worker as worker_module
-from harness import (
-    Beanstalkd,
-    DrillResult,
-    ExecLog,
-    Fleet,
-    StreamProducer,
-    WorkerProc,
-    first_after,
-    parse_ts,
-    tube_idle,
-    wait_for,
-)
+from harness import DrillResult, finish_stream, first_after, parse_ts, stream_stage, wait_for
 
 NAME = "server-down"
 TUBE = "drill-down"
@@ -45,79 +34,53 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
         run_twice_bound="≤ jobs in flight at the crash",
     )
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    server = Beanstalkd(binlog_dir=workdir / "binlog")
-    server.start()
-    producer = StreamProducer(server.address, TUBE, rate=params["rate"])
     per_worker: dict[str, dict[str, float | int | None]] = {}
-    try:
-        with Fleet() as fleet:
-            workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
-                for i in range(2)
-            ]
-            for w in workers:
-                w.start()
-            producer.start()
-            time.sleep(params["before"])
-            server.kill()
-            down_at = time.time()
-            time.sleep(params["down"])  # the outage itself: hold it for its stated length
-            result.check(
-                all(w.alive for w in workers),
-                "a worker exited while the server was down",
-            )
-            server.start()
-            up_at = time.time()
-            wait_for(
-                lambda: all(any(t >= up_at for t in w.connected_times()) for w in workers),
-                cap + 15,
-                "every worker to reconnect",
-                0.05,
-            )
-            wait_for(
-                lambda: all(
-                    any(
-                        e.pid == w.pid and e.phase == "done" and e.at >= up_at
-                        for e in log.entries()
-                    )
-                    for w in workers
-                ),
-                cap + 15,
-                "every worker to finish a job after the outage",
-                0.05,
-            )
-            time.sleep(params["after"])
-            producer.stop()
-            acked = producer.acked_seqs()
-            wait_for(
-                lambda: log.all_done(acked),
-                60,
-                "every acknowledged job to be done",
-                0.1,
-            )
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
-            for w in workers:
-                events = w.events()
-                retries = [
-                    float(m.group(1))
-                    for e in events
-                    if e.get("event") == "connect-failed"
-                    and parse_ts(e["ts"]) >= down_at
-                    and (m := _RETRY_RE.search(e.get("message", "")))
-                ]
-                done_times = [e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"]
-                per_worker[w.name] = {
-                    "reconnect": first_after(w.connected_times(), up_at),
-                    "first_job": first_after(done_times, up_at),
-                    "attempts": len(retries),
-                    "max_wait": max(retries, default=0.0),
-                }
-                result.check(w.alive, f"worker {w.name} died: {w.tail()}")
-    finally:
-        producer.stop_event.set()
+    with stream_stage(workdir, TUBE, params["rate"]) as (log, server, fleet, producer):
+        workers = fleet.workers
+        time.sleep(params["before"])
         server.kill()
+        down_at = time.time()
+        time.sleep(params["down"])  # the outage itself: hold it for its stated length
+        result.check(
+            all(w.alive for w in workers),
+            "a worker exited while the server was down",
+        )
+        server.start()
+        up_at = time.time()
+        wait_for(
+            lambda: all(any(t >= up_at for t in w.connected_times()) for w in workers),
+            cap + 15,
+            "every worker to reconnect",
+            0.05,
+        )
+        wait_for(
+            lambda: all(
+                any(e.pid == w.pid and e.phase == "done" and e.at >= up_at for e in log.entries())
+                for w in workers
+            ),
+            cap + 15,
+            "every worker to finish a job after the outage",
+            0.05,
+        )
+        time.sleep(params["after"])
+        acked = finish_stream(producer, log, server)
+        for w in workers:
+            events = w.events()
+            retries = [
+                float(m.group(1))
+                for e in events
+                if e.get("event") == "connect-failed"
+                and parse_ts(e["ts"]) >= down_at
+                and (m := _RETRY_RE.search(e.get("message", "")))
+            ]
+            done_times = [e.at for e in log.entries() if e.pid == w.pid and e.phase == "done"]
+            per_worker[w.name] = {
+                "reconnect": first_after(w.connected_times(), up_at),
+                "first_job": first_after(done_times, up_at),
+                "attempts": len(retries),
+                "max_wait": max(retries, default=0.0),
+            }
+            result.check(w.alive, f"worker {w.name} died: {w.tail()}")
 
     result.count(log, acked)
     reconnects = [v["reconnect"] or 0.0 for v in per_worker.values()]

@@ -14,18 +14,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from harness import (
-    Beanstalkd,
-    DrillResult,
-    ExecLog,
-    Fleet,
-    StreamProducer,
-    WorkerProc,
-    first_after,
-    fmt_s,
-    tube_idle,
-    wait_for,
-)
+from harness import DrillResult, finish_stream, first_after, fmt_s, stream_stage, wait_for
 
 NAME = "server-kill"
 TUBE = "drill-kill"
@@ -44,74 +33,52 @@ def run_mode(size: str, workdir: Path, fsync_ms: int) -> DrillResult:
         run_twice_bound="≤ jobs in flight at the crash",
     )
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    server = Beanstalkd(binlog_dir=workdir / "binlog", fsync_ms=fsync_ms)
-    server.start()
-    producer = StreamProducer(server.address, TUBE, rate=params["rate"])
     recoveries: list[float] = []
     put_recoveries: list[float] = []
     worker_recoveries: list[float] = []
-    try:
-        with Fleet() as fleet:
-            workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
-                for i in range(2)
-            ]
-            for w in workers:
-                w.start()
-            producer.start()
-            for _ in range(params["kills"]):
-                time.sleep(params["before"])  # load runs for this long before the crash
-                wait_for(lambda: len(producer.acked) > 0, 10, "first acknowledged puts")
-                server.kill()
-                killed_at = time.time()
-                server.start()
-                restarted_at = time.time()
-                # Recovery: every worker completed a job again, and the producer got an ack.
-                wait_for(
-                    lambda: all(
-                        any(
-                            e.at >= restarted_at  # noqa: B023 - called at once
-                            and e.phase == "done"
-                            and e.pid == w.pid
-                            for e in log.entries()
-                        )
-                        for w in workers
-                    ),
-                    30,
-                    "every worker to complete a job after the restart",
-                    interval=0.05,
-                )
-                done_times = [e.at for e in log.entries() if e.phase == "done"]
-                recoveries.append(first_after(done_times, killed_at) or 0.0)
-                worker_recoveries.append(
-                    max(
-                        first_after(
-                            [e.at for e in log.entries() if e.phase == "done" and e.pid == w.pid],
-                            killed_at,
-                        )
-                        or 0.0
-                        for w in workers
-                    )
-                )
-                ack_after = first_after(list(producer.ack_times.values()), killed_at)
-                put_recoveries.append(ack_after if ack_after is not None else float("nan"))
-            time.sleep(params["after"])
-            producer.stop()
-            acked = producer.acked_seqs()
+    stream = stream_stage(workdir, TUBE, params["rate"], fsync_ms=fsync_ms)
+    with stream as (log, server, fleet, producer):
+        workers = fleet.workers
+        for _ in range(params["kills"]):
+            time.sleep(params["before"])  # load runs for this long before the crash
+            wait_for(lambda: len(producer.acked) > 0, 10, "first acknowledged puts")
+            server.kill()
+            killed_at = time.time()
+            server.start()
+            restarted_at = time.time()
+            # Recovery: every worker completed a job again, and the producer got an ack.
             wait_for(
-                lambda: log.all_done(acked),
-                60,
-                "every acknowledged job to be done",
-                0.1,
+                lambda: all(
+                    any(
+                        e.at >= restarted_at  # noqa: B023 - called at once
+                        and e.phase == "done"
+                        and e.pid == w.pid
+                        for e in log.entries()
+                    )
+                    for w in workers
+                ),
+                30,
+                "every worker to complete a job after the restart",
+                interval=0.05,
             )
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
-            for w in workers:
-                result.check(w.alive, f"worker {w.name} died: {w.tail()}")
-    finally:
-        producer.stop_event.set()
-        server.kill()
+            done_times = [e.at for e in log.entries() if e.phase == "done"]
+            recoveries.append(first_after(done_times, killed_at) or 0.0)
+            worker_recoveries.append(
+                max(
+                    first_after(
+                        [e.at for e in log.entries() if e.phase == "done" and e.pid == w.pid],
+                        killed_at,
+                    )
+                    or 0.0
+                    for w in workers
+                )
+            )
+            ack_after = first_after(list(producer.ack_times.values()), killed_at)
+            put_recoveries.append(ack_after if ack_after is not None else float("nan"))
+        time.sleep(params["after"])
+        acked = finish_stream(producer, log, server)
+        for w in workers:
+            result.check(w.alive, f"worker {w.name} died: {w.tail()}")
 
     result.count(log, acked)
     stats = log.stats()

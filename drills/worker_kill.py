@@ -23,12 +23,9 @@ from harness import (
     Beanstalkd,
     DrillError,
     DrillResult,
-    ExecLog,
-    Fleet,
-    StreamProducer,
-    WorkerProc,
+    finish_stream,
     fmt_s,
-    tube_idle,
+    stream_stage,
     wait_for,
 )
 
@@ -49,112 +46,84 @@ def run_variant(size: str, workdir: Path, how: str) -> DrillResult:
         run_twice_bound="exactly the marked job",
     )
     started = time.monotonic()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = ExecLog(workdir / "exec.log")
-    server = Beanstalkd(binlog_dir=workdir / "binlog")
-    server.start()
-    producer = StreamProducer(server.address, TUBE, rate=params["rate"])
-    try:
-        with Fleet() as fleet:
-            workers = [
-                fleet.add(WorkerProc(server.address, workdir, f"w{i}", log.path, {TUBE: "record"}))
-                for i in range(2)
-            ]
-            for w in workers:
-                w.start()
-            producer.start()
-            wait_for(lambda: len(producer.acked) >= 10, 10, "the stream to start")
-            with Producer(server.address) as p:
-                job_id = p.put(TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"])
+    with stream_stage(workdir, TUBE, params["rate"]) as (log, server, fleet, producer):
+        workers = list(fleet.workers)  # the replacement of a killed one is not among them
+        wait_for(lambda: len(producer.acked) >= 10, 10, "the stream to start")
+        with Producer(server.address) as p:
+            job_id = p.put(TUBE, {"seq": MARK, "sleep": params["sleep"]}, ttr=params["ttr"])
 
-            def starts_of_mark() -> list[tuple[int, float]]:
-                return [
-                    (e.pid, e.at) for e in log.entries() if e.seq == MARK and e.phase == "start"
-                ]
+        def starts_of_mark() -> list[tuple[int, float]]:
+            return [(e.pid, e.at) for e in log.entries() if e.seq == MARK and e.phase == "start"]
 
-            wait_for(starts_of_mark, 10, "a worker to start the marked job")
-            victim_pid = starts_of_mark()[0][0]
-            victim = next(w for w in workers if w.pid == victim_pid)
-            time.sleep(params["sleep"] / 3)  # well inside the handler
-            hit_at = time.time()
-            if how == "kill9":
-                victim.kill()
-            else:
-                victim.signal(signal.SIGSTOP)
-            ttr_honoured = True
-            time_left: int | None = None
-            try:
-                wait_for(
-                    lambda: len(starts_of_mark()) >= 2,
-                    params["ttr"] + params["grace"],
-                    "the marked job to be started again",
-                )
-            except DrillError:
-                if how == "kill9":
-                    raise
-                # beanstalkd 1.12 sometimes misses the TTR of a job held by a silent
-                # connection while other clients are busy (issues #262, #380): the job stays
-                # reserved with a negative time-left.  What a supervisor would do: kill the
-                # hung process; its socket closes and the job is back at once.
-                ttr_honoured = False
-                time_left = _time_left(server, job_id)
-                victim.kill()
-                wait_for(
-                    lambda: len(starts_of_mark()) >= 2,
-                    10,
-                    "the marked job to be started again after killing the hung worker",
-                )
-            back_after = starts_of_mark()[1][1] - hit_at
-            if how == "kill9":
-                replacement = fleet.add(
-                    WorkerProc(server.address, workdir, "w2", log.path, {TUBE: "record"})
-                )
-                replacement.start()
-            elif ttr_honoured:
-                victim.signal(signal.SIGCONT)
-                # The thawed worker finishes its copy of the job, then carries on with others.
-                wait_for(
-                    lambda: any(
-                        e.seq == MARK and e.phase == "done" and e.pid == victim_pid
-                        for e in log.entries()
-                    ),
-                    params["sleep"] + 10,
-                    "the thawed worker to finish its copy",
-                )
-                thawed_at = time.time()
-                wait_for(
-                    lambda: any(
-                        e.at > thawed_at and e.pid == victim_pid and e.phase == "done"
-                        for e in log.entries()
-                    ),
-                    15,
-                    "the thawed worker to run other jobs again",
-                )
-            time.sleep(params["tail"])
-            producer.stop()
-            acked = producer.acked_seqs() | {MARK}
+        wait_for(starts_of_mark, 10, "a worker to start the marked job")
+        victim_pid = starts_of_mark()[0][0]
+        victim = next(w for w in workers if w.pid == victim_pid)
+        time.sleep(params["sleep"] / 3)  # well inside the handler
+        hit_at = time.time()
+        if how == "kill9":
+            victim.kill()
+        else:
+            victim.signal(signal.SIGSTOP)
+        ttr_honoured = True
+        time_left: int | None = None
+        try:
             wait_for(
-                lambda: log.all_done(acked),
-                60,
-                "every acknowledged job to be done",
-                0.1,
+                lambda: len(starts_of_mark()) >= 2,
+                params["ttr"] + params["grace"],
+                "the marked job to be started again",
             )
-            wait_for(lambda: tube_idle(server.pair, TUBE), 30, "the tube to be empty", 0.1)
-            outcomes = [
-                (e.get("outcome"), e.get("reason", ""))
-                for w in workers
-                for e in w.events()
-                if e.get("event") == "job" and e.get("outcome") != "deleted"
-            ]
-            alive = [w for w in fleet.workers if w.alive]
-            expected_alive = 2 if ttr_honoured else 1
-            result.check(
-                len(alive) == expected_alive,
-                f"expected {expected_alive} live workers, got {len(alive)}",
+        except DrillError:
+            if how == "kill9":
+                raise
+            # beanstalkd 1.12 sometimes misses the TTR of a job held by a silent
+            # connection while other clients are busy (issues #262, #380): the job stays
+            # reserved with a negative time-left.  What a supervisor would do: kill the
+            # hung process; its socket closes and the job is back at once.
+            ttr_honoured = False
+            time_left = _time_left(server, job_id)
+            victim.kill()
+            wait_for(
+                lambda: len(starts_of_mark()) >= 2,
+                10,
+                "the marked job to be started again after killing the hung worker",
             )
-    finally:
-        producer.stop_event.set()
-        server.kill()
+        back_after = starts_of_mark()[1][1] - hit_at
+        if how == "kill9":
+            fleet.start("w2")  # the replacement
+        elif ttr_honoured:
+            victim.signal(signal.SIGCONT)
+            # The thawed worker finishes its copy of the job, then carries on with others.
+            wait_for(
+                lambda: any(
+                    e.seq == MARK and e.phase == "done" and e.pid == victim_pid
+                    for e in log.entries()
+                ),
+                params["sleep"] + 10,
+                "the thawed worker to finish its copy",
+            )
+            thawed_at = time.time()
+            wait_for(
+                lambda: any(
+                    e.at > thawed_at and e.pid == victim_pid and e.phase == "done"
+                    for e in log.entries()
+                ),
+                15,
+                "the thawed worker to run other jobs again",
+            )
+        time.sleep(params["tail"])
+        acked = finish_stream(producer, log, server, others={MARK})
+        outcomes = [
+            (e.get("outcome"), e.get("reason", ""))
+            for w in workers
+            for e in w.events()
+            if e.get("event") == "job" and e.get("outcome") != "deleted"
+        ]
+        alive = [w for w in fleet.workers if w.alive]
+        expected_alive = 2 if ttr_honoured else 1
+        result.check(
+            len(alive) == expected_alive,
+            f"expected {expected_alive} live workers, got {len(alive)}",
+        )
 
     result.count(log, acked)
     stats = log.stats()
