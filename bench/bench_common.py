@@ -304,7 +304,7 @@ def worker_argv(
     kind: str, srv: Beanstalkd, tube: str, handler: str, max_jobs: int | None
 ) -> list[str]:
     """argv of one worker process: ``beanfleet`` (the real CLI) or a baseline client."""
-    if kind == "beanfleet":
+    if kind in ("beanfleet", "beanfleet-prefetch"):
         argv = [
             *beanfleet_exe(),
             "work",
@@ -313,6 +313,8 @@ def worker_argv(
             "--tube",
             f"{tube}={handler}",
         ]
+        if kind == "beanfleet-prefetch":
+            argv.append("--prefetch")
     else:
         argv = [PYTHON, CLIENTS, kind, "--server", srv.address, "--tube", tube]
         argv += ["--handler", handler]

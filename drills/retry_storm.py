@@ -1,13 +1,14 @@
 """Drill 6: a retry storm -- thousands of jobs whose handler always fails, retrying every
 second -- and what it does to beanstalkd's binlog.
 
-Arm ``release``: two real ``beanfleet work`` processes (``--max-retries`` huge, backoff base
-0.01 s and cap 1 s, so every retry is ``release <id> <pri> 1``).  beanstalkd 1.12 appends a
-record per delayed release that is reclaimed only when the job is deleted (upstream #622),
-so the binlog should grow with the number of release cycles, not with the number of jobs.
+Arm ``release``: two ``drills/release_loop.py`` processes, retrying the way most beanstalkd
+workers do (and beanfleet did before this drill): ``release <id> <pri> 1``.  beanstalkd 1.12
+appends a record per delayed release that is reclaimed only when the job is deleted
+(upstream #622), so the binlog grows with the number of release cycles.
 
-Arm ``reput``: the same storm through ``drills/reput.py``, the prototype that retries by
-putting a fresh job (attempt number in an envelope) and then deleting the old one.
+Arm ``reput``: two real ``beanfleet work`` processes (``--max-retries`` huge, backoff base
+0.01 s and cap 1 s), which retry by putting a fresh job (attempt number in an envelope) and
+then deleting the old one (beanfleet.retry): every record dies within one retry cycle.
 
 Both arms sample the binlog directory's size (sum of the files) and the server's counters
 twice a second; the binlog files are 128 KiB (``-s 131072``) so growth shows at CI size.
@@ -90,7 +91,7 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
             base = sampler.sample()
             out["bytes_jobs_only"] = base["bytes"]
             sampler.start()
-            if arm == "release":
+            if arm == "reput":  # the product: beanfleet work, retrying by re-put
                 retry = ["--max-retries", "1000000", "--backoff-base", "0.01", "--backoff-cap", "1"]
                 for i in range(2):
                     fleet.start(f"w{i}", retry)
@@ -100,35 +101,18 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
                 for w in fleet.workers:
                     w.wait(15)
             else:
-                for _ in range(2):
-                    procs.append(
-                        subprocess.Popen(
-                            [
-                                sys.executable,
-                                str(DRILLS_DIR / "reput.py"),
-                                "--server",
-                                server.address,
-                                "--tube",
-                                TUBE,
-                                "--handler",
-                                "drill_handlers:always_fail",
-                                "--delay",
-                                "1",
-                                "--max-retries",
-                                "1000000",
-                                "--duration",
-                                str(params["seconds"]),
-                            ],
-                            env=drill_env(log.path),
-                            stdout=subprocess.PIPE,
-                        )
-                    )
+                argv = [sys.executable, str(DRILLS_DIR / "release_loop.py")]
+                argv += ["--server", server.address, "--tube", TUBE]
+                argv += ["--handler", "drill_handlers:always_fail", "--delay", "1"]
+                argv += ["--duration", str(params["seconds"])]
+                env = drill_env(log.path)
+                procs += [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE) for _ in "ab"]
                 counts: dict[str, int] = {}
                 for proc in procs:
                     stdout, _ = proc.communicate(timeout=params["seconds"] + 30)
                     for key, value in json.loads(stdout or b"{}").items():
                         counts[key] = counts.get(key, 0) + value
-                out["prototype_counts"] = counts
+                out["loop_counts"] = counts
             sampler.stop_event.set()
             sampler.join(5)
             end = sampler.sample()
@@ -223,7 +207,7 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     result.notes = (
         f"release: {release['cycles']} releases grew the binlog from "
         f"{release['bytes_jobs_only'] // kib} KiB to {release['bytes_end'] // kib} KiB "
-        f"(~{rel_slope:.0f} B per release); re-put prototype: {reput['cycles']} re-puts, "
+        f"(~{rel_slope:.0f} B per release); beanfleet work (re-put): {reput['cycles']} re-puts, "
         f"binlog {reput['bytes_jobs_only'] // kib} KiB -> max {reput['bytes_max'] // kib} KiB, "
         f"end {reput['bytes_end'] // kib} KiB (~{rep_slope:.1f} B per re-put)"
     )

@@ -36,6 +36,8 @@ def test_systemd_pools_on_worker1(fleet: Fleet, pools: list[dict[str, Any]]) -> 
             pid = fleet.main_pid("worker1", unit)
             assert pid > 0, unit
             assert fleet.check("worker1", f"ps -o user= -p {pid}").strip() == "beanfleet", unit
+            args = fleet.check("worker1", f"tr '\\0' ' ' < /proc/{pid}/cmdline").split()
+            assert ("--prefetch" in args) == bool(pool.get("prefetch")), (unit, args)
         extra = fleet.run(
             "worker1",
             f"systemctl is-active beanfleet-worker@{pool['name']}-{pool['processes'] + 1}",
@@ -60,6 +62,14 @@ def test_supervisor_pools_on_worker2(fleet: Fleet, pools: list[dict[str, Any]]) 
     assert len(pids) == len(expected)
     users = fleet.check("worker2", f"ps -o user= -p {','.join(pids)}").split()
     assert users == ["beanfleet"] * len(expected), users
+    for pool in pools:
+        line = next(
+            x for x in out.splitlines() if x.startswith(f"beanfleet:beanfleet-{pool['name']}_")
+        )
+        pid = re.search(r"pid (\d+)", line)
+        assert pid is not None, line
+        args = fleet.check("worker2", f"tr '\\0' ' ' < /proc/{pid.group(1)}/cmdline").split()
+        assert ("--prefetch" in args) == bool(pool.get("prefetch")), (pool["name"], args)
     # no systemd worker units on the supervisor host
     units = fleet.run("worker2", "systemctl list-units --no-legend 'beanfleet-worker@*'")
     assert units.stdout.strip() == "", units.stdout
