@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXAMPLE_FLEET := ansible/inventories/example/group_vars/all.yml
 
+# `make test` expects the packages of scripts/host-packages.sh (.ci/run installs them).
 .PHONY: up down test lint test-unit test-fleet bench drills render venv clean
 
 $(STAMP): worker/pyproject.toml requirements-dev.txt $(wildcard examples/*/pyproject.toml)
@@ -18,7 +19,10 @@ $(STAMP): worker/pyproject.toml requirements-dev.txt $(wildcard examples/*/pypro
 
 venv: $(STAMP)
 
-up: $(STAMP)
+# On a fresh machine: apt packages first (python3-venv is one), then the venv, the fleet.
+up:
+	scripts/host-packages.sh
+	$(MAKE) venv
 	scripts/fleet.sh up
 	scripts/demo.sh
 
@@ -32,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check worker tests bench drills examples
 	$(BIN)/mypy --strict worker/src
 	$(BIN)/yamllint -s .
+	shellcheck -x scripts/*.sh .ci/run
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint
 
 test-unit: $(STAMP)

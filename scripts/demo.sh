@@ -2,6 +2,7 @@
 # scripts/demo.sh — after `scripts/fleet.sh up`: put a batch of demo jobs from the controller,
 # wait until the queue drains, then show the stats and the work the pools did.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 export BEANFLEET_RELEASE="${BEANFLEET_RELEASE:-bookworm}"
