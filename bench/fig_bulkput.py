@@ -129,6 +129,16 @@ def run(ctx: Ctx) -> Figure:
             "a core): the limit is CPU, the client's JSON encoding and command building plus "
             "beanstalkd's parsing and binlog writes, not round trips."
         )
+        # beanstalkd is one thread: its CPU per put caps every client, however it batches.
+        server_us = 1e4 * s / rate
+        ceiling = 1e6 / server_us
+        fig.notes.append(
+            f"beanstalkd spends {server_us:.1f} µs of CPU per put here (reading the command, "
+            f"storing the job, one binlog write), so no client can put more than about "
+            f"{ceiling:,.0f} jobs/s into it: {ceiling / base:.1f}× the greenstalk loop. "
+            "That is the wall for the 5× goal on this machine with the binlog on; put_many "
+            f"reaches {rate / ceiling:.0%} of it."
+        )
     fig.add(
         Row(
             "greenstalk put loop (json.dumps + put per job)",
