@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
-from types import TracebackType
 from typing import Any, Literal
 
 import greenstalk
 
 from beanfleet.address import check_tube, resolve_server
-from beanfleet.client import connect_error, open_client, open_connection
+from beanfleet.client import ServerLinks, connect_error, open_client, open_connection
 from beanfleet.errors import JobNotFound, UnknownTube
 from beanfleet.jobscan import (
     OldestReady,
@@ -90,7 +89,7 @@ class BuriedListing:
     next_id: int  # pass ``after_id=next_id - 1`` to continue a listing cut by its limit
 
 
-class Admin:
+class Admin(ServerLinks):
     """An admin connection to one beanstalkd: greenstalk for single commands, a pipelining
     :class:`~beanfleet.protocol.Connection` (opened on first need) for id scans."""
 
@@ -103,26 +102,6 @@ class Admin:
         self._client: greenstalk.Client[bytes] | None = None
         self._using = greenstalk.DEFAULT_TUBE
         self._pipe: Connection | None = None
-
-    def __enter__(self) -> Admin:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            with contextlib.suppress(OSError):  # closing a broken link may fail; it is gone
-                client.close()
-        if self._pipe is not None:
-            pipe, self._pipe = self._pipe, None
-            pipe.close()
 
     @contextlib.contextmanager
     def _link(self) -> Iterator[None]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 from collections.abc import Iterable
+from types import TracebackType
+from typing import Self
 
 import greenstalk
 
@@ -44,6 +47,34 @@ def open_client(
         return greenstalk.Client(sock, encoding=None, use=use, watch=watch)
     except OSError as exc:
         raise connect_error(server, exc) from exc
+
+
+class ServerLinks:
+    """What a Producer or an Admin holds: a greenstalk client and a pipelining connection,
+    each opened on first need; ``with`` (or :meth:`close`) closes both."""
+
+    _client: greenstalk.Client[bytes] | None = None
+    _pipe: Connection | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            with contextlib.suppress(OSError):  # closing a broken link may fail; it is gone
+                client.close()
+        if self._pipe is not None:
+            pipe, self._pipe = self._pipe, None
+            pipe.close()
 
 
 def open_connection(server: str, timeout: float = 5.0) -> Connection:

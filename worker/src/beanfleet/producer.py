@@ -16,13 +16,12 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import greenstalk
 
 from beanfleet.address import check_tube, resolve_server
-from beanfleet.client import connect_error, open_client, open_connection
+from beanfleet.client import ServerLinks, connect_error, open_client, open_connection
 from beanfleet.errors import (
     BeanfleetError,
     BodyError,
@@ -85,7 +84,7 @@ def delay_until(when: datetime | float, now: float | None = None) -> int:
     return max(0, math.ceil(seconds))
 
 
-class Producer:
+class Producer(ServerLinks):
     """Puts jobs on one beanstalkd server; reconnects on the next call after a broken link.
 
     The server's max-job-size is read (``stats``) once per connection, so an oversized body
@@ -102,22 +101,11 @@ class Producer:
         self._max_job_size: int | None = None
         self._connect_client()  # fail fast: a wrong address should not wait for the first put
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> Producer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
+    # -- connections -------------------------------------------------------------------------
 
     def close(self) -> None:
-        self._drop_client()
-        self._drop_pipe()
+        super().close()
+        self._max_job_size = None  # used again after closing: read it from the new connection
 
     def _connect_client(self) -> greenstalk.Client[bytes]:
         if self._client is None:
