@@ -106,7 +106,7 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
                 argv += ["--handler", "drill_handlers:always_fail", "--delay", "1"]
                 argv += ["--duration", str(params["seconds"])]
                 env = drill_env(log.path)
-                procs += [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE) for _ in "ab"]
+                procs += [subprocess.Popen(argv, env=env, stdout=subprocess.PIPE) for _ in range(2)]
                 counts: dict[str, int] = {}
                 for proc in procs:
                     stdout, _ = proc.communicate(timeout=params["seconds"] + 30)

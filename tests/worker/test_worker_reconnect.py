@@ -47,15 +47,23 @@ def test_reconnects_after_beanstalkd_restart_and_rewatches(
     assert worker.proc.poll() is None
 
 
-def test_job_that_succeeded_while_disconnected_is_deleted_after_reconnecting(
+def _restart_under_a_running_job(
     queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
-) -> None:
+) -> tuple[Path, Path, int, WorkerProcess]:
+    """A worker runs a slow job (until the ``go`` file exists) when beanstalkd is killed
+    and restarted: (records file, go file, job id, worker)."""
     out, go = tmp_path / "out", tmp_path / "go"
     job_id = queue.put("work", {"out": str(out), "go": str(go), "seconds": 30})
     worker = spawn_worker("--server", queue.server.address, "--tube", SLOW)
     wait_for(lambda: read_records(out), 10, "the handler to start")
-
     _restart_hard(queue)
+    return out, go, job_id, worker
+
+
+def test_job_that_succeeded_while_disconnected_is_deleted_after_reconnecting(
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    out, go, job_id, worker = _restart_under_a_running_job(queue, spawn_worker, tmp_path)
     # Replayed from the binlog: the reservation died with the old server.
     wait_for(lambda: queue.state(job_id) == "ready", 10, "the job replayed as ready")
     go.touch()
@@ -70,12 +78,7 @@ def test_job_that_succeeded_while_disconnected_is_deleted_after_reconnecting(
 def test_job_taken_by_another_worker_meanwhile_is_not_fatal(
     queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    out, go = tmp_path / "out", tmp_path / "go"
-    job_id = queue.put("work", {"out": str(out), "go": str(go), "seconds": 30})
-    worker = spawn_worker("--server", queue.server.address, "--tube", SLOW)
-    wait_for(lambda: read_records(out), 10, "the handler to start")
-
-    _restart_hard(queue)
+    out, go, job_id, worker = _restart_under_a_running_job(queue, spawn_worker, tmp_path)
     other = greenstalk.Client(queue.server.pair, encoding=None, watch="work")
     try:
         assert other.reserve(timeout=5).id == job_id  # "another worker" has it now

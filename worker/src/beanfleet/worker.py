@@ -15,10 +15,10 @@ Prefetch (opt-in): every write carries the finished job's ``delete`` and a
 ``reserve-with-timeout 0`` for the job after next, and the reply read is the one asked for a
 job earlier, so beanstalkd answers while the handler runs: worker and server work at the
 same time instead of taking turns.  While a handler runs the worker holds at most one job
-it has not started.  It gives that job back
-when it stops (closing the connection returns it to ready; no counter moves) or when the
-current job runs longer than ``HEARTBEAT_AFTER`` (``bury`` + ``kick-job``: the job keeps its
-id, priority, place in the queue and ``releases`` count, so its attempt number is unchanged).
+it has not started.  It gives that job back when it stops (closing the connection returns
+it to ready; no counter moves) or when the current job runs longer than ``HEARTBEAT_AFTER``
+(``bury`` + ``kick-job``: the job keeps its id, priority, place in the queue and
+``releases`` count, so its attempt number is unchanged).
 Replies owed for such pipelined commands are read (``_settle``) before any other exchange.
 """
 
@@ -311,9 +311,7 @@ class Worker:
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
-        while self._prefetched:
-            held = self._prefetched.popleft()
-            self._log_job(held, "returned", "prefetched, not started; connection lost")
+        self._forget_prefetched("connection lost")
         cut_off = [entry for entry in self._owed if entry is not None]
         self._owed.clear()
         if self._pending_delete is not None:
@@ -358,9 +356,7 @@ class Worker:
                     self._settle(self._conn)
             except OSError as exc:
                 self._connection_lost(exc)
-            while self._prefetched:
-                held = self._prefetched.popleft()
-                self._log_job(held, "returned", "prefetched, not started; worker stopping")
+            self._forget_prefetched("worker stopping")
         if self._pending_delete is not None:
             self._unconfirmed.append(self._pending_delete)
             self._pending_delete = None
@@ -501,6 +497,12 @@ class Worker:
         self._current = job
         job.next_touch = time.monotonic() + HEARTBEAT_AFTER  # its time starts now
         return job
+
+    def _forget_prefetched(self, why: str) -> None:
+        """Log the held jobs as returned: closing the connection gives them back."""
+        while self._prefetched:
+            held = self._prefetched.popleft()
+            self._log_job(held, "returned", f"prefetched, not started; {why}")
 
     def _hand_back(self, conn: Connection, job: _Reserved) -> None:
         """Return a prefetched job that would wait behind a long one (lock held).
