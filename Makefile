@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 EXAMPLE_FLEET := ansible/inventories/example/group_vars/all.yml
 
 # `make test` expects the packages of scripts/host-packages.sh (.ci/run installs them).
-.PHONY: up down test lint test-unit test-fleet bench drills render venv clean
+.PHONY: up down test lint test-unit test-fleet test-vm bench drills render venv clean
 
 $(STAMP): worker/pyproject.toml requirements-dev.txt $(wildcard examples/*/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,12 @@ test-unit: $(STAMP)
 
 test-fleet: $(STAMP)
 	$(BIN)/pytest tests/fleet
+
+# The fleet in real VMs (vagrant-libvirt, qemu/TCG where KVM does not work): box build,
+# queue + worker1 up and provisioned with the same Vagrantfile and playbook, the fleet
+# tests marked `vm`, destroy. See docs/vm.md.
+test-vm: $(STAMP)
+	BEANFLEET_PROVIDER=libvirt $(BIN)/pytest tests/fleet -m vm
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --size full

@@ -30,26 +30,8 @@ IMAGE="beanfleet/$RELEASE:latest"
 need_cmd mmdebstrap docker sha256sum
 [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap needs it here)"
 
-# Vagrant's insecure public key(s), from the installed vagrant (never from
-# this repository). BEANFLEET_VAGRANT_PUBKEY may point at a file instead.
-find_vagrant_pubkeys() {
-    if [ -n "${BEANFLEET_VAGRANT_PUBKEY:-}" ]; then
-        echo "$BEANFLEET_VAGRANT_PUBKEY"; return
-    fi
-    {
-        dpkg -L vagrant 2>/dev/null || true
-        # upstream installer (/opt/vagrant) and gem installs
-        compgen -G '/opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub*' || true
-        compgen -G '/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub*' || true
-        compgen -G '/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub*' || true
-        compgen -G '/var/lib/gems/*/gems/vagrant-*/keys/vagrant.pub*' || true
-    } | grep -E '/keys/vagrant\.pub(\.[a-z0-9]+)?$' | sort -u
-}
 take_lock "image-$RELEASE"
-mapfile -t PUBKEY_FILES < <(find_vagrant_pubkeys)
-[ "${#PUBKEY_FILES[@]}" -gt 0 ] || die "Vagrant's insecure public key not found (is vagrant installed? or set BEANFLEET_VAGRANT_PUBKEY)"
-PUBKEYS="$(cat "${PUBKEY_FILES[@]}" | grep -E '^(ssh-|ecdsa-)' | sort -u)"
-[ -n "$PUBKEYS" ] || die "no public key lines in ${PUBKEY_FILES[*]}"
+PUBKEYS="$(vagrant_pubkeys)"
 
 # The image is built from (and must match) the local apt repository.
 "$SCRIPTS_DIR/apt-repo.sh" "$RELEASE"

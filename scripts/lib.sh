@@ -123,7 +123,11 @@ controller_python() {
 
 # Fleet state (Vagrant dotfile dir, inventory, ssh config) for one
 # release/manager combination, so several fleets can live side by side.
-fleet_name() { echo "${BEANFLEET_RELEASE:-bookworm}-${BEANFLEET_MANAGER:-systemd}"; }
+fleet_name() {
+    local name="${BEANFLEET_RELEASE:-bookworm}-${BEANFLEET_MANAGER:-systemd}"
+    [ "${BEANFLEET_PROVIDER:-docker}" = docker ] || name="$name-$BEANFLEET_PROVIDER"
+    echo "$name"
+}
 fleet_dir() { echo "$BUILD_DIR/fleets/$(fleet_name)"; }
 
 # take_lock NAME: serialise builds of one shared output (several fleets may
@@ -135,4 +139,28 @@ take_lock() {
         log "waiting for another build of $1"
         flock 9
     fi
+}
+
+# Vagrant's insecure public key(s), from the installed vagrant (never from this
+# repository): the fleet images and the VM box authorise them for user vagrant.
+# BEANFLEET_VAGRANT_PUBKEY may point at a file instead.
+vagrant_pubkeys() {
+    local files=()
+    if [ -n "${BEANFLEET_VAGRANT_PUBKEY:-}" ]; then
+        files=("$BEANFLEET_VAGRANT_PUBKEY")
+    else
+        mapfile -t files < <({
+            dpkg -L vagrant 2>/dev/null || true
+            # upstream installer (/opt/vagrant) and gem installs
+            compgen -G '/opt/vagrant/embedded/gems/*/gems/vagrant-*/keys/vagrant.pub*' || true
+            compgen -G '/opt/vagrant/embedded/gems/gems/vagrant-*/keys/vagrant.pub*' || true
+            compgen -G '/usr/share/rubygems-integration/all/gems/vagrant-*/keys/vagrant.pub*' || true
+            compgen -G '/var/lib/gems/*/gems/vagrant-*/keys/vagrant.pub*' || true
+        } | grep -E '/keys/vagrant\.pub(\.[a-z0-9]+)?$' | sort -u)
+    fi
+    [ "${#files[@]}" -gt 0 ] || die "Vagrant's insecure public key not found (is vagrant installed? or set BEANFLEET_VAGRANT_PUBKEY)"
+    local keys
+    keys="$(cat "${files[@]}" | grep -E '^(ssh-|ecdsa-)' | sort -u)"
+    [ -n "$keys" ] || die "no public key lines in ${files[*]}"
+    printf '%s\n' "$keys"
 }

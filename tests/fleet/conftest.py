@@ -10,3 +10,9 @@ from fleetlib import (  # noqa: F401 (fixtures and hooks pytest finds here)
     pytest_runtest_logreport,
     pytest_terminal_summary,
 )
+
+
+def pytest_configure(config: object) -> None:
+    config.addinivalue_line(  # type: ignore[attr-defined]
+        "markers", "vm: also runs against real VMs (make test-vm, BEANFLEET_PROVIDER=libvirt)"
+    )

@@ -1,12 +1,19 @@
 """Fleet test helpers, the `fleet` fixture and the timing summary (see conftest.py).
 
-One fleet per release (``BEANFLEET_RELEASES``, default "bookworm trixie"), each with
-``BEANFLEET_MANAGER=mixed``: worker1 runs its pools under systemd, worker2 under supervisor
-(ansible/inventories/vagrant/host_vars). The session fixture ``fleet`` is parametrized over
-the releases, so pytest runs every test of one release, tears that fleet down, then brings
-up the next.
+The same tests run against two kinds of fleet, chosen by ``BEANFLEET_PROVIDER``:
+
+* ``docker`` (default, ``make test-fleet``): systemd containers, one fleet per release
+  (``BEANFLEET_RELEASES``, default "bookworm trixie"), each with ``BEANFLEET_MANAGER=mixed``:
+  worker1 runs its pools under systemd, worker2 under supervisor
+  (ansible/inventories/vagrant/host_vars). The session fixture ``fleet`` is parametrized
+  over the releases, so pytest runs every test of one release, tears that fleet down, then
+  brings up the next.
+* ``libvirt`` (``make test-vm``): real VMs (queue + worker1, systemd), the tests marked
+  ``vm``. The controller is not in the inventory, so it plays the outsider, and it reaches
+  beanstalkd through an SSH tunnel from worker1 (as a fleet member).
 
 Env:
+  BEANFLEET_PROVIDER       docker (default) | libvirt
   BEANFLEET_RELEASES       releases to test (space/comma separated)
   BEANFLEET_REQUIRE_FLEET  set (CI): fail instead of skipping when docker is unavailable
   BEANFLEET_KEEP_FLEET=1   leave the fleet running afterwards (debugging)
@@ -19,6 +26,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -36,10 +44,13 @@ from beanfleet.admin import Admin
 REPO = Path(__file__).resolve().parents[2]
 FLEET_SH = REPO / "scripts" / "fleet.sh"
 GROUP_VARS = REPO / "ansible" / "inventories" / "vagrant" / "group_vars" / "all.yml"
-MANAGER = "mixed"
+PROVIDER = os.environ.get("BEANFLEET_PROVIDER", "docker")
+# docker: one fleet covers both managers; VMs: systemd (the default a laptop gets).
+MANAGER = "mixed" if PROVIDER == "docker" else "systemd"
+MIXED_WORKERS = {"worker1": "systemd", "worker2": "supervisor"}
 RECORD_LOG = "/var/lib/beanfleet/record/record.log"
 MAILDIR = "/var/lib/beanfleet/maildir"
-WORKERS = {"worker1": "systemd", "worker2": "supervisor"}
+BEANSTALKD_PORT = 11300
 
 # Timings for the terminal summary: release -> [(label, seconds)], (release, module) -> s.
 FLEET_TIMES: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -47,8 +58,23 @@ MODULE_TIMES: dict[tuple[str, str], float] = defaultdict(float)
 
 
 def releases() -> list[str]:
-    raw = os.environ.get("BEANFLEET_RELEASES", "bookworm trixie")
+    default = "bookworm trixie" if PROVIDER == "docker" else "bookworm"
+    raw = os.environ.get("BEANFLEET_RELEASES", default)
     return [r for r in re.split(r"[\s,]+", raw) if r]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def wait_for(
@@ -66,6 +92,32 @@ def wait_for(
         time.sleep(interval)
 
 
+class Tunnel:
+    """``127.0.0.1:PORT`` -> beanstalkd, forwarded by SSH through a fleet host, so the
+    connection reaches beanstalkd from an address its firewall admits."""
+
+    def __init__(self, ssh_config: str, via: str, target: str) -> None:
+        self.ssh_config, self.via, self.target = ssh_config, via, target
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.stop()
+        self.proc = subprocess.Popen(
+            ["ssh", "-F", self.ssh_config, "-N", "-o", "ControlPath=none",
+             "-o", "ExitOnForwardFailure=yes",
+             "-L", f"127.0.0.1:{self.port}:{self.target}:{BEANSTALKD_PORT}", self.via],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(f"the SSH tunnel via {self.via}", lambda: port_open("127.0.0.1", self.port), 60)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
 @dataclass
 class Fleet:
     release: str
@@ -73,12 +125,34 @@ class Fleet:
     data: dict[str, Any]
     env: dict[str, str]
     timings: list[tuple[str, float]] = field(default_factory=list)
+    tunnel: Tunnel | None = None
 
     @property
     def name(self) -> str:
-        return f"{self.release}-{MANAGER}"
+        return str(self.data["fleet"])
+
+    @property
+    def provider(self) -> str:
+        return str(self.data.get("provider", "docker"))
+
+    @property
+    def machines(self) -> list[str]:
+        return list(self.data["machines"])
+
+    @property
+    def fleet_hosts(self) -> list[str]:
+        return [m for m, d in self.data["machines"].items() if d["group"]]
+
+    @property
+    def workers(self) -> dict[str, str]:
+        """Worker host -> the process manager of its pools."""
+        hosts = [m for m, d in self.data["machines"].items() if d["group"] == "workers"]
+        if self.data["manager"] == "mixed":
+            return {h: MIXED_WORKERS[h] for h in hosts}
+        return {h: str(self.data["manager"]) for h in hosts}
 
     def address(self, machine: str) -> str:
+        """The address the fleet hosts see ``machine`` at."""
         return str(self.data["machines"][machine]["address"])
 
     def container(self, machine: str) -> str:
@@ -86,19 +160,29 @@ class Fleet:
 
     @property
     def server(self) -> str:
-        return f"{self.address('queue')}:11300"
+        """Where the controller reaches beanstalkd (directly, or through the tunnel)."""
+        if self.tunnel is not None:
+            return f"127.0.0.1:{self.tunnel.port}"
+        return f"{self.address('queue')}:{BEANSTALKD_PORT}"
 
-    # -- commands on the hosts (docker exec, as root) ------------------------------------
+    def open_tunnel(self) -> None:
+        via = next(iter(self.workers))
+        self.tunnel = Tunnel(str(self.data["ssh_config"]), via, self.address("queue"))
+        self.tunnel.start()
+
+    # -- commands on the hosts (as root) -------------------------------------------------
 
     def run(
         self, machine: str, command: str, timeout: float = 60
     ) -> subprocess.CompletedProcess[str]:
+        if self.provider == "docker":
+            argv = ["docker", "exec", self.container(machine), "bash", "-c", command]
+            stdin = None
+        else:  # the command goes on stdin: no second round of shell quoting
+            argv = ["ssh", "-F", str(self.data["ssh_config"]), machine, "sudo", "bash", "-s"]
+            stdin = command
         return subprocess.run(
-            ["docker", "exec", self.container(machine), "bash", "-c", command],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            argv, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
         )
 
     def check(self, machine: str, command: str, timeout: float = 60) -> str:
@@ -108,9 +192,47 @@ class Fleet:
         )
         return res.stdout
 
+    def run_outside(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """Run ``command`` on a machine that is not in the inventory: the `outsider`
+        container, or (VMs) the controller itself."""
+        if "outsider" in self.data["machines"]:
+            return self.run("outsider", command, timeout)
+        return subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def restart_hosts(self, machines: list[str]) -> None:
+        """Restart hosts as a whole (a container restart, or a VM reboot) and wait until
+        they answer again."""
+        if self.provider == "docker":
+            for m in machines:
+                subprocess.run(["docker", "restart", self.container(m)], check=True, timeout=180)
+        else:
+            res = subprocess.run(
+                ["vagrant", "reload", *machines], env=self.vagrant_env(), cwd=REPO,
+                capture_output=True, text=True, timeout=1200, check=False,
+            )  # fmt: skip
+            (self.dir / "reload.log").write_text(res.stdout + res.stderr)
+            assert res.returncode == 0, "vagrant reload failed:\n" + res.stderr[-2000:]
+            # A VM may come back with another management address (DHCP).
+            inv = subprocess.run(
+                [str(FLEET_SH), "inventory"], env=self.vagrant_env(),
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            assert inv.returncode == 0, inv.stderr[-2000:]
+            self.data = json.loads((self.dir / "fleet.json").read_text())
+        for m in machines:
+            wait_for(f"{m} to answer", lambda m=m: self.run(m, "true").returncode == 0, 300, 2)
+        if self.tunnel is not None:
+            self.tunnel.start()
+
+    def vagrant_env(self) -> dict[str, str]:
+        extra = {k: v for k, v in self.data["vagrant_env"].items() if v}
+        return dict(self.env, **extra)
+
     # -- fleet.sh ------------------------------------------------------------------------
 
-    def fleet_sh(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def fleet_sh(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(FLEET_SH), *args],
             env=self.env,
@@ -131,7 +253,7 @@ class Fleet:
     def record_lines(self) -> list[tuple[str, int, int]]:
         """(worker, job id, seq) of every line of record.log on both workers."""
         out: list[tuple[str, int, int]] = []
-        for worker in WORKERS:
+        for worker in self.workers:
             res = self.run(worker, f"cat {RECORD_LOG} 2>/dev/null || true")
             for line in res.stdout.splitlines():
                 job_id, seq = line.split()
@@ -210,12 +332,16 @@ def assert_exactly_once(fleet: Fleet, seqs: list[int], timeout: float = 120) -> 
 # -- the fleet fixture -------------------------------------------------------------------
 
 
-def _docker_problem() -> str | None:
-    """Why the fleet cannot run here, or None: needs docker, vagrant and a dockerd that answers
-    (started here when it is not: dockerd-up.sh is idempotent)."""
-    missing = [c for c in ("docker", "vagrant") if not shutil.which(c)]
+def _provider_problem() -> str | None:
+    """Why the fleet cannot run here, or None. docker: needs docker, vagrant and a dockerd
+    that answers (started here when it is not: dockerd-up.sh is idempotent). libvirt:
+    vagrant and virsh (fleet.sh starts libvirtd)."""
+    needed = ("docker", "vagrant") if PROVIDER == "docker" else ("vagrant", "virsh")
+    missing = [c for c in needed if not shutil.which(c)]
     if missing:
         return f"not installed: {', '.join(missing)}"
+    if PROVIDER != "docker":
+        return None
     res = subprocess.run(
         [str(REPO / "scripts" / "dockerd-up.sh")],
         capture_output=True,
@@ -240,29 +366,37 @@ def _running(fleet_dir: Path) -> bool:
     if not fj.exists():
         return False
     data = json.loads(fj.read_text())
-    for m in data["machines"].values():
-        res = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Running}}", m["container_name"]],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    for name, m in data["machines"].items():
+        if data.get("provider", "docker") == "docker":
+            argv = ["docker", "inspect", "-f", "{{.State.Running}}", m["container_name"]]
+        else:
+            argv = ["ssh", "-F", data["ssh_config"], "-o", "ConnectTimeout=5", name, "echo", "true"]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         if res.stdout.strip() != "true":
             return False
     return True
 
 
+def _fleet_name(release: str) -> str:
+    return f"{release}-{MANAGER}" + ("" if PROVIDER == "docker" else f"-{PROVIDER}")
+
+
 @pytest.fixture(scope="session", params=releases())
 def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
     release: str = request.param
-    problem = _docker_problem()
+    problem = _provider_problem()
     if problem:
         if os.environ.get("BEANFLEET_REQUIRE_FLEET"):
             pytest.fail(f"fleet unavailable ({problem}) and BEANFLEET_REQUIRE_FLEET is set")
         pytest.skip(f"fleet unavailable ({problem}); set BEANFLEET_REQUIRE_FLEET to fail instead")
-    env = dict(os.environ, BEANFLEET_RELEASE=release, BEANFLEET_MANAGER=MANAGER)
+    env = dict(
+        os.environ,
+        BEANFLEET_RELEASE=release,
+        BEANFLEET_MANAGER=MANAGER,
+        BEANFLEET_PROVIDER=PROVIDER,
+    )
     build = Path(os.environ.get("BEANFLEET_BUILD_DIR", REPO / "build"))
-    fleet_dir = build / "fleets" / f"{release}-{MANAGER}"
+    fleet_dir = build / "fleets" / _fleet_name(release)
     times = FLEET_TIMES[release]
     if os.environ.get("BEANFLEET_REUSE_FLEET") == "1" and _running(fleet_dir):
         times.append(("reused running fleet", 0.0))
@@ -273,7 +407,7 @@ def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=1800,
+            timeout=3600,
             check=False,
         )
         fleet_dir.mkdir(parents=True, exist_ok=True)
@@ -288,9 +422,13 @@ def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
             )
     data = json.loads((fleet_dir / "fleet.json").read_text())
     f = Fleet(release=release, dir=fleet_dir, data=data, env=env, timings=times)
+    if f.provider != "docker":
+        f.open_tunnel()
     try:
         yield f
     finally:
+        if f.tunnel is not None:
+            f.tunnel.stop()
         if os.environ.get("BEANFLEET_KEEP_FLEET") != "1":
             _down(env, release)
 
@@ -325,7 +463,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr = terminalreporter
     tr.section("beanfleet fleet timings")
     for release in sorted(set(FLEET_TIMES) | {r for r, _ in MODULE_TIMES}):
-        tr.write_line(f"{release}-{MANAGER}:")
+        tr.write_line(f"{_fleet_name(release)}:")
         for label, secs in FLEET_TIMES.get(release, []):
             tr.write_line(f"  {label:<50} {secs:7.1f}s")
         for (rel, module), secs in sorted(MODULE_TIMES.items()):

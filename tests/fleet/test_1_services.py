@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from fleetlib import Fleet
 
 
+@pytest.mark.vm
 def test_beanstalkd_active_with_binlog(fleet: Fleet) -> None:
     assert fleet.check("queue", "systemctl is-active beanstalkd").strip() == "active"
     pid = fleet.main_pid("queue", "beanstalkd")
@@ -18,16 +20,19 @@ def test_beanstalkd_active_with_binlog(fleet: Fleet) -> None:
     assert fleet.check("queue", f"ps -o user= -p {pid}").strip() == "beanstalkd"
 
 
+@pytest.mark.vm
 def test_beanstalkd_listens(fleet: Fleet) -> None:
     out = fleet.check("queue", "ss -H -ltnp 'sport = :11300'")
     assert re.search(r"0\.0\.0\.0:11300\s.*beanstalkd", out), out
 
 
+@pytest.mark.vm
 def test_beanstalkd_socket_masked(fleet: Fleet) -> None:
     res = fleet.run("queue", "systemctl is-enabled beanstalkd.socket")
     assert res.stdout.strip() == "masked", res.stdout + res.stderr
 
 
+@pytest.mark.vm
 def test_systemd_pools_on_worker1(fleet: Fleet, pools: list[dict[str, Any]]) -> None:
     for pool in pools:
         for n in range(1, pool["processes"] + 1):
