@@ -56,7 +56,7 @@ for driver in $DRIVERS; do
     log "starting dockerd (storage driver $driver), log: $LOGFILE"
     printf '\n==== %s: dockerd --storage-driver=%s ====\n' "$(date -u +%FT%TZ)" "$driver" >> "$LOGFILE"
     # setsid: the daemon must outlive this script and its caller's process group.
-    setsid dockerd --storage-driver="$driver" </dev/null >>"$LOGFILE" 2>&1 &
+    detached setsid dockerd --storage-driver="$driver" </dev/null >>"$LOGFILE" 2>&1 &
     pid=$!
     if wait_docker "$pid"; then
         log "docker is up: $(docker info --format 'server {{.ServerVersion}}, storage {{.Driver}}, cgroup v{{.CgroupVersion}}' 2>/dev/null)"

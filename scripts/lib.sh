@@ -164,3 +164,16 @@ vagrant_pubkeys() {
     [ -n "$keys" ] || die "no public key lines in ${files[*]}"
     printf '%s\n' "$keys"
 }
+
+# detached CMD...: start a daemon with no file descriptor of ours but 0-2 (redirect
+# those yourself). A daemon that inherits, say, a flock(1)ed lock file holds that
+# lock for as long as it runs.
+detached() {
+    (
+        for fd in /proc/self/fd/*; do
+            fd="${fd##*/}"
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+        done
+        exec "$@"
+    )
+}

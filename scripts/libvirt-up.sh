@@ -31,8 +31,8 @@ stop_libvirtd() {
 }
 # Running domains (qemu processes) survive a restart of the daemon.
 start_libvirtd() {
-    pgrep -x virtlogd >/dev/null || virtlogd -d
-    pgrep -x libvirtd >/dev/null || libvirtd -d
+    pgrep -x virtlogd >/dev/null || detached virtlogd -d </dev/null >/dev/null 2>&1
+    pgrep -x libvirtd >/dev/null || detached libvirtd -d </dev/null >/dev/null 2>&1
     for _ in $(seq 1 60); do answers && return 0; sleep 0.5; done
     return 1
 }
