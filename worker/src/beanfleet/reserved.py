@@ -1,0 +1,40 @@
+"""A job reserved on the worker's current connection, and what the worker learned of it."""
+
+from __future__ import annotations
+
+import time
+
+from beanfleet.handlers import JobInfo
+from beanfleet.retry import attempt_of
+
+HEARTBEAT_AFTER = 0.5  # touch only jobs still running this long after they started
+
+
+class Reserved:
+    """A reserved job; once handled, it may await its ``delete``."""
+
+    __slots__ = ("body", "duration", "id", "info", "next_touch", "stats", "tube")
+
+    def __init__(self, job_id: int, body: bytes, tube: str | None) -> None:
+        self.id = job_id
+        self.body = body
+        self.tube = tube
+        # stats-job, asked once before the job starts: its pri, ttr and counters hold
+        # still while it is reserved here.
+        self.stats: dict[str, int | str] | None = None
+        self.info: JobInfo | None = None
+        self.duration: float | None = None
+        self.next_touch = time.monotonic() + HEARTBEAT_AFTER
+
+    @property
+    def attempt(self) -> int | None:
+        return None if self.stats is None else attempt_of(self.stats)
+
+    @property
+    def priority(self) -> int:
+        assert self.stats is not None
+        return int(self.stats["pri"])
+
+    def started(self) -> None:
+        """Its handler starts now: the heartbeat counts from here."""
+        self.next_touch = time.monotonic() + HEARTBEAT_AFTER
