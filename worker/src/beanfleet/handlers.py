@@ -69,6 +69,11 @@ class HandlerSpec:
         """Import the module and return the callable, or raise ConfigError in one line."""
         try:
             obj: object = importlib.import_module(self.module)
+        except SystemExit as exc:  # sys.exit() in module code: say which module did it
+            raise ConfigError(
+                f"cannot import handler {self.target} for tube {self.tube!r}: module "
+                f"{self.module!r} called sys.exit({exc.code!r}) while being imported"
+            ) from None
         except Exception as exc:  # any failure of user code at import time is a config error
             raise ConfigError(
                 f"cannot import handler {self.target} for tube {self.tube!r}: "

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from beanfleet.bounds import MAX_RETRIES, check_count, check_number
 from beanfleet.errors import PermanentFailure, RetryLater
 from beanfleet.protocol import Connection
 
@@ -60,6 +61,11 @@ class RetryPolicy:
     max_retries: int = DEFAULT_MAX_RETRIES
     backoff_base: float = DEFAULT_BACKOFF_BASE
     backoff_cap: float = DEFAULT_BACKOFF_CAP
+
+    def __post_init__(self) -> None:
+        check_count(self.max_retries, "max-retries", low=0, high=MAX_RETRIES)
+        check_number(self.backoff_base, "backoff base", low=0, high=MAX_DELAY)
+        check_number(self.backoff_cap, "backoff cap", low=0, high=MAX_DELAY)
 
     def backoff(self, attempt: int) -> int:
         """Delay before the retry that follows failed attempt ``attempt`` (1-based).

@@ -30,6 +30,7 @@ from types import FrameType
 import greenstalk
 
 from beanfleet.address import check_tube, parse_server
+from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.client import describe_os_error
 from beanfleet.errors import ConfigError, JobTimeout
 from beanfleet.handlers import Handler, JobInfo
@@ -92,6 +93,8 @@ class Worker:
         for tube in self.handlers:
             check_tube(tube)
         self.policy = policy or RetryPolicy()
+        if timeout is not None:
+            check_number(timeout, "timeout", low=0, low_open=True, high=MAX_SECONDS)
         self.timeout = timeout
         self.recycler = Recycler(limits or RecycleLimits())
         self.log = log or JobLog()
