@@ -277,14 +277,16 @@ def test_deadline_soon_is_retried_not_a_crash(
     job_id = queue.put("work", {"out": str(out)}, ttr=1)
 
     def hold_a_job_on_the_workers_connection(worker: Worker) -> None:
-        # Reserve the job on the worker's own connection and forget it: with TTR 1 it is
-        # inside beanstalkd's 1 s safety margin, so the worker's reserve gets DEADLINE_SOON.
-        assert worker._connect()
-        conn = worker.conn
-        assert conn is not None
-        conn.send([b"reserve-with-timeout 0"])
+        # Hand the worker a connection that already holds the job reserved (and forgotten):
+        # with TTR 1 it is inside beanstalkd's 1 s safety margin, so the worker's reserve
+        # gets DEADLINE_SOON.
+        conn = Connection(parse_server(server_address))
+        conn.send([b"watch work", b"ignore default", b"reserve-with-timeout 0"])
+        conn.expect(b"WATCHING")
+        conn.expect(b"WATCHING")
         _, values = conn.expect(b"RESERVED")
         conn.read_chunk(int(values[1]))
+        worker.conn = conn
 
     _, lines = run_worker(
         server_address,

@@ -52,7 +52,7 @@ def test_prefetch_runs_every_job_once_in_priority_order(queue: Queue) -> None:
     assert sum("outcome=deleted" in line for line in lines) == len(put)
     stats = queue.tube_stats("work")
     assert (stats["current-jobs-ready"], stats["current-jobs-reserved"]) == (0, 0)
-    assert stats["total-jobs"] == len(put)  # nothing re-put: no job was handed back
+    assert stats["total-jobs"] == len(put)  # no job was made twice
 
 
 def test_stop_gives_the_prefetched_job_back_unstarted(queue: Queue) -> None:
