@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from beanfleet.handlers import JobInfo
 from beanfleet.retry import attempt_of
 
 HEARTBEAT_AFTER = 0.5  # touch only jobs still running this long after they started
+
+
+# The stats-job fields a start needs.  One findall instead of a general YAML parse of its
+# ~15 lines: the parse runs once per job, on the hot path.
+_NEEDED = re.compile(rb"^(tube|pri|ttr|reserves|kicks): ([^\r\n]*)", re.MULTILINE)
+
+
+def parse_job_stats(data: bytes) -> dict[str, int | str]:
+    """``tube``, ``pri``, ``ttr``, ``reserves`` and ``kicks`` from a stats-job body."""
+    found = {key.decode(): value for key, value in _NEEDED.findall(data)}
+    stats: dict[str, int | str] = {k: int(v) for k, v in found.items() if k != "tube"}
+    stats["tube"] = found["tube"].decode().strip('"')
+    return stats
 
 
 class Reserved:

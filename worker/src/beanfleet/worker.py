@@ -37,9 +37,9 @@ from beanfleet.handlers import Handler, JobInfo
 from beanfleet.joblog import JobLog, JobOutcome
 from beanfleet.monitor import Monitor
 from beanfleet.prefetch import Prefetch
-from beanfleet.protocol import Connection, parse_yaml_mapping
+from beanfleet.protocol import Connection
 from beanfleet.recycle import RecycleLimits, Recycler
-from beanfleet.reserved import Reserved
+from beanfleet.reserved import Reserved, parse_job_stats
 from beanfleet.retry import RetryOutcome, RetryPolicy, attempt_of, bury, schedule_retry
 from beanfleet.shutdown import ShutdownFlags
 
@@ -414,7 +414,7 @@ class Worker:
             self._current = None
             self.log_job(job, "lost", f"stats-job replied {status.decode(errors='replace')}")
             return None
-        job.stats = parse_yaml_mapping(conn.read_chunk(int(values[0])))
+        job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
         return job
 
     def _wait_readable(self, conn: Connection) -> bool:
