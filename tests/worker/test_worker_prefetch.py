@@ -124,6 +124,25 @@ def test_prefetched_job_is_handed_back_when_the_current_job_runs_long(
     assert any(f"job={waiting} " in line and "outcome=returned" in line for line in first.lines())
 
 
+def test_a_handler_runs_with_at_most_two_jobs_held_and_no_stats_round_trip(
+    queue: Queue,
+) -> None:
+    ids = [queue.put("work", {"n": n}) for n in range(12)]
+    reserved_while_running: list[int] = []
+
+    def handler(data: Any, job: JobInfo) -> None:
+        reserved_while_running.append(queue.tube_stats("work")["current-jobs-reserved"])
+
+    before = queue.server_stats()["cmd-stats-job"]
+    run_worker(queue.server.address, {"work": handler}, max_jobs=len(ids), prefetch=True)
+    # The running job plus at most two held: one with its counters asked, one reserved.
+    assert max(reserved_while_running) == 3 and min(reserved_while_running) >= 1
+    # One stats-job per job, each asked a job before it starts (in the write that carries
+    # the reserves), so no job waits for its own.
+    assert queue.server_stats()["cmd-stats-job"] - before == len(ids)
+    assert all(queue.state(job_id) is None for job_id in ids)
+
+
 def test_a_hand_back_cut_off_after_its_release_strands_nothing(queue: Queue) -> None:
     # The worker dies between the two commands of a hand-back: the job was released with a
     # one-second delay and becomes ready by itself (it counts as an attempt: no kick).

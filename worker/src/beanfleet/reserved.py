@@ -27,7 +27,17 @@ def parse_job_stats(data: bytes) -> dict[str, int | str]:
 class Reserved:
     """A reserved job; once handled, it may await its ``delete``."""
 
-    __slots__ = ("body", "duration", "id", "info", "next_touch", "stats", "tube")
+    __slots__ = (
+        "body",
+        "duration",
+        "id",
+        "info",
+        "next_touch",
+        "stats",
+        "stats_asked",
+        "stats_known",
+        "tube",
+    )
 
     def __init__(self, job_id: int, body: bytes, tube: str | None) -> None:
         self.id = job_id
@@ -35,7 +45,9 @@ class Reserved:
         self.tube = tube
         # stats-job, asked once before the job starts: its pri, ttr and counters hold
         # still while it is reserved here.
-        self.stats: dict[str, int | str] | None = None
+        self.stats: dict[str, int | str] | None = None  # None once known: job gone
+        self.stats_asked = False
+        self.stats_known = False
         self.info: JobInfo | None = None
         self.duration: float | None = None
         self.next_touch = time.monotonic() + HEARTBEAT_AFTER

@@ -7,11 +7,12 @@ connection: while a handler runs, every use of it holds ``lock``; outside that w
 the main thread uses it and no reply is left unread except the prefetch ones
 (:mod:`beanfleet.prefetch`).
 
-Per job: the finished job's ``delete`` goes out in the same write as the next reserve
-(:meth:`Worker._send_after_delete`, the one place that deletes), then ``stats-job`` of the
-new job before it starts.  That second round trip is the price of counting every start
+Per job: the finished job's ``delete`` goes out in the same write as the next reserve, then
+``stats-job`` of the new job before it starts (:meth:`Worker._deleted` logs every delete).
+That second round trip is the price of counting every start
 (:func:`beanfleet.retry.attempt_of`): the reserve reply carries no counters, and a job whose
-earlier starts all killed their worker must be buried before it runs again.
+earlier starts all killed their worker must be buried before it runs again.  With prefetch
+the counters are asked a job earlier and no round trip is left (:mod:`beanfleet.prefetch`).
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ class Worker:
         self.conn: Connection | None = None
         self.conn_broken = False  # set by the monitor when a touch hits a dead socket
         self.running: Reserved | None = None  # its handler is executing right now
-        self.prefetch = Prefetch(single_tube, self.log_returned)
+        self.prefetch = Prefetch(single_tube, self.log_returned, self._deleted)
 
         self._healthy = False  # the current connection has answered a reserve
         self._backoff = RECONNECT_FIRST
@@ -262,9 +263,11 @@ class Worker:
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
-        self.prefetch.forget("connection lost")
+        cut_off = self.prefetch.forget("connection lost")
         done, self._pending_delete = self._pending_delete, None
         if done is not None:
+            cut_off.append(done)
+        for done in cut_off:
             self.log.event(
                 "delete-pending",
                 f"job {done.id} succeeded but its delete was cut off; "
@@ -272,7 +275,7 @@ class Worker:
                 level="warning",
                 job=done.id,
             )
-            self._unconfirmed.append(done)
+        self._unconfirmed.extend(cut_off)
         if not self._healthy:
             # Lost again before it ever answered a reserve: back off instead of spinning.
             self._pause(self._backoff * random.uniform(0.5, 1.0))
@@ -295,6 +298,11 @@ class Worker:
         conn.sock.sendall(b"delete %d\r\n%s" % (done.id, commands))
         status, _ = conn.read_reply()
         self._pending_delete = None
+        self._deleted(done, status, after_reconnect=after_reconnect)
+
+    def _deleted(self, done: Reserved, status: bytes, *, after_reconnect: bool = False) -> None:
+        """Log a succeeded job once beanstalkd answered its ``delete`` (sent here or, with
+        prefetch, pipelined and read by :meth:`Prefetch.settle`)."""
         info = done.info
         if status == b"DELETED" and after_reconnect:
             self.log_job(done, "deleted", "deleted after reconnecting")
@@ -330,7 +338,7 @@ class Worker:
                 self._send_after_delete(conn, b"")
         except (OSError, greenstalk.Error) as exc:
             self._connection_lost(exc if isinstance(exc, OSError) else ConnectionError(exc))
-        self.prefetch.forget("worker stopping")
+        self._unconfirmed.extend(self.prefetch.forget("worker stopping"))
         if self._pending_delete is not None:
             self._unconfirmed.append(self._pending_delete)
             self._pending_delete = None
@@ -404,17 +412,21 @@ class Worker:
         raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
 
     def _started_with_stats(self, conn: Connection, job: Reserved) -> Reserved | None:
-        """The job about to start, with its ``stats-job`` asked in one write with the last
-        job's delete and (with prefetch) the reserve for the job after it."""
+        """The job about to start, with its ``stats-job``: asked in one write with the last
+        job's delete (one round trip), or with prefetch asked a job earlier (none)."""
         self._current = job
-        extra = self.prefetch.ask() if self.prefetching else b""
-        self._send_after_delete(conn, b"stats-job %d\r\n%s" % (job.id, extra))
-        status, values = conn.read_reply()
-        if status != b"OK":  # NOT_FOUND: its TTR ran out already
+        if self.prefetching:
+            done, self._pending_delete = self._pending_delete, None
+            self.prefetch.start(conn, job, done, ask=not self.flags.count)
+        else:
+            self._send_after_delete(conn, b"stats-job %d\r\n" % job.id)
+            status, values = conn.read_reply()
+            if status == b"OK":
+                job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
+        if job.stats is None:  # NOT_FOUND: its TTR ran out already
             self._current = None
-            self.log_job(job, "lost", f"stats-job replied {status.decode(errors='replace')}")
+            self.log_job(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
             return None
-        job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
         return job
 
     def _wait_readable(self, conn: Connection) -> bool:
