@@ -179,7 +179,7 @@ class Worker:
                     assert conn is not None
                 job = self._reserve(conn)
                 if job is not None:
-                    self._process(conn, job)
+                    self._process(job)
             except OSError as exc:  # ConnectionError, broken pipe, reset, no reply, ...
                 self._connection_lost(exc)
 
@@ -443,7 +443,7 @@ class Worker:
 
     # -- processing --------------------------------------------------------------------------
 
-    def _process(self, conn: Connection, job: Reserved) -> None:
+    def _process(self, job: Reserved) -> None:
         try:
             assert job.stats is not None
             if job.tube is None:  # several tubes watched
@@ -451,22 +451,22 @@ class Worker:
             attempt = attempt_of(job.stats)
             died = self.policy.crashed_too_often(attempt)
             if died is not None:
-                self._bury(conn, job, died)
+                self._bury(job, died)
                 return
             handler = self.handlers.get(job.tube)
             if handler is None:
-                self._bury(conn, job, f"no handler for tube {job.tube!r}")
+                self._bury(job, f"no handler for tube {job.tube!r}")
                 return
             try:
                 data = _decode_json(job.body.decode("utf-8"))
             except UnicodeDecodeError:
-                self._bury(conn, job, "body is not valid UTF-8")
+                self._bury(job, "body is not valid UTF-8")
                 return
             except ValueError as exc:
-                self._bury(conn, job, f"body is not valid JSON: {exc}")
+                self._bury(job, f"body is not valid JSON: {exc}")
                 return
             except RecursionError:  # e.g. 100000 "[": a poison body, not a worker crash
-                self._bury(conn, job, "body is not valid JSON: nested too deeply")
+                self._bury(job, "body is not valid JSON: nested too deeply")
                 return
             job.info = JobInfo(job.id, job.tube, attempt)
             error = self._call(handler, data, job)
@@ -474,7 +474,7 @@ class Worker:
                 self._current = None
                 self._pending_delete = job  # deleted in the same write as the next reserve
             else:
-                self._fail(conn, job, error)
+                self._fail(job, error)
         except greenstalk.Error as exc:
             # An error reply about this job (e.g. NOT_FOUND once its TTR ran out): the
             # connection is still in step, so log and carry on.
@@ -523,7 +523,7 @@ class Worker:
         self.prefetch.settle(conn)
         return conn
 
-    def _fail(self, conn: Connection, job: Reserved, error: BaseException) -> None:
+    def _fail(self, job: Reserved, error: BaseException) -> None:
         conn = self._settled()
         attempt = job.attempt
         assert attempt is not None
@@ -537,7 +537,7 @@ class Worker:
         detail = "".join(traceback.format_exception(error))
         self._log_outcome(job, result, decision.reason, detail)
 
-    def _bury(self, conn: Connection, job: Reserved, reason: str) -> None:
+    def _bury(self, job: Reserved, reason: str) -> None:
         """Bury a job that must not run (poison body, no handler, crash loop)."""
         result = bury(self._settled(), job.id, job.priority)
         self._current = None
