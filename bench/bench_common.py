@@ -261,7 +261,7 @@ def beanfleet_exe() -> list[str]:
     exe = Path(PYTHON).with_name("beanfleet")
     if exe.exists():
         return [str(exe)]
-    return [PYTHON, "-m", "beanfleet.cli"]
+    return [PYTHON, "-m", "beanfleet"]  # worker/src/beanfleet/__main__.py
 
 
 def beanfleet_available() -> tuple[bool, str]:

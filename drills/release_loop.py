@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""A worker stand-in (drills only) that retries the way most beanstalkd workers do, and the
-way beanfleet did before drill 6: ``release <id> <pri> <delay>``.
+"""A worker stand-in (drills only) that retries the way most beanstalkd workers do:
+``release <id> <pri> <delay>``, with no limit on retries.
 
 beanstalkd 1.12 appends a binlog record for every delayed release and reclaims none of them
 while the job lives (upstream issue #622), so a job that keeps failing grows the binlog
-without bound.  The retry-storm drill runs this loop next to ``beanfleet work`` (which
-retries by re-put, see beanfleet.retry) to show the difference.
+without bound.  The retry-storm drill runs this loop next to ``beanfleet work``, which
+releases the same way but at most ``--max-retries`` times per job, to show the bound.
 
     python drills/release_loop.py --server H:P --tube T --handler drill_handlers:always_fail \\
         --delay 1 --duration 15

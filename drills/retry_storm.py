@@ -1,18 +1,20 @@
-"""Drill 6: a retry storm -- thousands of jobs whose handler always fails, retrying every
-second -- and what it does to beanstalkd's binlog.
+"""Drill 6: a retry storm -- thousands of jobs whose handler always fails -- and what it
+does to beanstalkd's binlog.
 
-Arm ``release``: two ``drills/release_loop.py`` processes, retrying the way most beanstalkd
-workers do (and beanfleet did before this drill): ``release <id> <pri> 1``.  beanstalkd 1.12
-appends a record per delayed release that is reclaimed only when the job is deleted
-(upstream #622), so the binlog grows with the number of release cycles.
+Arm ``release`` (the contrast): two ``drills/release_loop.py`` processes releasing every
+failed job with ``release <id> <pri> 1`` and no retry limit.  beanstalkd 1.12 appends a
+record per delayed release that is reclaimed only when the job is deleted (upstream #622),
+so the binlog grows with the number of release cycles, without bound.
 
-Arm ``reput``: two real ``beanfleet work`` processes (``--max-retries`` huge, backoff base
-0.01 s and cap 1 s), which retry by putting a fresh job (attempt number in an envelope) and
-then deleting the old one (beanfleet.retry): every record dies within one retry cycle.
+Arm ``worker``: two real ``beanfleet work`` processes with ``--max-retries 3`` (backoff base
+0.01 s, cap 1 s).  They retry the same way, ``release`` with a delay, but max-retries bounds
+the releases: each job gets at most 3 delayed releases and one bury, then sits buried.  So
+the binlog grows by at most those records per job, and once the buried jobs are deleted it
+returns to its baseline.
 
 Both arms sample the binlog directory's size (sum of the files) and the server's counters
 twice a second; the binlog files are 128 KiB (``-s 131072``) so growth shows at CI size.
-At the end all jobs are deleted, which shows the release records were reclaimable only then.
+At the end all jobs are deleted, which shows the records were reclaimable only then.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ from harness import (
 )
 
 NAME = "retry-storm"
+MAX_RETRIES = 3
+RECORD_BOUND = 100  # bytes a bounded record may take (the release arm measures ~84)
 TUBE = "drill-storm"
 FILE_SIZE = 131072
 SIZES = {
@@ -67,6 +71,7 @@ class Sampler(threading.Thread):
             "files": len(list(self.directory.glob("binlog.*"))),
             "releases": int(stats["cmd-release"]),
             "puts": int(stats["cmd-put"]),
+            "buried": int(stats["current-jobs-buried"]),
             "deletes": int(stats["cmd-delete"]),
         }
         self.samples.append(row)
@@ -91,11 +96,18 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
             base = sampler.sample()
             out["bytes_jobs_only"] = base["bytes"]
             sampler.start()
-            if arm == "reput":  # the product: beanfleet work, retrying by re-put
-                retry = ["--max-retries", "1000000", "--backoff-base", "0.01", "--backoff-cap", "1"]
+            if arm == "worker":  # the product: beanfleet work, max-retries bounding releases
+                retry = ["--max-retries", str(MAX_RETRIES)]
+                retry += ["--backoff-base", "0.01", "--backoff-cap", "1"]
                 for i in range(2):
                     fleet.start(f"w{i}", retry)
-                time.sleep(params["seconds"])  # the storm runs for its stated length
+                # Until every job has used up its retries (bounded, so a stuck run fails).
+                wait_for(
+                    lambda: tube_counts(server.pair, TUBE).get("buried", 0) >= params["jobs"],
+                    params["seconds"] * 5,
+                    "every job to be buried after its retries",
+                    0.5,
+                )
                 for w in fleet.workers:
                     w.signal(15)
                 for w in fleet.workers:
@@ -119,15 +131,13 @@ def _arm(size: str, workdir: Path, arm: str) -> dict[str, Any]:
             out["samples"] = sampler.samples
             out["bytes_end"] = end["bytes"]
             out["bytes_max"] = max(s["bytes"] for s in sampler.samples)
-            out["cycles"] = (
-                end["releases"] - base["releases"]
-                if arm == "release"
-                else end["puts"] - base["puts"]
-            )
+            out["cycles"] = end["releases"] - base["releases"]
+            out["buried"] = end["buried"]
             out["failures_run"] = sum(1 for e in log.entries() if e.phase == "fail")
             counts_now = tube_counts(server.pair, TUBE)
             out["jobs_left"] = sum(counts_now.values())
-            # Delete every job: the release records become dead and the files go.
+            # Delete every job (the worker arm's are all buried): the release records become
+            # dead and the files go.
             deleted = _delete_all(server.pair)
             out["deleted"] = deleted
             wait_for(
@@ -186,93 +196,100 @@ def run(size: str, workdir: Path) -> list[DrillResult]:
     params = SIZES[size]
     started = time.monotonic()
     release = _arm(size, workdir / "release", "release")
-    reput = _arm(size, workdir / "reput", "reput")
+    worker = _arm(size, workdir / "worker", "worker")
     rel_slope = _slope(release["samples"], "releases")
-    rep_slope = _slope(reput["samples"], "puts")
+    jobs = params["jobs"]
     result = DrillResult(
         NAME,
-        f"retry storm: {params['jobs']} always-failing jobs, 1 s retry delay, "
-        f"{params['seconds']:g} s per arm",
+        f"retry storm: {jobs} always-failing jobs; unbounded 1 s release loop for "
+        f"{params['seconds']:g} s vs beanfleet work --max-retries {MAX_RETRIES}",
         run_twice_bound="n/a (every job fails on purpose)",
     )
-    result.sent = params["jobs"]
+    result.sent = jobs
     result.processed = 0
-    result.lost = params["jobs"] - release["deleted"] + params["jobs"] - reput["deleted"]
+    result.lost = jobs - release["deleted"] + jobs - worker["deleted"]
     result.run_twice = 0
     kib = 1024
+    growth = worker["bytes_max"] - worker["bytes_jobs_only"]
+    # Every job: MAX_RETRIES delayed releases and one bury, each one record; the binlog
+    # grows in whole files, so one file of slack.
+    bound = jobs * (MAX_RETRIES + 1) * RECORD_BOUND + FILE_SIZE
     result.recovery = (
-        f"binlog after deleting all jobs: release {release['bytes_after_delete'] // kib} KiB, "
-        f"reput {reput['bytes_after_delete'] // kib} KiB"
+        f"binlog after deleting all jobs: release arm {release['bytes_after_delete'] // kib} "
+        f"KiB, worker arm {worker['bytes_after_delete'] // kib} KiB (jobs alone: "
+        f"{worker['bytes_jobs_only'] // kib} KiB)"
     )
     result.notes = (
-        f"release: {release['cycles']} releases grew the binlog from "
+        f"release loop: {release['cycles']} releases grew the binlog from "
         f"{release['bytes_jobs_only'] // kib} KiB to {release['bytes_end'] // kib} KiB "
-        f"(~{rel_slope:.0f} B per release); beanfleet work (re-put): {reput['cycles']} re-puts, "
-        f"binlog {reput['bytes_jobs_only'] // kib} KiB -> max {reput['bytes_max'] // kib} KiB, "
-        f"end {reput['bytes_end'] // kib} KiB (~{rep_slope:.1f} B per re-put)"
+        f"(~{rel_slope:.0f} B per release, no bound); beanfleet work --max-retries "
+        f"{MAX_RETRIES}: {worker['cycles']} releases, {worker['buried']} buried, binlog "
+        f"{worker['bytes_jobs_only'] // kib} KiB -> max {worker['bytes_max'] // kib} KiB "
+        f"(+{growth / jobs:.0f} B per job; bound {bound // kib} KiB)"
     )
     result.metrics.update(
         release={k: v for k, v in release.items() if k != "samples"},
-        reput={k: v for k, v in reput.items() if k != "samples"},
+        worker={k: v for k, v in worker.items() if k != "samples"},
         release_bytes_per_cycle=rel_slope,
-        reput_bytes_per_cycle=rep_slope,
+        worker_growth_per_job=growth / jobs,
+        worker_bound=bound,
         release_samples=release["samples"],
-        reput_samples=reput["samples"],
-    )
-    growth_release = release["bytes_end"] - release["bytes_jobs_only"]
-    # Every job is still there after the storm (none buried, none lost) in both arms.
-    result.check(
-        release["deleted"] == params["jobs"],
-        f"release arm: {release['deleted']} jobs left of {params['jobs']}",
+        worker_samples=worker["samples"],
     )
     result.check(
-        reput["deleted"] == params["jobs"],
-        f"reput arm: {reput['deleted']} jobs left of {params['jobs']}",
+        release["deleted"] == jobs, f"release arm: {release['deleted']} jobs left of {jobs}"
     )
-    result.check(release["cycles"] > params["jobs"], "the release arm did not cycle every job")
-    result.check(reput["cycles"] > params["jobs"], "the reput arm did not cycle every job")
-    # The measurement itself: release grows with cycles, reput stays bounded.
+    result.check(worker["deleted"] == jobs, f"worker arm: {worker['deleted']} jobs left of {jobs}")
+    result.check(worker["buried"] == jobs, f"worker arm: {worker['buried']} of {jobs} buried")
+    result.check(release["cycles"] > jobs, "the release arm did not cycle every job")
+    result.check(
+        worker["cycles"] == jobs * MAX_RETRIES,
+        f"worker arm: {worker['cycles']} releases, expected {jobs * MAX_RETRIES}",
+    )
+    # The measurement itself: the loop grows with its cycles; the worker stays within its
+    # records, and both return to the baseline once the jobs are deleted.
     result.check(rel_slope > 40, f"release arm grew only {rel_slope:.1f} B per release")
-    result.check(
-        reput["bytes_max"]
-        <= max(4 * reput["bytes_jobs_only"], reput["bytes_jobs_only"] + 6 * FILE_SIZE),
-        f"reput arm binlog reached {reput['bytes_max']} bytes",
-    )
-    result.check(growth_release > 0, "release arm binlog did not grow")
+    result.check(growth <= bound, f"worker arm binlog grew {growth} B, bound {bound} B")
+    for arm in (release, worker):
+        result.check(
+            arm["bytes_after_delete"] <= arm["bytes_jobs_only"] + FILE_SIZE,
+            f"{arm['arm']} arm: binlog {arm['bytes_after_delete']} B after deleting all jobs",
+        )
     result.details += [
         (
-            "| arm | jobs | retry cycles | binlog with jobs only | binlog at end | max | "
-            "bytes per cycle (2nd half) | after deleting all |"
+            "| arm | jobs | releases | buried | binlog with jobs only | binlog at end | max | "
+            "after deleting all |"
         ),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         *(
-            f"| {a['arm']} | {a['jobs']} | {a['cycles']} | {a['bytes_jobs_only']} | "
-            f"{a['bytes_end']} | {a['bytes_max']} | {s:.1f} | {a['bytes_after_delete']} |"
-            for a, s in ((release, rel_slope), (reput, rep_slope))
+            f"| {a['arm']} | {a['jobs']} | {a['cycles']} | {a['buried']} | "
+            f"{a['bytes_jobs_only']} | {a['bytes_end']} | {a['bytes_max']} | "
+            f"{a['bytes_after_delete']} |"
+            for a in (release, worker)
         ),
         "",
-        (
-            "Binlog size over the storm (bytes, sampled every 0.5 s; cycles = releases or re-puts "
-            "so far):"
-        ),
+        "Binlog size over the storm (bytes, sampled every 0.5 s; releases so far):",
         "",
-        "| t (s) | release: cycles | release: binlog | reput: cycles | reput: binlog |",
+        "| t (s) | release loop: releases | binlog | worker: releases | binlog |",
         "| ---: | ---: | ---: | ---: | ---: |",
-        *_side_by_side(release, reput),
+        *_side_by_side(release, worker),
     ]
     result.seconds = time.monotonic() - started
     return [result]
 
 
-def _side_by_side(release: dict[str, Any], reput: dict[str, Any]) -> list[str]:
-    a, b = release["samples"], reput["samples"]
+def _side_by_side(release: dict[str, Any], worker: dict[str, Any]) -> list[str]:
+    a, b = release["samples"], worker["samples"]
     a0 = a[0]["releases"] if a else 0
-    b0 = b[0]["puts"] if b else 0
+    b0 = b[0]["releases"] if b else 0
     rows = []
-    step = max(1, min(len(a), len(b)) // 12)
-    for i in range(0, min(len(a), len(b)), step):
-        rows.append(
-            f"| {a[i]['t']:.1f} | {a[i]['releases'] - a0} | {a[i]['bytes']} | "
-            f"{b[i]['puts'] - b0} | {b[i]['bytes']} |"
+    step = max(1, max(len(a), len(b)) // 12)
+    for i in range(0, max(len(a), len(b)), step):
+        left = (
+            f"{a[i]['t']:.1f} | {a[i]['releases'] - a0} | {a[i]['bytes']}"
+            if i < len(a)
+            else (f"{b[i]['t']:.1f} | | ")
         )
+        right = f"{b[i]['releases'] - b0} | {b[i]['bytes']}" if i < len(b) else " | "
+        rows.append(f"| {left} | {right} |")
     return rows

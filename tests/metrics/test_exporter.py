@@ -189,8 +189,25 @@ def test_listen_errors_are_one_line(exporter: Exporter, beanstalkd: Beanstalkd) 
         timeout=30,
         check=False,
     )
-    assert bad.returncode == 1
-    assert bad.stderr == "beanfleet: error: invalid listen address 'nowhere': expected HOST:PORT\n"
+    assert bad.returncode == 2  # a usage error, like every malformed option
+    [line] = bad.stderr.splitlines()
+    assert line.startswith("beanfleet: error: Invalid value for '--listen': ")
+    assert "invalid listen address 'nowhere': expected HOST:PORT" in line
+
+
+@pytest.mark.parametrize("server", ["garbage", "host:99999", "host:١١٣٠٠"])
+def test_a_bad_server_address_refuses_to_start(server: str) -> None:
+    # It used to start and serve beanfleet_up 0 forever.
+    result = subprocess.run(
+        [BEANFLEET, "exporter", "-s", server, "--listen", "127.0.0.1:0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("beanfleet: error: Invalid value for '--server': invalid server")
 
 
 def test_collector_in_process(beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes]) -> None:

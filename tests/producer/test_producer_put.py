@@ -70,16 +70,20 @@ def test_priority_bounds(server_address: str, inspector: greenstalk.Client[bytes
 def test_delay_and_ttr(server_address: str, inspector: greenstalk.Client[bytes]) -> None:
     with Producer(server_address) as producer:
         job_id = producer.put("t", "later", delay=30, ttr=timedelta(minutes=2))
-        rounded = producer.put("t", "soon", delay=0.2, ttr=0)
+        rounded = producer.put("t", "soon", delay=0.2, ttr=0.2)
         with pytest.raises(ConfigError, match="invalid delay"):
             producer.put("t", 1, delay=-1)
         with pytest.raises(ConfigError, match="invalid ttr"):
             producer.put("t", 1, ttr=float("nan"))
+        # The CLI's rule (`--ttr 0` is refused), not beanstalkd's silent 0 -> 1.
+        for call in (producer.put, producer.put_many):
+            with pytest.raises(ConfigError, match=r"invalid ttr 0: must be 1\.\."):
+                call("t", [1] if call is producer.put_many else 1, ttr=0)  # type: ignore[operator]
     stats = inspector.stats_job(job_id)
     assert stats["state"] == "delayed"
     assert stats["delay"] == 30
     assert stats["ttr"] == 120
-    # Fractions round up (never earlier than asked); ttr has beanstalkd's minimum of 1s.
+    # Fractions round up (never earlier than asked).
     assert inspector.stats_job(rounded)["delay"] == 1
     assert inspector.stats_job(rounded)["ttr"] == 1
 

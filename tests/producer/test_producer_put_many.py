@@ -125,19 +125,13 @@ def test_draining_server_refuses_bulk_put(
             producer.put_many("t", [1])
 
 
-def test_put_many_is_much_faster_than_a_greenstalk_loop(beanstalkd: Beanstalkd) -> None:
-    """The full 100k-job comparison is tests/producer/bench_put_many.py; this guards the gap."""
+def test_put_many_of_many_items_enqueues_each_once_in_order(beanstalkd: Beanstalkd) -> None:
+    # Behaviour only: how much faster than a greenstalk loop is bench/fig_bulkput.py's
+    # business (`make bench`), not a wall-clock bound here.
     items = [{"n": i, "kind": "email", "to": f"user{i}@example.com"} for i in range(20_000)]
-    with greenstalk.Client(beanstalkd.pair, encoding=None, use="loop") as client:
-        started = time.perf_counter()
-        for item in items:
-            client.put(json.dumps(item, separators=(",", ":")).encode())
-        loop = time.perf_counter() - started
-    with Producer(beanstalkd.address) as producer:
-        started = time.perf_counter()
-        ids = producer.put_many("bulk", items)
-        bulk = time.perf_counter() - started
-    assert len(ids) == len(items)
-    # Measured 2-3x on a 2-vCPU VM where beanstalkd's own put rate is the ceiling; 1.5x
-    # leaves room for a noisy CI machine while still catching a lost pipeline.
-    assert loop / bulk >= 1.5, f"loop {loop:.2f}s vs put_many {bulk:.2f}s"
+    with greenstalk.Client(beanstalkd.pair, encoding=None) as inspector:
+        with Producer(beanstalkd.address) as producer:
+            ids = producer.put_many("bulk", items)
+        assert ids == list(range(ids[0], ids[0] + len(items)))  # in order, none lost
+        assert int(inspector.stats_tube("bulk")["current-jobs-ready"]) == len(items)
+        assert json.loads(inspector.peek(ids[-1]).body) == items[-1]

@@ -66,8 +66,12 @@ def test_server_falls_back_to_the_environment(
         (["-t", "jobs", "{not json"], "Invalid value for 'JSON': invalid JSON"),
         (["-t", "jobs", "-p", "urgent", "1"], "invalid priority 'urgent'"),
         (["-t", "jobs", "-p", "-1", "1"], "invalid priority"),
+        (["-t", "jobs", "-p", "\u0663", "1"], "invalid priority '\u0663'"),  # ARABIC-INDIC 3
+        (["-t", "jobs", "-p", " 5", "1"], "invalid priority ' 5'"),
+        (["-t", "jobs", "-p", "5 ", "1"], "invalid priority '5 '"),
+        (["-t", "jobs", "-p", "\u00b3", "1"], "invalid priority"),  # superscript 3
         (["-t", "jobs", "--delay", "-5", "1"], "--delay"),
-        (["-t", "jobs", "--ttr", "0", "1"], "--ttr"),
+        (["-t", "jobs", "--ttr", "0", "1"], "invalid ttr 0: must be 1..4294967295 seconds"),
         (["-t", "-bad", "1"], "invalid tube name"),
         (["1"], "Missing option '--tube'"),
     ],

@@ -2,7 +2,7 @@
 
 Not a test (pytest does not collect it); a quick probe until the formal ``make bench``:
 
-    .venv/bin/python tests/worker/bench_loop.py [--jobs 20000] [--rounds 3]
+    .venv/bin/python tests/worker/bench_loop.py [--jobs 20000] [--rounds 3] [--prefetch]
 
 Both loops decode the JSON body and call a no-op handler; beanstalkd runs with its binlog on.
 Worker log lines go to a line-buffered /dev/null, as they would to a line-buffered stderr.
@@ -11,6 +11,7 @@ Worker log lines go to a line-buffered /dev/null, as they would to a line-buffer
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -62,13 +63,14 @@ def greenstalk_loop(server: Beanstalkd, jobs: int) -> tuple[float, float]:
     return jobs / elapsed, cpu / jobs * 1e6
 
 
-def worker_loop(server: Beanstalkd, jobs: int) -> tuple[float, float]:
+def worker_loop(server: Beanstalkd, jobs: int, prefetch: bool = False) -> tuple[float, float]:
     with open(os.devnull, "w", buffering=1) as devnull:
         worker = Worker(
             server.address,
             {TUBE: noop},
             limits=RecycleLimits(max_jobs=jobs),
             log=JobLog("text", devnull),
+            prefetch=prefetch,
         )
         started, cpu = time.perf_counter(), time.process_time()
         worker.run()
@@ -80,8 +82,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--prefetch", action="store_true", help="run the Worker with prefetch")
     args = parser.parse_args()
-    loops = {"greenstalk": greenstalk_loop, "beanfleet": worker_loop}
+    loops = {
+        "greenstalk": greenstalk_loop,
+        "beanfleet": functools.partial(worker_loop, prefetch=args.prefetch),
+    }
     rates: dict[str, list[float]] = {name: [] for name in loops}
     cpus: dict[str, list[float]] = {name: [] for name in loops}
     ratios: list[float] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from typing import Any
 
@@ -64,3 +65,9 @@ def ballast(data: Any, job: JobInfo) -> None:
     """Hold ``mb`` MB (touched pages, so they count in the RSS)."""
     _BALLAST.append(b"\x01" * (int(data["mb"]) * 1024 * 1024))
     _record(data, job, "done")
+
+
+def kill_worker(data: Any, job: JobInfo) -> None:
+    """Record the start, then die as an OOM kill or a segfault would: no outcome sent."""
+    _record(data, job, "started")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from beanfleet.cli import main
+from beanstalkd_server import free_port
 from click.testing import CliRunner
 from worker_support import HERE, Queue, WorkerProcess, beanfleet_argv, wait_for
 
@@ -36,6 +37,22 @@ pytestmark = pytest.mark.timeout(60)
         ([], "Missing option '--tube'"),
         (["--tube", "w=handlers_for_tests:record", "--max-retries", "-1"], "--max-retries"),
         (["--tube", "w=handlers_for_tests:record", "--log-format", "xml"], "--log-format"),
+        *[
+            (["--tube", "w=handlers_for_tests:record", option, value], f"invalid {what} '{value}'")
+            for option, what, value in [
+                ("--timeout", "timeout", "nan"),
+                ("--timeout", "timeout", "0"),
+                ("--backoff-base", "backoff base", "nan"),
+                ("--backoff-base", "backoff base", "1e308"),
+                ("--backoff-base", "backoff base", "-1"),
+                ("--backoff-cap", "backoff cap", "inf"),
+                ("--backoff-cap", "backoff cap", "4294967296"),
+                ("--max-time", "max-time", "-inf"),
+                ("--max-memory", "max-memory", "nan"),
+            ]
+        ],
+        (["--tube", "w=handlers_for_tests:record", "--max-retries", "4294967295"], "--max-retries"),
+        (["--tube", "w=exits_at_import:run"], "module 'exits_at_import' called sys.exit(3)"),
     ],
 )
 def test_usage_errors_exit_2_with_one_clear_line(args: list[str], message: str) -> None:
@@ -51,6 +68,21 @@ def test_usage_errors_exit_2_with_one_clear_line(args: list[str], message: str) 
     # One line, no usage block or traceback (the group prints usage errors this way).
     [line] = result.stderr.splitlines()
     assert line.startswith("beanfleet: error: ") and message in line, result.stderr
+
+
+def test_max_time_applies_while_the_server_is_unreachable(
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    # Nothing listens there: the worker reconnects with backoff, and max-time still ends it
+    # (exit 0, like any recycling limit).
+    worker = spawn_worker(
+        "--server", f"127.0.0.1:{free_port()}", "--tube", "w=handlers_for_tests:record",
+        "--max-time", "0.5",
+    )  # fmt: skip
+    assert worker.wait_exit(30) == 0
+    lines = worker.lines()
+    assert any("event=connect-failed" in line for line in lines)
+    assert "worker exiting: max-time reached" in lines[-1]
 
 
 def test_help_lists_the_contract() -> None:

@@ -11,11 +11,12 @@ from typing import Any
 
 import handlers_for_tests as h
 import pytest
+from beanfleet.address import parse_server
 from beanfleet.handlers import JobInfo
-from beanfleet.retry import RetryPolicy
+from beanfleet.protocol import Connection
+from beanfleet.retry import RetryPolicy, bury, schedule_retry
 from beanfleet.worker import Worker
-from beanstalkd_server import Beanstalkd
-from worker_support import Queue, envelope, read_records, retried_as, run_worker
+from worker_support import Queue, read_records, run_worker
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,28 +49,28 @@ def test_default_tube_is_not_watched(queue: Queue, server_address: str) -> None:
     assert stats is not None and stats["state"] == "ready" and stats["reserves"] == 0
 
 
-def test_failure_is_retried_as_a_fresh_delayed_job(queue: Queue, server_address: str) -> None:
-    job_id = queue.put("work", {"k": "v"}, priority=77, ttr=33)
+def test_failure_releases_the_same_job_with_a_delay(queue: Queue, server_address: str) -> None:
+    body = b'{"k": "v"}'
+    job_id = queue.put("work", body, priority=77, ttr=33)
     _, lines = run_worker(
         server_address,
         {"work": h.fail},
         max_jobs=1,
         policy=RetryPolicy(max_retries=3, backoff_base=2, backoff_cap=60),
     )
-    assert queue.state(job_id) is None  # the old job is gone once the copy exists
-    copy = retried_as(lines, job_id)
-    assert copy != job_id
-    stats = queue.stats(copy)
-    assert stats is not None
-    assert (stats["state"], stats["tube"], stats["releases"]) == ("delayed", "work", 0)
-    assert (stats["pri"], stats["ttr"]) == (77, 33)  # priority and TTR kept
-    assert 1 <= stats["delay"] <= 2  # base 2, jittered into [1, 2]
-    assert queue.body(copy) == envelope({"k": "v"}, 1, job_id)
-    assert queue.client.peek(copy).body == (
-        b'{"__beanfleet_retry__":{"attempt":1,"origin":%d},"data":{"k":"v"}}' % job_id
-    )  # compact
+    stats = queue.stats(job_id)
+    assert stats is not None  # the producer's id still names the job
+    assert (stats["state"], stats["pri"], stats["ttr"], stats["releases"]) == (
+        "delayed",
+        77,
+        33,
+        1,
+    )
+    assert stats["delay"] in (1, 2)  # base 2, jittered into its upper half, whole seconds
+    assert queue.client.peek(job_id).body == body  # no envelope: the producer's bytes
+    assert queue.tube_stats("work")["total-jobs"] == 1  # no copy was made
     [line] = [line for line in lines if f"job={job_id} " in line]
-    assert "outcome=released" in line and "attempt=1" in line and "delay=" in line
+    assert "outcome=released" in line and f"delay={stats['delay']}s" in line
     assert "ValueError: boom" in line
 
 
@@ -83,23 +84,23 @@ def test_retries_exhausted_buries(queue: Queue, server_address: str, tmp_path: P
         policy=RetryPolicy(max_retries=2, backoff_base=0),
     )
     records = read_records(out)
-    assert [r["attempt"] for r in records] == [1, 2, 3]
-    ids = [r["id"] for r in records]
-    assert ids[0] == job_id and len(set(ids)) == 3  # every retry is a fresh job
-    assert [queue.state(i) for i in ids] == [None, None, "buried"]
-    stats = queue.stats(ids[2])
+    assert [(r["id"], r["attempt"]) for r in records] == [(job_id, 1), (job_id, 2), (job_id, 3)]
+    stats = queue.stats(job_id)
     assert stats is not None
-    assert (stats["releases"], stats["buries"]) == (0, 1)
-    assert queue.body(ids[2]) == envelope({"out": str(out)}, 2, job_id)
+    assert (stats["state"], stats["reserves"], stats["releases"], stats["buries"]) == (
+        "buried",
+        3,
+        2,
+        1,
+    )
+    assert queue.body(job_id) == {"out": str(out)}
     outcomes = [line for line in lines if "outcome=" in line]
-    assert [f"job={i} " in x for i, x in zip(ids, outcomes, strict=True)] == [True] * 3
+    assert all(f"job={job_id} " in x for x in outcomes)
     assert ["outcome=released" in x for x in outcomes] == [True, True, False]
-    assert f"retried as job {ids[1]} (origin {job_id})" in outcomes[0]
-    assert f"retried as job {ids[2]} (origin {job_id})" in outcomes[1]
     assert "outcome=buried" in outcomes[2] and "retries exhausted after 3 attempts" in outcomes[2]
 
 
-def test_attempt_grows_across_re_puts_and_survives_worker_restarts(
+def test_attempt_grows_and_survives_worker_restarts(
     queue: Queue, server_address: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
@@ -109,109 +110,59 @@ def test_attempt_grows_across_re_puts_and_survives_worker_restarts(
     run_worker(server_address, {"work": h.fail}, max_jobs=1, policy=policy)  # a fresh one
     run_worker(server_address, {"work": h.record}, max_jobs=1, policy=policy)
     records = read_records(out)
-    assert [(r["event"], r["attempt"]) for r in records] == [
-        ("failed", 1),
-        ("failed", 2),
-        ("done", 3),
+    assert [(r["event"], r["id"], r["attempt"]) for r in records] == [
+        ("failed", job_id, 1),
+        ("failed", job_id, 2),
+        ("done", job_id, 3),
     ]
-    assert records[0]["id"] == job_id
-    assert all(queue.state(r["id"]) is None for r in records)
-    counts = queue.tube_stats("work")
-    assert counts["current-jobs-ready"] == counts["current-jobs-delayed"] == 0
+    assert queue.state(job_id) is None
 
 
-def test_releases_still_count_on_top_of_the_envelope(queue: Queue, server_address: str) -> None:
-    # A copy re-put after 2 attempts, then released once (e.g. a second signal): attempt 4.
-    job_id = queue.put("work", envelope({"x": 1}, 2, 5))
-    queue.client.watch("work")
-    job = queue.client.reserve(timeout=5)
-    assert job.id == job_id
-    queue.client.release(job, delay=0)
+def test_a_kick_gives_a_buried_job_one_more_attempt(queue: Queue, server_address: str) -> None:
+    job_id = queue.put("work", {})
+    policy = RetryPolicy(max_retries=1, backoff_base=0)
+    run_worker(server_address, {"work": h.fail}, max_jobs=2, policy=policy)
+    assert queue.state(job_id) == "buried"
+    queue.client.kick_job(job_id)
+    seen: list[int] = []
+
+    def handler(data: Any, job: JobInfo) -> None:
+        seen.append(job.attempt)
+        raise ValueError("still broken")
+
+    _, lines = run_worker(server_address, {"work": handler}, max_jobs=1, policy=policy)
+    assert seen == [2] and queue.state(job_id) == "buried"
+    assert any("retries exhausted after 2 attempts" in line for line in lines)
+
+
+def test_a_body_shaped_like_the_old_retry_envelope_is_plain_data(
+    queue: Queue, server_address: str
+) -> None:
+    body = {"__beanfleet_retry__": {"attempt": 99, "origin": 1}, "data": {"x": 1}}
+    job_id = queue.put("work", body)
     seen: list[tuple[Any, int]] = []
 
     def handler(data: Any, job: JobInfo) -> None:
         seen.append((data, job.attempt))
 
     run_worker(server_address, {"work": handler}, max_jobs=1)
-    assert seen == [({"x": 1}, 4)]
+    assert seen == [(body, 1)] and queue.state(job_id) is None
 
 
-def test_handler_receives_the_unwrapped_data(queue: Queue, server_address: str) -> None:
-    data = {"nested": [1, 2.5, None, "é\u2603"], "__beanfleet_retry__": "not an envelope"}
-    job_id = queue.put("work", data)
-    policy = RetryPolicy(max_retries=3, backoff_base=0)
-    seen: list[tuple[Any, int, int]] = []
-
-    def fail_once(data: Any, job: JobInfo) -> None:
-        seen.append((data, job.id, job.attempt))
-        if job.attempt == 1:
-            raise ValueError("first time")
-
-    run_worker(server_address, {"work": fail_once}, max_jobs=2, policy=policy)
-    assert [(d, a) for d, _, a in seen] == [(data, 1), (data, 2)]
-    assert seen[0][1] == job_id and seen[1][1] != job_id
-    assert queue.state(seen[1][1]) is None
-
-
-def test_not_quite_an_envelope_is_plain_data(queue: Queue, server_address: str) -> None:
-    bodies = [
-        {"__beanfleet_retry__": {"attempt": 1, "origin": 1}, "data": 1, "extra": 2},
-        {"__beanfleet_retry__": {"attempt": "1", "origin": 1}, "data": 1},
-        {"__beanfleet_retry__": [], "data": 1},
-    ]
-    for body in bodies:
-        queue.put("work", body)
-    seen: list[tuple[Any, int]] = []
-
-    def handler(data: Any, job: JobInfo) -> None:
-        seen.append((data, job.attempt))
-
-    run_worker(server_address, {"work": handler}, max_jobs=3)
-    assert seen == [(body, 1) for body in bodies]
-
-
-def test_refused_re_put_falls_back_to_a_delay_0_release(tmp_path: Path) -> None:
-    # max-job-size 200: the job fits, its retry envelope (origin id and all) does not.
-    server = Beanstalkd(binlog_dir=tmp_path / "binlog", max_job_size=200)
-    server.start()
-    queue = Queue(server)
+def test_retry_and_bury_of_a_job_not_reserved_here_say_so(
+    queue: Queue, server_address: str
+) -> None:
+    job_id = queue.put("work", {}, priority=3)
+    conn = Connection(parse_server(server_address))  # it never reserved the job
     try:
-        out = tmp_path / "out"
-        data = {"out": str(out), "pad": ""}
-        data["pad"] = "x" * (200 - len(json.dumps(data).encode()))
-        job_id = queue.put("work", data, priority=9)  # exactly 200 bytes
-        policy = RetryPolicy(max_retries=3, backoff_base=60)
-        _, lines = run_worker(server.address, {"work": h.fail}, max_jobs=1, policy=policy)
-        stats = queue.stats(job_id)
-        assert stats is not None  # nothing lost: the same job, released, ready at once
-        assert (stats["state"], stats["releases"], stats["pri"]) == ("ready", 1, 9)
-        assert queue.tube_stats("work")["total-jobs"] == 1  # no copy was made
-        [event] = [line for line in lines if "event=retry-fallback" in line]
-        assert "JOB_TOO_BIG" in event and "max-job-size" in event
-        [line] = [line for line in lines if f"job={job_id} " in line and "outcome=" in line]
-        assert "outcome=released" in line and "delay=0s" in line and "JOB_TOO_BIG" in line
-
-        # The release counts: the next worker runs it as attempt 2.
-        run_worker(server.address, {"work": h.record}, max_jobs=1, policy=policy)
-        assert [(r["id"], r["attempt"]) for r in read_records(out)] == [
-            (job_id, 1),
-            (job_id, 2),
-        ]
-        assert queue.state(job_id) is None
+        released = schedule_retry(conn, job_id, 3, 10)
+        buried = bury(conn, job_id, 3)
     finally:
-        queue.close()
-        server.kill()
-
-
-def test_refused_bury_is_not_reported_as_a_ttr_timeout() -> None:
-    reason = "retries exhausted"
-    for status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
-        outcome, _, why = Worker._outcome_of(status, "bury", reason)
-        assert outcome == "lost"
-        assert f"refused bury with {status.decode()}" in why and "binlog disk full" in why
-        assert "TTR" not in why and why.endswith(reason)
-    _, _, why = Worker._outcome_of(b"NOT_FOUND", "release", reason)
-    assert "TTR ran out" in why
+        conn.close()
+    assert released.outcome == buried.outcome == "lost"
+    assert released.note is not None and "release replied NOT_FOUND" in released.note
+    assert buried.note is not None and "bury replied NOT_FOUND" in buried.note
+    assert queue.state(job_id) == "ready"  # untouched
 
 
 def test_permanent_failure_buries_at_once(queue: Queue, server_address: str) -> None:
@@ -229,15 +180,18 @@ def test_retry_later_uses_its_delay_then_buries_when_exhausted(
 ) -> None:
     job_id = queue.put("work", {"delay": 7})
     policy = RetryPolicy(max_retries=1, backoff_base=100)
-    _, lines = run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
-    copy = retried_as(lines, job_id)
-    stats = queue.stats(copy)
+    run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
+    stats = queue.stats(job_id)
     assert stats is not None
     assert (stats["state"], stats["delay"]) == ("delayed", 7)
 
-    queue.client.kick_job(copy)  # make it ready now instead of waiting 7 s
+    queue.client.kick_job(job_id)  # make it ready now instead of waiting 7 s
+    # The operator's kick gives one attempt back (retry.attempt_of): two more runs to bury.
     run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
-    assert queue.state(copy) == "buried"  # RetryLater still counts as an attempt
+    assert queue.state(job_id) == "delayed"
+    queue.client.kick_job(job_id)
+    run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
+    assert queue.state(job_id) == "delayed"
 
 
 @pytest.mark.parametrize(
@@ -305,13 +259,13 @@ def test_several_tubes_each_with_its_handler(
     assert queue.state(a) is None and queue.state(b) is None
 
 
-def test_single_tube_needs_no_stats_job_per_job(queue: Queue, server_address: str) -> None:
-    # The hot path: one round trip per job, the attempt only fetched when asked for.
+def test_one_stats_job_per_job_and_deletes_ride_with_it(queue: Queue, server_address: str) -> None:
+    # The counters a start needs (retry.attempt_of) cost one stats-job per job, no more.
     for _ in range(20):
         queue.put("work", {})
     before = queue.server_stats()["cmd-stats-job"]
     _, lines = run_worker(server_address, {"work": h.noop}, max_jobs=20)
-    assert queue.server_stats()["cmd-stats-job"] == before
+    assert queue.server_stats()["cmd-stats-job"] == before + 20
     assert queue.tube_stats("work")["cmd-delete"] == 20
     assert sum("outcome=deleted" in line for line in lines) == 20
 
@@ -323,14 +277,16 @@ def test_deadline_soon_is_retried_not_a_crash(
     job_id = queue.put("work", {"out": str(out)}, ttr=1)
 
     def hold_a_job_on_the_workers_connection(worker: Worker) -> None:
-        # Reserve the job on the worker's own connection and forget it: with TTR 1 it is
-        # inside beanstalkd's 1 s safety margin, so the worker's reserve gets DEADLINE_SOON.
-        assert worker._connect()
-        conn = worker._conn
-        assert conn is not None
-        conn.send([b"reserve-with-timeout 0"])
+        # Hand the worker a connection that already holds the job reserved (and forgotten):
+        # with TTR 1 it is inside beanstalkd's 1 s safety margin, so the worker's reserve
+        # gets DEADLINE_SOON.
+        conn = Connection(parse_server(server_address))
+        conn.send([b"watch work", b"ignore default", b"reserve-with-timeout 0"])
+        conn.expect(b"WATCHING")
+        conn.expect(b"WATCHING")
         _, values = conn.expect(b"RESERVED")
         conn.read_chunk(int(values[1]))
+        worker.conn = conn
 
     _, lines = run_worker(
         server_address,

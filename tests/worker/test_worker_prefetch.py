@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from beanfleet.address import parse_server
 from beanfleet.handlers import JobInfo
+from beanfleet.protocol import Connection
 from beanfleet.worker import Worker
 from worker_support import Queue, WorkerProcess, read_records, run_worker, wait_for
 
@@ -19,6 +21,13 @@ pytestmark = pytest.mark.timeout(60)
 
 SLOW = "work=handlers_for_tests:slow"
 RECORD = "work=handlers_for_tests:record"
+
+
+def attempts_of(seen: list[tuple[int, Any]]) -> Callable[[Any, JobInfo], None]:
+    def handler(data: Any, job: JobInfo) -> None:
+        seen.append((job.id, job.attempt))
+
+    return handler
 
 
 def _recorder(seen: list[tuple[int, Any]]) -> Callable[[Any, JobInfo], None]:
@@ -43,7 +52,7 @@ def test_prefetch_runs_every_job_once_in_priority_order(queue: Queue) -> None:
     assert sum("outcome=deleted" in line for line in lines) == len(put)
     stats = queue.tube_stats("work")
     assert (stats["current-jobs-ready"], stats["current-jobs-reserved"]) == (0, 0)
-    assert stats["total-jobs"] == len(put)  # nothing re-put: no job was handed back
+    assert stats["total-jobs"] == len(put)  # no job was made twice
 
 
 def test_stop_gives_the_prefetched_job_back_unstarted(queue: Queue) -> None:
@@ -68,10 +77,13 @@ def test_stop_gives_the_prefetched_job_back_unstarted(queue: Queue) -> None:
     assert queue.state(first) is None  # done and deleted before the worker left
     stats = queue.stats(second)
     assert stats is not None
-    # It was reserved (prefetched) and came back by the connection closing: ready, same
-    # priority, and no release or bury that would count as an attempt.
+    # It was reserved (prefetched) and handed back: ready, same priority, and its one
+    # reservation marked as not started by the kick (retry.attempt_of).
     assert (stats["state"], stats["pri"], stats["reserves"]) == ("ready", 2000, 1)
-    assert (stats["releases"], stats["buries"]) == (0, 0)
+    assert (stats["releases"], stats["kicks"], stats["buries"]) == (1, 1, 0)
+    attempts: list[tuple[int, Any]] = []
+    run_worker(queue.server.address, {"work": attempts_of(attempts)}, max_jobs=1)
+    assert attempts == [(second, 1)]
     assert any(f"job={second} " in line and "prefetched, not started" in line for line in lines)
 
 
@@ -84,13 +96,19 @@ def test_prefetched_job_is_handed_back_when_the_current_job_runs_long(
     first = spawn_worker("--server", queue.server.address, "--tube", SLOW, "--prefetch")
     wait_for(lambda: read_records(out), 10, "the long job to start")
 
-    # Handed back within about HEARTBEAT_AFTER: ready again, nothing counted against it.
+    # Handed back once the long job runs past the heartbeat: ready again, same priority,
+    # the reservation marked as not started by its kick.
     def handed_back() -> dict[str, Any] | None:
         stats = queue.stats(waiting)
         return stats if stats and stats["state"] == "ready" and stats["reserves"] else None
 
     stats = wait_for(handed_back, 10, "the prefetched job to be handed back")
-    assert (stats["reserves"], stats["releases"], stats["pri"]) == (1, 0, 1024)
+    assert (stats["reserves"], stats["releases"], stats["kicks"], stats["pri"]) == (
+        1,
+        1,
+        1,
+        1024,
+    )
 
     # Another worker takes it while the long job still runs; it is that job's attempt 1.
     second = spawn_worker("--server", queue.server.address, "--tube", SLOW)
@@ -104,6 +122,43 @@ def test_prefetched_job_is_handed_back_when_the_current_job_runs_long(
     wait_for(lambda: queue.state(long_job) is None, 10, "the long job to finish")
     assert first.proc.poll() is None
     assert any(f"job={waiting} " in line and "outcome=returned" in line for line in first.lines())
+
+
+def test_a_handler_runs_with_at_most_two_jobs_held_and_no_stats_round_trip(
+    queue: Queue,
+) -> None:
+    ids = [queue.put("work", {"n": n}) for n in range(12)]
+    reserved_while_running: list[int] = []
+
+    def handler(data: Any, job: JobInfo) -> None:
+        reserved_while_running.append(queue.tube_stats("work")["current-jobs-reserved"])
+
+    before = queue.server_stats()["cmd-stats-job"]
+    run_worker(queue.server.address, {"work": handler}, max_jobs=len(ids), prefetch=True)
+    # The running job plus at most two held: one with its counters asked, one reserved.
+    assert max(reserved_while_running) == 3 and min(reserved_while_running) >= 1
+    # One stats-job per job, each asked a job before it starts (in the write that carries
+    # the reserves), so no job waits for its own.
+    assert queue.server_stats()["cmd-stats-job"] - before == len(ids)
+    assert all(queue.state(job_id) is None for job_id in ids)
+
+
+def test_a_hand_back_cut_off_after_its_release_strands_nothing(queue: Queue) -> None:
+    # The worker dies between the two commands of a hand-back: the job was released with a
+    # one-second delay and becomes ready by itself (it counts as an attempt: no kick).
+    job_id = queue.put("work", {}, priority=7)
+    conn = Connection(parse_server(queue.server.address))
+    try:
+        conn.send([b"watch work", b"reserve-with-timeout 0"])
+        conn.expect(b"WATCHING")
+        _, values = conn.expect(b"RESERVED")
+        conn.read_chunk(int(values[1]))
+        conn.call(b"release %d 7 1" % job_id, b"RELEASED")
+    finally:
+        conn.close()
+    wait_for(lambda: queue.state(job_id) == "ready", 10, "the released job to be ready")
+    stats = queue.stats(job_id)
+    assert stats is not None and (stats["pri"], stats["buries"]) == (7, 0)
 
 
 def test_prefetch_survives_a_server_restart_mid_stream_without_repeats(queue: Queue) -> None:

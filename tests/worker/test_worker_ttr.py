@@ -10,7 +10,6 @@ following the reserve, the connection is not rescheduled; cf. beanstalkd #262, #
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,18 +58,15 @@ def test_timeout_stops_the_handler_and_counts_as_a_failed_attempt(
         "--server", queue.server.address, "--tube", SLOW,
         "--timeout", "0.5", "--max-retries", "1", "--backoff-base", "0",
     )  # fmt: skip
-    copy = wait_for(lambda: queue.buried_in("work"), 15, "the job to be buried")
+    wait_for(lambda: queue.state(job_id) == "buried", 15, "the job to be buried")
 
-    # Two attempts, both stopped (no "done"), then buried: retries exhausted.  The retry is a
-    # fresh job (re-put), so the buried one is that copy.
+    # Two attempts, both stopped (no "done"), then buried: retries exhausted.  The retry
+    # released the same job.
     assert _events(out) == [("started", 1), ("started", 2)]
-    assert copy != job_id and queue.state(job_id) is None
-    stats = queue.stats(copy)
-    assert stats is not None and stats["releases"] == 0 and stats["buries"] == 1
-    [first] = worker.wait_outcomes(job_id)
-    [second] = worker.wait_outcomes(copy)
+    stats = queue.stats(job_id)
+    assert stats is not None and (stats["releases"], stats["buries"]) == (1, 1)
+    first, second = worker.wait_outcomes(job_id, count=2)
     assert "outcome=released" in first and "JobTimeout: timeout after 0.5s" in first
-    assert f"retried as job {copy}" in first
     assert "in slow)" in first  # names where the handler was stopped
     assert "outcome=buried" in second and "retries exhausted" in second
     assert worker.proc.poll() is None  # still serving
@@ -80,17 +76,17 @@ def test_job_of_a_killed_worker_comes_back(
     queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    ttr = 2
-    job_id = queue.put("work", {"out": str(out), "seconds": 60}, ttr=ttr)
+    job_id = queue.put("work", {"out": str(out), "seconds": 60}, ttr=3600)
     worker = spawn_worker("--server", queue.server.address, "--tube", SLOW)
     wait_for(lambda: read_records(out), 10, "the handler to start")
     assert queue.state(job_id) == "reserved"
 
     worker.signal(signal.SIGKILL)
-    killed = time.monotonic()
-    # beanstalkd returns it when the dead worker's connection closes, at the latest at TTR.
-    wait_for(lambda: queue.state(job_id) == "ready", ttr + 3, "the job back in ready")
-    assert time.monotonic() - killed <= ttr + 1
+    # beanstalkd returns it when the dead worker's connection closes, not at its TTR (an
+    # hour): no timeout counted.
+    wait_for(lambda: queue.state(job_id) == "ready", 30, "the job back in ready")
+    stats = queue.stats(job_id)
+    assert stats is not None and (stats["timeouts"], stats["reserves"]) == (0, 1)
 
     record = "work=handlers_for_tests:record"
     rescuer = spawn_worker("--server", queue.server.address, "--tube", record)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 from beanfleet.errors import ConfigError, JobTimeout, PermanentFailure, RetryLater
-from beanfleet.handlers import HandlerSpec, JobInfo, load_handlers
+from beanfleet.handlers import HandlerSpec, load_handlers
 from beanfleet.joblog import JobLog, JobOutcome
-from beanfleet.retry import RetryPolicy
+from beanfleet.retry import RetryPolicy, attempt_of
 
 
 def test_handler_spec_parses_dotted_module_and_attribute() -> None:
@@ -31,19 +31,20 @@ def test_load_handlers_imports_and_resolves() -> None:
     assert handlers["b"].__name__ == "record"
 
 
-def test_job_info_fetches_the_attempt_once() -> None:
-    calls: list[int] = []
+@pytest.mark.parametrize(
+    ("reserves", "kicks", "attempt"), [(1, 0, 1), (3, 0, 3), (3, 1, 2), (2, 2, 1), (0, 0, 1)]
+)
+def test_attempt_counts_reservations_minus_hand_backs(
+    reserves: int, kicks: int, attempt: int
+) -> None:
+    assert attempt_of({"reserves": reserves, "kicks": kicks, "releases": 9}) == attempt
 
-    def fetch() -> int:
-        calls.append(1)
-        return 4
 
-    job = JobInfo(7, "t", fetch_attempt=fetch)
-    assert job.attempt_if_known is None
-    assert job.attempt == 4
-    assert job.attempt == 4
-    assert job.attempt_if_known == 4
-    assert calls == [1]
+def test_crash_loop_buries_after_max_retries_plus_one_starts() -> None:
+    policy = RetryPolicy(max_retries=2)
+    assert [policy.crashed_too_often(n) is None for n in (1, 2, 3, 4)] == [True] * 3 + [False]
+    why = policy.crashed_too_often(4)
+    assert why is not None and "3 attempts started and none finished" in why
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:
@@ -77,9 +78,11 @@ def test_text_log_quotes_values_with_spaces() -> None:
 
 
 def test_json_fast_path_matches_the_general_formatter() -> None:
-    log = JobLog("json", io.StringIO())
+    stream = io.StringIO()
+    log = JobLog("json", stream)
     log.deleted(9, "t", None, 0.25)
-    fast = json.loads(log._queue.popleft())
+    log.flush()
+    fast = json.loads(stream.getvalue())
     general = json.loads(log.format_job(JobOutcome(9, "t", None, 0.25, "deleted")))
     fast.pop("ts"), general.pop("ts")
     assert fast == general

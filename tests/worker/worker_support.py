@@ -11,7 +11,6 @@ import contextlib
 import io
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -119,19 +118,6 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def envelope(data: Any, attempt: int, origin: int) -> dict[str, Any]:
-    """The body of a job the worker re-put for a retry (see beanfleet.retry)."""
-    return {"__beanfleet_retry__": {"attempt": attempt, "origin": origin}, "data": data}
-
-
-def retried_as(lines: list[str], job_id: int) -> int:
-    """The id of the copy job ``job_id`` was re-put as, from its outcome line."""
-    [line] = [line for line in lines if f"job={job_id} " in line and "outcome=" in line]
-    match = re.search(r"retried as job (\d+)", line)
-    assert match is not None, line
-    return int(match.group(1))
 
 
 # -- in-process ------------------------------------------------------------------------------

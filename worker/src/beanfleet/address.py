@@ -22,7 +22,7 @@ def resolve_server(value: str | None) -> str:
 def parse_server(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[v6]:PORT`` for IPv6) to a (host, port) pair."""
     host, sep, port_text = value.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
+    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
         raise ConfigError(f"invalid server address {value!r}: expected HOST:PORT")
     port = int(port_text)
     if not 0 < port < 65536:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import select
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -52,8 +53,25 @@ class _Group(click.Group):
             _fail(str(exc))
         except greenstalk.Error as exc:
             _fail(f"beanstalkd replied {type(exc).__name__}: {exc}")
+        except BrokenPipeError:
+            if _stdout_closed():
+                # The reader of our output left (`beanfleet stats | true`): not the
+                # server's fault.  click's main exits 1 quietly on EPIPE, like a C tool.
+                raise
+            _fail("lost connection to beanstalkd: Broken pipe")
         except ConnectionError as exc:
             _fail(f"lost connection to beanstalkd: {exc}")
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe (or socket) whose reading end is closed."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return False
+    return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in events)
 
 
 def _fail(message: str) -> None:

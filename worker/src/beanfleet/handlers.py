@@ -23,44 +23,21 @@ _DOTTED_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 class JobInfo:
     """What a handler learns about its job besides the body.
 
-    ``attempt`` is the attempts made before this copy of the job was put (its retry
-    envelope, see :mod:`beanfleet.retry`) plus ``releases + 1`` from beanstalkd's
-    ``stats-job``, so it survives worker restarts.  ``id`` changes on every retry (each is
-    a fresh job).  The worker may not know the attempt yet (fetching it costs a round trip
-    per job), in which case the first read of ``attempt`` asks the server.
+    ``id`` is the id the producer got from ``put``: a retry releases the same job.
+    ``attempt`` (1-based) counts every start of the job, including those that killed their
+    worker, from beanstalkd's own ``stats-job`` counters (see
+    :func:`beanfleet.retry.attempt_of`), so it survives worker restarts.
     """
 
-    __slots__ = ("_attempt", "_fetch_attempt", "id", "tube")
+    __slots__ = ("attempt", "id", "tube")
 
-    def __init__(
-        self,
-        job_id: int,
-        tube: str,
-        attempt: int | None = None,
-        fetch_attempt: Callable[[], int] | None = None,
-    ) -> None:
-        if attempt is None and fetch_attempt is None:
-            raise ValueError("JobInfo needs an attempt or a way to fetch it")
+    def __init__(self, job_id: int, tube: str, attempt: int) -> None:
         self.id = job_id
         self.tube = tube
-        self._attempt = attempt
-        self._fetch_attempt = fetch_attempt
-
-    @property
-    def attempt(self) -> int:
-        if self._attempt is None:
-            assert self._fetch_attempt is not None
-            self._attempt = self._fetch_attempt()
-        return self._attempt
-
-    @property
-    def attempt_if_known(self) -> int | None:
-        """The attempt number without a server round trip (None if not fetched yet)."""
-        return self._attempt
+        self.attempt = attempt
 
     def __repr__(self) -> str:
-        attempt = "?" if self._attempt is None else self._attempt
-        return f"JobInfo(id={self.id}, tube={self.tube!r}, attempt={attempt})"
+        return f"JobInfo(id={self.id}, tube={self.tube!r}, attempt={self.attempt})"
 
 
 @dataclass(frozen=True)
@@ -92,6 +69,11 @@ class HandlerSpec:
         """Import the module and return the callable, or raise ConfigError in one line."""
         try:
             obj: object = importlib.import_module(self.module)
+        except SystemExit as exc:  # sys.exit() in module code: say which module did it
+            raise ConfigError(
+                f"cannot import handler {self.target} for tube {self.tube!r}: module "
+                f"{self.module!r} called sys.exit({exc.code!r}) while being imported"
+            ) from None
         except Exception as exc:  # any failure of user code at import time is a config error
             raise ConfigError(
                 f"cannot import handler {self.target} for tube {self.tube!r}: "

@@ -21,30 +21,44 @@ Priority = int | str
 Seconds = int | float | timedelta
 
 
+def _ascii_digits(text: str) -> bool:
+    # str.isdigit() also accepts "٣" or "³", and int() would take " 5": neither is a number
+    # a shell user typed on purpose.
+    return text.isascii() and text.isdigit()
+
+
 def parse_priority(value: Priority) -> int:
-    """A priority name (case-insensitive) or an integer 0..2**32-1, as an integer."""
+    """A priority name (case-insensitive) or an integer 0..2**32-1 (ASCII digits only)."""
     if isinstance(value, bool):  # bool is an int; True as a priority is surely a mistake
         raise ConfigError(f"invalid priority {value!r}")
     if isinstance(value, str):
-        text = value.strip()
-        named = PRIORITIES.get(text.lower())
+        named = PRIORITIES.get(value.lower())
         if named is not None:
             return named
-        if not text.isdigit():
+        if not _ascii_digits(value):
             names = ", ".join(PRIORITIES)
             raise ConfigError(f"invalid priority {value!r}: use {names} or 0..{MAX_PRIORITY}")
-        value = int(text)
+        value = int(value)
     if not 0 <= value <= MAX_PRIORITY:
         raise ConfigError(f"invalid priority {value}: must be 0..{MAX_PRIORITY}")
     return value
 
 
-def whole_seconds(value: Seconds, what: str, minimum: int = 0) -> int:
+def whole_seconds(value: Seconds, what: str) -> int:
     """Seconds as beanstalkd's whole seconds, rounded up so nothing happens early."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not math.isfinite(seconds):
         raise ConfigError(f"invalid {what} {value!r}")
-    whole = max(minimum, math.ceil(seconds))
+    whole = math.ceil(seconds)
     if seconds < 0 or whole > MAX_SECONDS:
         raise ConfigError(f"invalid {what} {value!r}: must be 0..{MAX_SECONDS} seconds")
     return whole
+
+
+def parse_ttr(value: Seconds) -> int:
+    """The one TTR rule, for the producer API and ``beanfleet put``: more than 0 seconds
+    (rounded up to whole seconds), at most 2**32-1.  beanstalkd would silently turn 0 into 1."""
+    ttr = whole_seconds(value, "ttr")
+    if ttr < 1:
+        raise ConfigError(f"invalid ttr {value!r}: must be 1..{MAX_SECONDS} seconds")
+    return ttr

@@ -37,6 +37,7 @@ from beanfleet.priorities import (
     Priority,
     Seconds,
     parse_priority,
+    parse_ttr,
     whole_seconds,
 )
 from beanfleet.protocol import Connection
@@ -173,7 +174,7 @@ class Producer(ServerLinks):
         check_tube(tube)
         pri = parse_priority(priority)
         delay_s = whole_seconds(delay, "delay")
-        ttr_s = whole_seconds(ttr, "ttr", minimum=1)
+        ttr_s = parse_ttr(ttr)
         body = encode_body(data)
         self._check_size(body)
         try:
@@ -223,7 +224,7 @@ class Producer(ServerLinks):
         check_tube(tube)
         pri = parse_priority(priority)
         delay_s = whole_seconds(delay, "delay")
-        ttr_s = whole_seconds(ttr, "ttr", minimum=1)
+        ttr_s = parse_ttr(ttr)
         if not 1 <= batch_size <= MAX_BATCH:
             raise ConfigError(f"invalid batch size {batch_size}: must be 1..{MAX_BATCH}")
         bodies = [encode_body(item, index) for index, item in enumerate(items)]

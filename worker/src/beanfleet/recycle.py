@@ -8,6 +8,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from beanfleet.bounds import MAX_MEGABYTES, MAX_SECONDS, check_count, check_number
+
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 MB = 1024 * 1024
 
@@ -27,6 +29,14 @@ class RecycleLimits:
     max_jobs: int | None = None
     max_time: float | None = None  # seconds since the worker started
     max_memory_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_jobs is not None:
+            check_count(self.max_jobs, "max-jobs", low=1, high=2**63 - 1)
+        if self.max_time is not None:
+            check_number(self.max_time, "max-time", low=0, low_open=True, high=MAX_SECONDS)
+        if self.max_memory_mb is not None:
+            check_number(self.max_memory_mb, "max-memory", low=0, low_open=True, high=MAX_MEGABYTES)
 
 
 class Recycler:

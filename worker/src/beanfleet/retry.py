@@ -1,30 +1,50 @@
 """What to do with a failed job (retry after a backoff, or bury) and how a retry is done.
 
-The decision lives in :class:`RetryPolicy`; the mechanism lives in :func:`schedule_retry`
-alone.  A retry is a *re-put*: a fresh job in the same tube whose body is an envelope
-carrying the attempts made so far and the first job's id, then a ``delete`` of the old job.
-beanstalkd 1.12 appends a binlog record for every delayed ``release`` and reclaims none of
-them while the job lives (upstream issue #622; measured in drill 6, docs/drills.md), so a
-job that keeps failing would grow the binlog without bound; re-put records die with each
-copy.  When the put is refused (binlog disk full, envelope over max-job-size, draining) the
-old job is released with delay 0, which writes no binlog record and works on a full disk.
+The decision lives in :class:`RetryPolicy`; the mechanism in :func:`schedule_retry` alone.
+A retry is ``release <id> <pri> <delay>``: the job keeps its id, priority, TTR and body.
+Each delayed release adds a binlog record that beanstalkd frees only when the job is
+deleted (upstream #622), so ``max_retries`` bounds the records a job can hold: at most one
+per retry (drill 6 measures it).
+
+The attempt number comes from beanstalkd's own counters (:func:`attempt_of`), so it counts
+every start, including one that killed its worker, and survives worker restarts.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
+from beanfleet.bounds import MAX_RETRIES, check_count, check_number
 from beanfleet.errors import PermanentFailure, RetryLater
 from beanfleet.protocol import Connection
 
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_BACKOFF_BASE = 1.0
 DEFAULT_BACKOFF_CAP = 300.0
+MAX_DELAY = 2**32 - 1  # beanstalkd answers BAD_FORMAT to a larger delay
+
+
+def attempt_of(stats: Mapping[str, int | str]) -> int:
+    """The 1-based attempt number of a job reserved now, from its ``stats-job``.
+
+    ``reserves`` counts every reservation, including this one and those whose worker died
+    (its connection closed: no other counter moves).  The only reservations that are not
+    starts are prefetch hand-backs, and those alone end in ``kick-job`` (see
+    :mod:`beanfleet.prefetch`), so they are subtracted as ``kicks``.  An operator's ``kick``
+    of a buried or delayed job counts the same way: it gives the job one more attempt.
+    """
+    return max(1, int(stats["reserves"]) - int(stats["kicks"]))
+
+
+def clamp_delay(seconds: float) -> int:
+    """Whole seconds for a ``release``: rounded up, never negative, never above 2**32-1."""
+    if not seconds > 0:  # also NaN
+        return 0
+    return MAX_DELAY if seconds >= MAX_DELAY else math.ceil(seconds)
 
 
 @dataclass(frozen=True)
@@ -42,17 +62,22 @@ class RetryPolicy:
     backoff_base: float = DEFAULT_BACKOFF_BASE
     backoff_cap: float = DEFAULT_BACKOFF_CAP
 
+    def __post_init__(self) -> None:
+        check_count(self.max_retries, "max-retries", low=0, high=MAX_RETRIES)
+        check_number(self.backoff_base, "backoff base", low=0, high=MAX_DELAY)
+        check_number(self.backoff_cap, "backoff cap", low=0, high=MAX_DELAY)
+
     def backoff(self, attempt: int) -> int:
         """Delay before the retry that follows failed attempt ``attempt`` (1-based).
 
         ``base * 2**(attempt-1)`` capped at ``cap``, then jittered into its upper half so
         jobs that failed together spread out but never retry much earlier than planned.
         """
-        if self.backoff_base <= 0 or self.backoff_cap <= 0:
+        if not (self.backoff_base > 0 and self.backoff_cap > 0):
             return 0
         # Cap the exponent too: 2**10000 would overflow a float before min() could cap it.
         nominal = min(self.backoff_cap, self.backoff_base * 2.0 ** min(attempt - 1, 64))
-        return math.ceil(random.uniform(nominal / 2, nominal))
+        return clamp_delay(random.uniform(nominal / 2, nominal))
 
     def decide(self, attempt: int, error: BaseException, reason: str) -> Decision:
         """Retry or bury after ``error`` ended attempt ``attempt``; ``reason`` describes it."""
@@ -61,122 +86,81 @@ class RetryPolicy:
         if attempt > self.max_retries:
             return Decision("bury", 0, f"retries exhausted after {attempt} attempts: {reason}")
         if isinstance(error, RetryLater):
-            return Decision("release", math.ceil(error.delay), reason)
+            return Decision("release", clamp_delay(error.delay), reason)
         return Decision("release", self.backoff(attempt), reason)
 
+    def crashed_too_often(self, attempt: int) -> str | None:
+        """Why a job must be buried before it starts again, or None.
 
-ENVELOPE = "__beanfleet_retry__"
-_ENVELOPE_KEYS = frozenset({ENVELOPE, "data"})
-
-# Put refusals after which the old job is released with delay 0 instead.  beanstalkd reads
-# (or skips) the whole body before any of these replies, so the connection stays in step.
-_PUT_REFUSED = frozenset(
-    {b"OUT_OF_MEMORY", b"JOB_TOO_BIG", b"DRAINING", b"INTERNAL_ERROR", b"EXPECTED_CRLF"}
-)
-_WHY_REFUSED = {
-    b"OUT_OF_MEMORY": "beanstalkd is out of memory or binlog disk space",
-    b"JOB_TOO_BIG": "the retry envelope makes the body larger than the server's max-job-size",
-    b"DRAINING": "the server is draining and takes no new jobs",
-}
-
-
-@dataclass(frozen=True)
-class RetryEnvelope:
-    """What a re-put job carries besides its data."""
-
-    attempts: int  # attempts made before this copy was put
-    origin: int  # id of the job as first put by the producer
-
-
-def unwrap(decoded: Any) -> tuple[Any, RetryEnvelope | None]:
-    """The original data of a decoded body, and its retry envelope if it has one.
-
-    An envelope is a dict with exactly the keys ``__beanfleet_retry__`` and ``data`` whose
-    meta holds an integer ``attempt`` and ``origin``; anything else is the data itself.
-    """
-    if type(decoded) is dict and decoded.keys() == _ENVELOPE_KEYS:
-        meta = decoded[ENVELOPE]
-        if isinstance(meta, dict):
-            attempts, origin = meta.get("attempt"), meta.get("origin")
-            if type(attempts) is int and type(origin) is int and attempts >= 0 and origin >= 0:
-                return decoded["data"], RetryEnvelope(attempts, origin)
-    return decoded, None
-
-
-def wrap(data: Any, attempts: int, origin: int) -> bytes:
-    """The compact JSON body of a re-put job (raises ValueError/RecursionError on data
-    that cannot be encoded again)."""
-    envelope = {ENVELOPE: {"attempt": attempts, "origin": origin}, "data": data}
-    try:
-        return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # lone surrogates (from "\ud800" escapes): keep them escaped
-        return json.dumps(envelope, separators=(",", ":")).encode()
+        Attempt ``max_retries + 2`` means ``max_retries + 1`` earlier starts ended with no
+        outcome sent: the worker died (killed, out of memory, a crash in C code), its
+        connection dropped, or the TTR ran out.
+        """
+        if attempt <= self.max_retries + 1:
+            return None
+        return (
+            f"retries exhausted: {attempt - 1} attempts started and none finished "
+            "(the worker died, lost its connection or ran past the TTR during each)"
+        )
 
 
 @dataclass(frozen=True)
-class RetryResult:
-    """How :func:`schedule_retry` went.
+class RetryOutcome:
+    """How :func:`schedule_retry` went, ready for the job's log line."""
 
-    ``status`` is ``INSERTED`` (re-put as ``new_id``, old job deleted unless ``note`` says
-    otherwise), ``BURIED`` (re-put, but the server had to bury the copy: out of memory), or
-    the reply to the fallback ``release <id> <pri> 0``: ``RELEASED``, ``BURIED``,
-    ``NOT_FOUND``, ``OUT_OF_MEMORY``, ...  ``note`` says why the fallback was used, or what
-    went wrong deleting the old job.
+    outcome: Literal["released", "buried", "lost"]
+    delay: int | None
+    note: str | None = None  # what went differently from the plain delayed release
+
+
+# beanstalkd 1.12 takes the job off the reserved list before it finds the binlog full, so a
+# refused delayed release (or bury) leaves the job in no queue until the server restarts and
+# replays its binlog (drill 5).
+_ORPHANED = "beanstalkd 1.12 holds the job in no queue until it restarts (its binlog still has it)"
+
+
+def schedule_retry(conn: Connection, job_id: int, priority: int, delay: int) -> RetryOutcome:
+    """Retry reserved job ``job_id`` after ``delay`` seconds, keeping its priority.
+
+    On a full binlog disk the delayed release is refused (``OUT_OF_MEMORY``); the fallback
+    is a delay-0 release, which writes no record.
     """
-
-    status: bytes
-    new_id: int | None = None
-    delay: int = 0
-    note: str | None = None
-
-
-def schedule_retry(
-    conn: Connection,
-    job_id: int,
-    tube: str,
-    stats: Mapping[str, int | str],
-    delay: int,
-    data: Any,
-    attempts: int,
-    origin: int,
-) -> RetryResult:
-    """Retry reserved job ``job_id`` after ``delay`` seconds: re-put it, then delete it.
-
-    ``stats`` is its stats-job (priority and TTR are kept), ``data`` its decoded data
-    (unwrapped), ``attempts`` the attempts made so far and ``origin`` the first job's id.
-    """
-    priority, ttr = int(stats["pri"]), int(stats["ttr"])
-    try:
-        body: bytes | None = wrap(data, attempts, origin)
-    except (ValueError, RecursionError) as exc:
-        body, why = None, f"its data cannot be encoded as JSON again ({type(exc).__name__})"
-    if body is not None:
-        # The worker's connection never puts otherwise, so naming the tube before every put
-        # is all the ``use`` state there is to keep.
-        conn.send([b"use " + tube.encode(), Connection.put_command(body, priority, delay, ttr)])
-        using, _ = conn.read_reply()
-        status, values = conn.read_reply()  # read both before judging: stay in step
-        if using != b"USING":
-            raise ConnectionError(f"unexpected reply to use: {using.decode(errors='replace')}")
-        if status in (b"INSERTED", b"BURIED"):
-            # At-least-once: the old job is deleted only once the copy exists.  A crash (or a
-            # lost connection) between the two leaves both, so the job runs once more; it is
-            # never lost.
-            new_id = int(values[0])
-            conn.send([b"delete %d" % job_id])
-            deleted, _ = conn.read_reply()
-            note = None
-            if deleted != b"DELETED":
-                note = (
-                    f"the old job's delete replied {deleted.decode(errors='replace')} (TTR ran "
-                    "out?): it may run once more"
-                )
-            return RetryResult(status, new_id, delay, note)
-        if status not in _PUT_REFUSED:
-            raise ConnectionError(f"unexpected reply to put: {status.decode(errors='replace')}")
-        why = f"re-put refused with {status.decode()}: " + _WHY_REFUSED.get(status, "server error")
-    # A delay-0 release writes no binlog record, so it works even on a full binlog disk
-    # (a delayed release or a bury there is refused and orphans the job until a restart).
-    conn.send([b"release %d %d 0" % (job_id, priority)])
+    conn.send([b"release %d %d %d" % (job_id, priority, clamp_delay(delay))])
     status, _ = conn.read_reply()
-    return RetryResult(status, None, 0, why)
+    if status == b"RELEASED":
+        return RetryOutcome("released", delay)
+    if status == b"BURIED":  # the server could not grow a queue: out of memory
+        return RetryOutcome("buried", None, "server out of memory: it buried the job")
+    if status != b"OUT_OF_MEMORY":
+        return RetryOutcome("lost", None, _not_reserved("release", status))
+    conn.send([b"release %d %d 0" % (job_id, priority)])
+    fallback, _ = conn.read_reply()
+    refused = "delayed release refused with OUT_OF_MEMORY (binlog disk full)"
+    if fallback == b"RELEASED":
+        return RetryOutcome("released", 0, f"{refused}; released with delay 0 instead")
+    return RetryOutcome(
+        "lost",
+        None,
+        f"{refused}; delay-0 release replied {fallback.decode(errors='replace')}: {_ORPHANED}",
+    )
+
+
+def bury(conn: Connection, job_id: int, priority: int) -> RetryOutcome:
+    """Bury reserved job ``job_id`` keeping its priority."""
+    conn.send([b"bury %d %d" % (job_id, priority)])
+    status, _ = conn.read_reply()
+    if status == b"BURIED":
+        return RetryOutcome("buried", None)
+    if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
+        text = status.decode()
+        return RetryOutcome(
+            "lost", None, f"bury refused with {text} (binlog disk full?): {_ORPHANED}"
+        )
+    return RetryOutcome("lost", None, _not_reserved("bury", status))
+
+
+def _not_reserved(verb: str, status: bytes) -> str:
+    return (
+        f"{verb} replied {status.decode(errors='replace')}: not reserved by this worker any "
+        "more (TTR ran out?)"
+    )

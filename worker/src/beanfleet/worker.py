@@ -1,25 +1,18 @@
 """The worker loop: reserve a job, run its tube's handler, then delete, release or bury it.
 
 Threads: the handler runs in the main thread (so ``--timeout`` can interrupt it with
-SIGALRM); a monitor thread touches long-running jobs so they outlive their TTR, releases
-the running job on a second SIGTERM/SIGINT, and writes the queued log lines.  Both threads
-share one connection: while a handler runs, every use of it holds ``_lock``; outside that
-window only the main thread uses it and no reply is ever left unread.
+SIGALRM); the monitor thread (:mod:`beanfleet.monitor`) touches long-running jobs, releases
+the running job on a second SIGTERM/SIGINT and writes the queued log lines.  Both share one
+connection: while a handler runs, every use of it holds ``lock``; outside that window only
+the main thread uses it and no reply is left unread except the prefetch ones
+(:mod:`beanfleet.prefetch`).
 
-Hot path (one round trip per job): a successful job's ``delete`` goes out in the same write
-as the next ``reserve-with-timeout``, and ``stats-job`` is only asked when its answer is
-needed: the tube when several are watched, the attempt when the handler reads it or the job
-failed, the TTR when the job runs long enough to need touching.
-
-Prefetch (opt-in): every write carries the finished job's ``delete`` and a
-``reserve-with-timeout 0`` for the job after next, and the reply read is the one asked for a
-job earlier, so beanstalkd answers while the handler runs: worker and server work at the
-same time instead of taking turns.  While a handler runs the worker holds at most one job
-it has not started.  It gives that job back when it stops (closing the connection returns
-it to ready; no counter moves) or when the current job runs longer than ``HEARTBEAT_AFTER``
-(``bury`` + ``kick-job``: the job keeps its id, priority, place in the queue and
-``releases`` count, so its attempt number is unchanged).
-Replies owed for such pipelined commands are read (``_settle``) before any other exchange.
+Per job: the finished job's ``delete`` goes out in the same write as the next reserve, then
+``stats-job`` of the new job before it starts (:meth:`Worker._deleted` logs every delete).
+That second round trip is the price of counting every start
+(:func:`beanfleet.retry.attempt_of`): the reserve reply carries no counters, and a job whose
+earlier starts all killed their worker must be buried before it runs again.  With prefetch
+the counters are asked a job earlier and no round trip is left (:mod:`beanfleet.prefetch`).
 """
 
 from __future__ import annotations
@@ -32,77 +25,35 @@ import signal
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Mapping
 from types import FrameType
-from typing import Any
 
 import greenstalk
 
 from beanfleet.address import check_tube, parse_server
+from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.client import describe_os_error
 from beanfleet.errors import ConfigError, JobTimeout
 from beanfleet.handlers import Handler, JobInfo
 from beanfleet.joblog import JobLog, JobOutcome
+from beanfleet.monitor import Monitor
+from beanfleet.prefetch import Prefetch
 from beanfleet.protocol import Connection
 from beanfleet.recycle import RecycleLimits, Recycler
-from beanfleet.retry import RetryPolicy, RetryResult, schedule_retry, unwrap
+from beanfleet.reserved import Reserved, parse_job_stats
+from beanfleet.retry import RetryOutcome, RetryPolicy, attempt_of, bury, schedule_retry
 from beanfleet.shutdown import ShutdownFlags
 
 RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
 REPLY_GRACE = 10.0  # no reply this long after RESERVE_TIMEOUT: treat the connection as dead
 WAIT_SLICE = 0.1  # how often a waiting reserve looks at the stop flags
-MONITOR_INTERVAL = 0.05  # monitor tick: second signal, heartbeat, log flush
-HEARTBEAT_AFTER = 0.5  # touch only jobs still running this long after their reservation
-MIN_TOUCH_INTERVAL = 0.3  # touch every ttr/3, but not more often than this
 DEADLINE_SOON_PAUSE = 0.1
 RECONNECT_FIRST = 0.1
 RECONNECT_CAP = 5.0
 CONNECT_TIMEOUT = 5.0
-ABORT_GRACE = 2.0  # second signal and no handler running: exit hard if still here by then
 
 _RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
-_RESERVE_NOW = b"reserve-with-timeout 0\r\n"  # prefetch: a job if one is ready, else TIMED_OUT
 _decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type checks
-
-
-class _Reserved:
-    """A job reserved on the current connection (once handled: awaiting its delete)."""
-
-    __slots__ = (
-        "body",
-        "duration",
-        "id",
-        "info",
-        "next_touch",
-        "origin",
-        "prior",
-        "stats",
-        "tube",
-    )
-
-    def __init__(self, job_id: int, body: bytes, tube: str | None) -> None:
-        self.id = job_id
-        self.body = body
-        self.tube = tube
-        self.stats: dict[str, int | str] | None = None  # stats-job, asked at most once
-        self.info: JobInfo | None = None
-        self.duration: float | None = None
-        self.next_touch = time.monotonic() + HEARTBEAT_AFTER
-        self.prior = 0  # attempts made before this copy was put (its retry envelope)
-        self.origin = job_id  # the id the producer's job had (its retry envelope)
-
-    @property
-    def attempt(self) -> int | None:
-        if self.info is not None and self.info.attempt_if_known is not None:
-            return self.info.attempt_if_known
-        return None if self.stats is None else self.attempt_of(self.stats)
-
-    def attempt_of(self, stats: Mapping[str, int | str]) -> int:
-        # The envelope's count survives re-puts; beanstalkd counts releases of this copy
-        # itself (a second-signal release, a retry whose re-put was refused).  Both survive
-        # worker restarts.
-        return self.prior + int(stats["releases"]) + 1
 
 
 def describe_error(error: BaseException) -> str:
@@ -143,34 +94,33 @@ class Worker:
         for tube in self.handlers:
             check_tube(tube)
         self.policy = policy or RetryPolicy()
+        if timeout is not None:
+            check_number(timeout, "timeout", low=0, low_open=True, high=MAX_SECONDS)
         self.timeout = timeout
         self.recycler = Recycler(limits or RecycleLimits())
         self.log = log or JobLog()
         self.reconnect_cap = reconnect_cap
-        self.prefetch = prefetch
+        self.prefetching = prefetch
         self.flags = ShutdownFlags()
         self.tubes = self.tubes_to_watch()
         # With one watched tube every job's tube is known without asking the server.
-        self._single_tube = self.tubes[0] if len(self.tubes) == 1 else None
+        single_tube = self.tubes[0] if len(self.tubes) == 1 else None
+        self._single_tube = single_tube
 
-        self._lock = threading.Lock()
-        self._conn: Connection | None = None
-        self._conn_broken = False  # set by the monitor when a touch hits a dead socket
+        # Shared with the monitor thread (under ``lock`` while a handler runs).
+        self.lock = threading.Lock()
+        self.conn: Connection | None = None
+        self.conn_broken = False  # set by the monitor when a touch hits a dead socket
+        self.running: Reserved | None = None  # its handler is executing right now
+        self.prefetch = Prefetch(single_tube, self.log_returned, self._deleted)
+
         self._healthy = False  # the current connection has answered a reserve
         self._backoff = RECONNECT_FIRST
-        self._current: _Reserved | None = None  # reserved here, outcome not sent yet
-        self._running: _Reserved | None = None  # its handler is executing right now
-        self._pending_delete: _Reserved | None = None  # succeeded, delete not confirmed
-        # Prefetch: replies owed on the connection, in order: a job whose delete was sent
-        # (awaiting DELETED), or None for a prefetch reserve; and the jobs those got.
-        self._owed: deque[_Reserved | None] = deque()
-        self._prefetched: deque[_Reserved] = deque()
-        self._unconfirmed: list[_Reserved] = []  # owed deletes cut off by a lost connection
+        self._current: Reserved | None = None  # reserved here, outcome not sent yet
+        self._pending_delete: Reserved | None = None  # succeeded, delete not confirmed
+        self._unconfirmed: list[Reserved] = []  # deletes cut off by a lost connection
         self._deadline_soon_logged = False
         self._timed_out = False
-        self._alarm_deferred = False
-        self._abort_deadline: float | None = None
-        self._monitor_stop = threading.Event()
 
     def tubes_to_watch(self) -> list[str]:
         """The watch list: the handlers' tubes (never ``default`` unless it has one)."""
@@ -188,8 +138,7 @@ class Worker:
             if not in_main:
                 raise ConfigError("a job timeout needs the worker in the main thread (SIGALRM)")
             previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
-        self._monitor_stop = threading.Event()
-        monitor = threading.Thread(target=self._monitor, name="beanfleet-monitor", daemon=True)
+        monitor = Monitor(self)
         monitor.start()
         self.log.event(
             "started",
@@ -200,8 +149,7 @@ class Worker:
         try:
             reason = self._loop()
         finally:
-            self._monitor_stop.set()
-            monitor.join(timeout=2)
+            monitor.join()
             self._drop_connection()
             if previous_alarm is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -211,25 +159,27 @@ class Worker:
         self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
         return reason
 
+    def _stop_reason(self) -> str | None:
+        if self.flags.count:
+            return self.flags.signal_name
+        return self.recycler.reason() if self.recycler.limited else None
+
     def _loop(self) -> str:
-        flags = self.flags
-        recycler = self.recycler
         while True:
-            if flags.count or recycler.limited:
-                reason = flags.signal_name if flags.count else recycler.reason()
-                if reason is not None:
-                    self._finish_pending_delete()
-                    return reason
+            reason = self._stop_reason()
+            if reason is not None:
+                self._finish()
+                return reason
             try:
-                conn = self._conn
-                if conn is None or self._conn_broken:
+                conn = self.conn
+                if conn is None or self.conn_broken:
                     if not self._connect():
-                        continue  # stop requested while connecting
-                    conn = self._conn
+                        continue  # stop or recycling limit while connecting
+                    conn = self.conn
                     assert conn is not None
                 job = self._reserve(conn)
                 if job is not None:
-                    self._process(conn, job)
+                    self._process(job)
             except OSError as exc:  # ConnectionError, broken pipe, reset, no reply, ...
                 self._connection_lost(exc)
 
@@ -252,11 +202,12 @@ class Worker:
     def _connect(self, attempts: int | None = None) -> bool:
         """Connect and watch the tubes, retrying with capped, jittered backoff.
 
-        Gives up (False) when a stop is requested, or after ``attempts`` tries.
+        Gives up (False) when a stop is requested or a recycling limit is reached (they
+        apply while reconnecting too), or after ``attempts`` tries.
         """
         tries = 0
         while attempts is None or tries < attempts:
-            if attempts is None and self.flags.stopping:
+            if attempts is None and self._stop_reason() is not None:
                 return False
             tries += 1
             try:
@@ -276,24 +227,25 @@ class Worker:
                 if not last:
                     self._pause(delay)
                 continue
-            with self._lock:
-                self._conn = conn
-                self._conn_broken = False
+            with self.lock:
+                self.conn = conn
+                self.conn_broken = False
             self._healthy = False
             self.log.event(
                 "connected",
                 f"connected to beanstalkd at {self.server}, watching {', '.join(self.tubes)}",
             )
             while self._unconfirmed:
-                self._delete_after_reconnect(conn, self._unconfirmed[0])
+                self._pending_delete = self._unconfirmed[0]
+                self._send_after_delete(conn, b"", after_reconnect=True)
                 self._unconfirmed.pop(0)
             return True
         return False
 
     def _drop_connection(self) -> None:
         # beanstalkd puts every job reserved on a closed connection back to ready at once.
-        with self._lock:
-            conn, self._conn = self._conn, None
+        with self.lock:
+            conn, self.conn = self.conn, None
         if conn is not None:
             conn.close()
 
@@ -306,17 +258,15 @@ class Worker:
         self._drop_connection()
         job, self._current = self._current, None
         if job is not None:
-            self._log_job(
+            self.log_job(
                 job,
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
-        self._forget_prefetched("connection lost")
-        cut_off = [entry for entry in self._owed if entry is not None]
-        self._owed.clear()
-        if self._pending_delete is not None:
-            cut_off.append(self._pending_delete)
-            self._pending_delete = None
+        cut_off = self.prefetch.forget("connection lost")
+        done, self._pending_delete = self._pending_delete, None
+        if done is not None:
+            cut_off.append(done)
         for done in cut_off:
             self.log.event(
                 "delete-pending",
@@ -331,88 +281,105 @@ class Worker:
             self._pause(self._backoff * random.uniform(0.5, 1.0))
             self._backoff = min(self._backoff * 2, self.reconnect_cap)
 
-    def _delete_after_reconnect(self, conn: Connection, done: _Reserved) -> None:
-        # delete also works on a ready job.  NOT_FOUND: another worker reserved it (or our
-        # first delete reached the server before the connection broke).
-        conn.send([b"delete %d" % done.id])
+    def _send_after_delete(
+        self, conn: Connection, commands: bytes, *, after_reconnect: bool = False
+    ) -> None:
+        """Send ``commands``, preceded in the same write by the ``delete`` of the job that
+        succeeded last (if any); read that delete's reply and log the job.
+
+        The one place a succeeded job is deleted: on the hot path, on the way out and after
+        a reconnect.  Until its reply is read the job stays ``_pending_delete``, so a
+        connection lost meanwhile deletes it after reconnecting."""
+        done = self._pending_delete
+        if done is None:
+            if commands:
+                conn.sock.sendall(commands)
+            return
+        conn.sock.sendall(b"delete %d\r\n%s" % (done.id, commands))
         status, _ = conn.read_reply()
-        if status == b"DELETED":
-            self._log_job(done, "deleted", "deleted after reconnecting")
-        else:
-            self._log_job(
+        self._pending_delete = None
+        self._deleted(done, status, after_reconnect=after_reconnect)
+
+    def _deleted(self, done: Reserved, status: bytes, *, after_reconnect: bool = False) -> None:
+        """Log a succeeded job once beanstalkd answered its ``delete`` (sent here or, with
+        prefetch, pipelined and read by :meth:`Prefetch.settle`)."""
+        info = done.info
+        if status == b"DELETED" and after_reconnect:
+            self.log_job(done, "deleted", "deleted after reconnecting")
+        elif status == b"DELETED" and info is not None and done.duration is not None:
+            self.log.deleted(done.id, info.tube, info.attempt, done.duration)
+        elif status == b"DELETED":
+            self.log_job(done, "deleted", "deleted on the way out")
+        elif after_reconnect:
+            # delete also works on a ready job.  NOT_FOUND: another worker reserved it (or
+            # the first delete reached the server before the connection broke).
+            self.log_job(
                 done,
                 "lost",
                 f"delete after reconnecting replied {status.decode(errors='replace')}: "
                 "another worker has it, or it was already deleted",
             )
+        else:
+            self.log_job(
+                done,
+                "lost",
+                f"delete replied {status.decode(errors='replace')}: not reserved by this "
+                "worker any more (TTR ran out?)",
+            )
 
-    def _finish_pending_delete(self) -> None:
-        """On the way out: make sure succeeded jobs are deleted (one reconnect try).
-
-        A prefetched job stays reserved until the connection closes, which returns it."""
-        if self._owed or self._prefetched:
-            try:
-                if self._conn is not None and not self._conn_broken:
-                    self._settle(self._conn)
-            except OSError as exc:
-                self._connection_lost(exc)
-            self._forget_prefetched("worker stopping")
+    def _finish(self) -> None:
+        """On the way out: hand held jobs back, make sure succeeded jobs are deleted (one
+        reconnect try)."""
+        conn = self.conn
+        try:
+            if conn is not None and not self.conn_broken:
+                if self.prefetch.busy:
+                    self.prefetch.hand_back(conn, "worker stopping")
+                self._send_after_delete(conn, b"")
+        except (OSError, greenstalk.Error) as exc:
+            self._connection_lost(exc if isinstance(exc, OSError) else ConnectionError(exc))
+        self._unconfirmed.extend(self.prefetch.forget("worker stopping"))
         if self._pending_delete is not None:
             self._unconfirmed.append(self._pending_delete)
             self._pending_delete = None
         if not self._unconfirmed:
             return
+        self._drop_connection()
         try:
-            conn = self._conn
-            if conn is not None and not self._conn_broken:
-                while self._unconfirmed:
-                    done = self._unconfirmed[0]
-                    conn.send([b"delete %d" % done.id])
-                    status, _ = conn.read_reply()
-                    self._unconfirmed.pop(0)
-                    self._log_delete(done, status)
-                return
-            self._drop_connection()
             if self._connect(attempts=1):
                 return  # _connect deleted them
         except OSError:
             pass
         for done in self._unconfirmed:
-            self._log_job(done, "returned", "succeeded, but not deleted: server unreachable")
+            self.log_job(done, "returned", "succeeded, but not deleted: server unreachable")
         self._unconfirmed.clear()
 
     def _pause(self, seconds: float) -> bool:
         """Sleep in short slices; False as soon as a stop is requested."""
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            if self.flags.stopping:
+            if self._stop_reason() is not None:
                 return False
             time.sleep(min(left, WAIT_SLICE))
-        return not self.flags.stopping
+        return True
 
     # -- reserving ---------------------------------------------------------------------------
 
-    def _reserve(self, conn: Connection) -> _Reserved | None:
-        if self._owed or self._prefetched:
-            job = self._take_prefetched(conn)
-            if job is not None or self.flags.count:
-                return job  # None with a stop requested: the loop's top hands the rest back
-        done = self._pending_delete
-        if done is None:
-            conn.sock.sendall(_RESERVE)
-        else:
-            conn.sock.sendall(b"delete %d\r\n%s" % (done.id, _RESERVE))
-            status, _ = conn.read_reply()
-            self._pending_delete = None
-            self._log_delete(done, status)
-
+    def _reserve(self, conn: Connection) -> Reserved | None:
+        if self.prefetch.busy:
+            if self.flags.count:
+                return None  # the loop's top hands the held jobs back
+            job = self.prefetch.next_held(conn)
+            if job is not None:
+                return self._started_with_stats(conn, job)
+        self._send_after_delete(conn, _RESERVE)
         if not conn.has_buffered() and not self._wait_readable(conn):
             self._drop_connection()  # abandons the reserve; a job it got goes back to ready
             return None
 
         status, values = conn.read_reply()
         if status == b"RESERVED":
-            job = _Reserved(int(values[0]), conn.read_chunk(int(values[1])), self._single_tube)
+            job = Reserved(int(values[0]), conn.read_chunk(int(values[1])), self._single_tube)
             self._current = job
             if not self._healthy:
                 self._healthy = True
@@ -422,12 +389,9 @@ class Worker:
                 # The signal came while the reply was in flight: hand the job straight back.
                 self._current = None
                 self._drop_connection()
-                self._log_job(job, "returned", "worker stopping; not started")
+                self.log_job(job, "returned", "worker stopping; not started")
                 return None
-            if self.prefetch:
-                conn.sock.sendall(_RESERVE_NOW)
-                self._owed.append(None)
-            return job
+            return self._started_with_stats(conn, job)
         if status == b"TIMED_OUT":
             self._healthy = True
             self._backoff = RECONNECT_FIRST
@@ -447,86 +411,23 @@ class Worker:
             return None
         raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
 
-    # -- prefetch ----------------------------------------------------------------------------
-
-    def _settle(self, conn: Connection, *, until_job: bool = False) -> None:
-        """Read the replies owed on the connection, in order: confirm sent deletes, keep the
-        jobs prefetch reserves got.  All of them, or (``until_job``) until a job is held.
-        Callers hold the lock or know that no handler runs."""
-        owed = self._owed
-        while owed and not (until_job and self._prefetched):
-            done = owed[0]
-            status, values = conn.read_reply()
-            if done is not None:
-                owed.popleft()
-                self._log_delete(done, status)
-                continue
-            if status == b"RESERVED":
-                body = conn.read_chunk(int(values[1]))
-                self._prefetched.append(_Reserved(int(values[0]), body, self._single_tube))
-            elif status not in (b"TIMED_OUT", b"DEADLINE_SOON"):
-                raise ConnectionError(
-                    f"unexpected reply to reserve: {status.decode(errors='replace')}"
-                )
-            owed.popleft()
-
-    def _take_prefetched(self, conn: Connection) -> _Reserved | None:
-        """The next prefetched job, or None when prefetching found none (then nothing is
-        owed any more and the caller reserves as usual).
-
-        Writes first, reads after: the last job's delete and the next prefetch go out in
-        one write, and the reply read now was asked for one job earlier, so beanstalkd had
-        that job's whole run to answer it."""
-        out = b""
-        done, self._pending_delete = self._pending_delete, None
-        if done is not None:
-            out = b"delete %d\r\n" % done.id
-            self._owed.append(done)
-        # At most two jobs ahead (held or asked for): one of them runs next, so while a
-        # handler runs the worker holds at most one job it has not started.
-        ahead = len(self._prefetched) + self._owed.count(None)
-        if not self.flags.count and ahead < 2:
-            out += _RESERVE_NOW
-            self._owed.append(None)
-        if out:
-            conn.sock.sendall(out)
-        self._settle(conn, until_job=True)
-        if not self._prefetched or self.flags.count:
-            return None
-        job = self._prefetched.popleft()
+    def _started_with_stats(self, conn: Connection, job: Reserved) -> Reserved | None:
+        """The job about to start, with its ``stats-job``: asked in one write with the last
+        job's delete (one round trip), or with prefetch asked a job earlier (none)."""
         self._current = job
-        job.next_touch = time.monotonic() + HEARTBEAT_AFTER  # its time starts now
-        return job
-
-    def _forget_prefetched(self, why: str) -> None:
-        """Log the held jobs as returned: closing the connection gives them back."""
-        while self._prefetched:
-            held = self._prefetched.popleft()
-            self._log_job(held, "returned", f"prefetched, not started; {why}")
-
-    def _hand_back(self, conn: Connection, job: _Reserved) -> None:
-        """Return a prefetched job that would wait behind a long one (lock held).
-
-        ``bury`` + ``kick-job`` instead of ``release``: a release would count as a failed
-        attempt.  Kicked, the job is ready again with its id, priority and place."""
-        try:
-            pri = int(self._job_stats(job)["pri"])
-        except greenstalk.Error as exc:  # NOT_FOUND: its TTR ran out, it is back already
-            buried, kicked = type(exc).__name__.encode(), b"-"
+        if self.prefetching:
+            done, self._pending_delete = self._pending_delete, None
+            self.prefetch.start(conn, job, done, ask=not self.flags.count)
         else:
-            conn.send([b"bury %d %d" % (job.id, pri), b"kick-job %d" % job.id])
-            buried, _ = conn.read_reply()
-            kicked, _ = conn.read_reply()
-        if buried == b"BURIED" and kicked == b"KICKED":
-            self._log_job(job, "returned", "prefetched, not started; the current job runs long")
-            return
-        self.log.event(
-            "handback-failed",
-            f"prefetched job {job.id}: bury replied {buried.decode(errors='replace')}, "
-            f"kick-job {kicked.decode(errors='replace')}",
-            level="warning",
-            job=job.id,
-        )
+            self._send_after_delete(conn, b"stats-job %d\r\n" % job.id)
+            status, values = conn.read_reply()
+            if status == b"OK":
+                job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
+        if job.stats is None:  # NOT_FOUND: its TTR ran out already
+            self._current = None
+            self.log_job(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
+            return None
+        return job
 
     def _wait_readable(self, conn: Connection) -> bool:
         """Wait for the reserve's reply in short slices; False if the worker should stop."""
@@ -542,53 +443,52 @@ class Worker:
 
     # -- processing --------------------------------------------------------------------------
 
-    def _process(self, conn: Connection, job: _Reserved) -> None:
+    def _process(self, job: Reserved) -> None:
         try:
-            if job.tube is None:  # several tubes watched: ask which one
-                job.tube = str(self._job_stats(job)["tube"])
+            assert job.stats is not None
+            if job.tube is None:  # several tubes watched
+                job.tube = str(job.stats["tube"])
+            attempt = attempt_of(job.stats)
+            died = self.policy.crashed_too_often(attempt)
+            if died is not None:
+                self._bury(job, died)
+                return
             handler = self.handlers.get(job.tube)
             if handler is None:
-                self._bury(conn, job, f"no handler for tube {job.tube!r}")
+                self._bury(job, f"no handler for tube {job.tube!r}")
                 return
             try:
-                data, envelope = unwrap(_decode_json(job.body.decode("utf-8")))
+                data = _decode_json(job.body.decode("utf-8"))
             except UnicodeDecodeError:
-                self._bury(conn, job, "body is not valid UTF-8")
+                self._bury(job, "body is not valid UTF-8")
                 return
             except ValueError as exc:
-                self._bury(conn, job, f"body is not valid JSON: {exc}")
+                self._bury(job, f"body is not valid JSON: {exc}")
                 return
             except RecursionError:  # e.g. 100000 "[": a poison body, not a worker crash
-                self._bury(conn, job, "body is not valid JSON: nested too deeply")
+                self._bury(job, "body is not valid JSON: nested too deeply")
                 return
-            if envelope is not None:
-                job.prior, job.origin = envelope.attempts, envelope.origin
-            info = job.info = JobInfo(
-                job.id,
-                job.tube,
-                attempt=None if job.stats is None else job.attempt_of(job.stats),
-                fetch_attempt=lambda: self._fetch_attempt(job),
-            )
-            error = self._call(handler, data, info, job)
+            job.info = JobInfo(job.id, job.tube, attempt)
+            error = self._call(handler, data, job)
             if error is None:
                 self._current = None
                 self._pending_delete = job  # deleted in the same write as the next reserve
             else:
-                self._fail(conn, job, error, data)
+                self._fail(job, error)
         except greenstalk.Error as exc:
             # An error reply about this job (e.g. NOT_FOUND once its TTR ran out): the
             # connection is still in step, so log and carry on.
             self._current = None
-            self._log_job(job, "lost", f"beanstalkd replied {type(exc).__name__}")
+            self.log_job(job, "lost", f"beanstalkd replied {type(exc).__name__}")
         finally:
             self.recycler.jobs += 1
 
-    def _call(
-        self, handler: Handler, data: object, info: JobInfo, job: _Reserved
-    ) -> BaseException | None:
-        # Publishing needs no lock: the monitor re-checks _running under the lock before it
-        # touches.  Clearing it does (below): a touch may be mid-exchange on the connection.
-        self._running = job
+    def _call(self, handler: Handler, data: object, job: Reserved) -> BaseException | None:
+        assert job.info is not None
+        # Publishing needs no lock: the monitor re-checks ``running`` under the lock before
+        # it touches.  Clearing it does (below): a touch may be mid-exchange on the connection.
+        job.started()
+        self.running = job
         self._timed_out = False
         error: BaseException | None = None
         started = time.monotonic()
@@ -596,7 +496,7 @@ class Worker:
             try:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, self.timeout)
-                handler(data, info)
+                handler(data, job.info)
             finally:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -605,240 +505,72 @@ class Worker:
         job.duration = time.monotonic() - started
         if error is None and self._timed_out and self.timeout is not None:
             error = JobTimeout(self.timeout)  # the handler caught and swallowed it
-        with self._lock:
-            self._running = None
+        with self.lock:
+            self.running = None
         return error
 
     def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
         self._timed_out = True
-        if self._alarm_deferred:
-            return  # mid protocol exchange; _fetch_attempt raises once it is done
         assert self.timeout is not None
         raise JobTimeout(self.timeout)
 
-    def _job_stats(self, job: _Reserved) -> dict[str, int | str]:
-        """stats-job of the reserved job, asked once (its pri, ttr and releases hold still
-        while it is reserved here).  Settles owed replies first: every synchronous exchange
-        (touch, bury, retry, release) starts here."""
-        conn = self._conn
-        if self._owed and conn is not None and not self._conn_broken:
-            self._settle(conn)  # every exchange that follows reads its own reply
-        if job.stats is None:
-            if conn is None or self._conn_broken:
-                raise ConnectionError("connection to beanstalkd lost")
-            job.stats = conn.stats_job(job.id)
-        return job.stats
-
-    def _fetch_attempt(self, job: _Reserved) -> int:
-        # The handler reads job.attempt (main thread) while the monitor may be touching:
-        # take the lock, and keep SIGALRM from raising halfway through the exchange.
-        with self._lock:
-            self._alarm_deferred = True
-            try:
-                stats = self._job_stats(job)
-            except OSError:
-                self._conn_broken = True
-                raise
-            finally:
-                self._alarm_deferred = False
-        if self._timed_out and self.timeout is not None:
-            raise JobTimeout(self.timeout)
-        return job.attempt_of(stats)
-
-    def _fail(self, conn: Connection, job: _Reserved, error: BaseException, data: Any) -> None:
-        if self._conn_broken:
+    def _settled(self) -> Connection:
+        """The connection, with the prefetch replies read: every exchange after a handler
+        ran starts here."""
+        conn = self.conn
+        if conn is None or self.conn_broken:
             raise ConnectionError("connection to beanstalkd lost while the handler ran")
-        stats = self._job_stats(job)
-        attempt = job.attempt_of(stats)
+        self.prefetch.settle(conn)
+        return conn
+
+    def _fail(self, job: Reserved, error: BaseException) -> None:
+        conn = self._settled()
+        attempt = job.attempt
+        assert attempt is not None
         decision = self.policy.decide(attempt, error, describe_error(error))
         if decision.action == "release":
-            assert job.tube is not None
-            retry = schedule_retry(
-                conn, job.id, job.tube, stats, decision.delay, data, attempt, job.origin
-            )
-            self._current = None
-            outcome, delay, reason = self._retry_outcome(job, retry, decision.reason)
+            result = schedule_retry(conn, job.id, job.priority, decision.delay)
         else:
-            status = self._send_bury(conn, job.id, stats)
-            self._current = None
-            outcome, delay, reason = self._outcome_of(status, "bury", decision.reason)
+            result = bury(conn, job.id, job.priority)
+        self._current = None
         # For a JobTimeout the traceback shows where the handler was when it was stopped.
         detail = "".join(traceback.format_exception(error))
-        self.log.job(
-            JobOutcome(job.id, job.tube, attempt, job.duration, outcome, delay, reason, detail)
-        )
+        self._log_outcome(job, result, decision.reason, detail)
 
-    def _bury(self, conn: Connection, job: _Reserved, reason: str) -> None:
-        """Bury a job that cannot be handled at all (poison body, no handler)."""
-        stats = self._job_stats(job)
-        status = self._send_bury(conn, job.id, stats)
+    def _bury(self, job: Reserved, reason: str) -> None:
+        """Bury a job that must not run (poison body, no handler, crash loop)."""
+        result = bury(self._settled(), job.id, job.priority)
         self._current = None
-        outcome, delay, why = self._outcome_of(status, "bury", reason)
-        self.log.job(JobOutcome(job.id, job.tube, job.attempt_of(stats), None, outcome, delay, why))
+        self._log_outcome(job, result, reason)
 
-    @staticmethod
-    def _send_bury(conn: Connection, job_id: int, stats: Mapping[str, int | str]) -> bytes:
-        conn.send([b"bury %d %d" % (job_id, int(stats["pri"]))])
-        status, _ = conn.read_reply()
-        return status
-
-    def _retry_outcome(
-        self, job: _Reserved, retry: RetryResult, reason: str
-    ) -> tuple[str, int | None, str]:
-        if retry.new_id is not None:
-            what = f"retried as job {retry.new_id} (origin {job.origin})"
-            if retry.note is not None:
-                what += f"; {retry.note}"
-            if retry.status == b"BURIED":  # the server had to bury the copy (out of memory)
-                return "buried", None, f"server out of memory; {what}; {reason}"
-            return "released", retry.delay, f"{what}; {reason}"
-        self.log.event(
-            "retry-fallback",
-            f"job {job.id}: {retry.note}; releasing it with delay 0 instead",
-            level="warning",
-            job=job.id,
-        )
-        outcome, delay, why = self._outcome_of(retry.status, "release", reason)
-        if outcome == "released":
-            why = f"{retry.note}; released with delay 0 instead; {reason}"
-        return outcome, delay, why
-
-    @staticmethod
-    def _outcome_of(status: bytes, verb: str, reason: str) -> tuple[str, int | None, str]:
-        """Outcome of our ``bury`` or (delay-0) ``release`` from beanstalkd's reply."""
-        if status == b"RELEASED":
-            return "released", 0, reason
-        if status == b"BURIED":
-            # Our bury, or a release the server had to turn into a bury (out of memory).
-            return "buried", None, reason if verb == "bury" else f"server out of memory; {reason}"
-        text = status.decode(errors="replace")
-        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
-            # beanstalkd 1.12 has taken the job off its reserved list before the binlog
-            # write failed: it is in no queue until the server restarts (drill 5).
-            return (
-                "lost",
-                None,
-                f"beanstalkd refused {verb} with {text}: binlog disk full? the job stays "
-                f"reserved by nobody until beanstalkd restarts; {reason}",
+    def _log_outcome(
+        self, job: Reserved, result: RetryOutcome, reason: str, detail: str | None = None
+    ) -> None:
+        if result.note is not None:
+            self.log.event(
+                "retry-fallback" if result.outcome == "released" else "outcome-refused",
+                f"job {job.id}: {result.note}",
+                level="warning",
+                job=job.id,
             )
-        return (
-            "lost",
-            None,
-            f"beanstalkd replied {text}: not reserved by this worker any more (TTR ran out?); "
-            f"{reason}",
+            reason = f"{result.note}; {reason}"
+        self.log.job(
+            JobOutcome(
+                job.id,
+                job.tube,
+                job.attempt,
+                job.duration,
+                result.outcome,
+                result.delay,
+                reason,
+                detail,
+            )
         )
 
     # -- logging -----------------------------------------------------------------------------
 
-    def _log_delete(self, done: _Reserved, status: bytes) -> None:
-        info = done.info
-        if status == b"DELETED" and info is not None and done.duration is not None:
-            self.log.deleted(done.id, info.tube, info.attempt_if_known, done.duration)
-        elif status == b"DELETED":
-            self.log.job(JobOutcome(done.id, done.tube, done.attempt, done.duration, "deleted"))
-        else:
-            self._log_job(
-                done,
-                "lost",
-                f"delete replied {status.decode(errors='replace')}: not reserved by this "
-                "worker any more (TTR ran out?)",
-            )
-
-    def _log_job(self, job: _Reserved, outcome: str, reason: str) -> None:
+    def log_job(self, job: Reserved, outcome: str, reason: str) -> None:
         self.log.job(JobOutcome(job.id, job.tube, job.attempt, job.duration, outcome, None, reason))
 
-    # -- monitor thread: second signal, heartbeat, log flush ---------------------------------
-
-    def _monitor(self) -> None:
-        signals_seen = 0
-        while not self._monitor_stop.wait(MONITOR_INTERVAL):
-            if self.flags.count != signals_seen:
-                signals_seen = self.flags.count
-                self._log_stopping(signals_seen)
-            if self.flags.aborting:
-                self._abort()
-            self._heartbeat()
-            self.log.flush()
-
-    def _log_stopping(self, count: int) -> None:
-        # From the monitor thread: the signal handler itself only counts.
-        job = self._running
-        if count == 1:
-            doing = f"finishing job {job.id}, then exiting" if job else "exiting"
-            self.log.event("stopping", f"{self.flags.signal_name}: no new jobs; {doing}")
-        elif count == 2:
-            doing = f"releasing job {job.id} and exiting now" if job else "exiting now"
-            self.log.event("stopping", f"second {self.flags.signal_name}: {doing}")
-
-    def _heartbeat(self) -> None:
-        job = self._running
-        if job is None or time.monotonic() < job.next_touch:
-            return
-        with self._lock:
-            conn = self._conn
-            if self._running is not job or conn is None or self._conn_broken:
-                return
-            try:
-                if self._owed:
-                    self._settle(conn)
-                while self._prefetched:
-                    self._hand_back(conn, self._prefetched.popleft())
-                ttr = int(self._job_stats(job)["ttr"])
-                conn.send([b"touch %d" % job.id])
-                status, _ = conn.read_reply()
-            except OSError as exc:
-                self._conn_broken = True
-                self.log.event(
-                    "connection-lost",
-                    f"lost connection to beanstalkd while job {job.id} runs: "
-                    f"{describe_os_error(exc)}",
-                    level="error",
-                    job=job.id,
-                )
-                return
-            except greenstalk.Error as exc:  # NOT_FOUND from stats-job: the job is gone
-                status = type(exc).__name__.encode()
-            if status == b"TOUCHED":
-                job.next_touch = time.monotonic() + max(MIN_TOUCH_INTERVAL, ttr / 3)
-                return
-            job.next_touch = float("inf")
-            self.log.event(
-                "touch-failed",
-                f"touch of job {job.id} replied {status.decode(errors='replace')}: "
-                "it is not reserved by this worker any more",
-                level="warning",
-                job=job.id,
-            )
-
-    def _abort(self) -> None:
-        """Second signal: give the running job back now (priority kept, no delay), exit 0."""
-        with self._lock:
-            job = self._running
-            if job is not None:
-                self._release_now(job)
-                self.log.event("stopped", f"worker exiting: second {self.flags.signal_name}")
-                os._exit(0)
-        # No handler running: the main loop is already on its way out; make sure it gets out.
-        now = time.monotonic()
-        if self._abort_deadline is None:
-            self._abort_deadline = now + ABORT_GRACE
-        elif now > self._abort_deadline:
-            self.log.event("stopped", "worker exiting: forced after second signal")
-            os._exit(0)
-
-    def _release_now(self, job: _Reserved) -> None:
-        # Runs with the lock held while the handler is still busy in the main thread.
-        reason = f"second {self.flags.signal_name}: handed back while running"
-        conn = self._conn
-        status = b""
-        if conn is not None and not self._conn_broken:
-            try:
-                pri = int(self._job_stats(job)["pri"])
-                conn.send([b"release %d %d 0" % (job.id, pri)])
-                status, _ = conn.read_reply()
-            except (OSError, greenstalk.Error):
-                pass  # exiting closes the socket, which returns the job to ready all the same
-        if status == b"RELEASED":
-            self.log.job(JobOutcome(job.id, job.tube, job.attempt, None, "released", 0, reason))
-        else:
-            self._log_job(job, "returned", reason + " (by closing the connection)")
+    def log_returned(self, job: Reserved, reason: str) -> None:
+        self.log_job(job, "returned", reason)

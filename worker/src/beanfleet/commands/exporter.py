@@ -20,11 +20,19 @@ DEFAULT_LISTEN = "0.0.0.0:9650"
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (all interfaces); port 0 picks a free one."""
     host, sep, port_text = value.rpartition(":")
-    if not sep or not port_text.isdigit() or int(port_text) > 65535:
+    if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
         raise ConfigError(f"invalid listen address {value!r}: expected HOST:PORT")
     # An exporter is scraped from other hosts, so ":PORT" means every interface.
     host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104
     return host, int(port_text)
+
+
+def _listen_param(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        parse_listen(value)  # a malformed address is a usage error (exit 2)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -42,6 +50,7 @@ class _Server6(ThreadingWSGIServer):
     "--listen",
     default=DEFAULT_LISTEN,
     show_default=True,
+    callback=_listen_param,
     metavar="ADDR:PORT",
     help="where to serve /metrics",
 )

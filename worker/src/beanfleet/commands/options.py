@@ -7,9 +7,20 @@ from typing import Any, TypeVar
 
 import click
 
-from beanfleet.address import DEFAULT_SERVER, SERVER_ENV, resolve_server
+from beanfleet.address import DEFAULT_SERVER, SERVER_ENV, parse_server, resolve_server
+from beanfleet.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _server(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    # A bad address is a usage error (exit 2) for every command, the exporter included.
+    server = resolve_server(value)
+    try:
+        parse_server(server)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--server'") from None
+    return server
 
 
 def server_option(func: F) -> F:
@@ -19,7 +30,7 @@ def server_option(func: F) -> F:
         "-s",
         metavar="HOST:PORT",
         default=None,
-        callback=lambda _ctx, _param, value: resolve_server(value),
+        callback=_server,
         help=f"beanstalkd address [env {SERVER_ENV}; default {DEFAULT_SERVER}]",
     )(func)
 

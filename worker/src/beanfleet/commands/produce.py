@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -11,8 +12,15 @@ import click
 from beanfleet.address import check_tube
 from beanfleet.commands.options import server_option
 from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
-from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority
+from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority, parse_ttr
 from beanfleet.producer import Producer
+
+
+def _usage(parse: Callable[[Any], int], value: Any) -> int:
+    try:
+        return parse(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def priority_param(_ctx: click.Context, _param: click.Parameter, value: str | int) -> int:
@@ -70,7 +78,8 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
 )
 @click.option(
     "--ttr",
-    type=click.IntRange(1, MAX_SECONDS),
+    type=click.IntRange(0, MAX_SECONDS),
+    callback=lambda _ctx, _param, value: _usage(parse_ttr, value),
     default=DEFAULT_TTR,
     show_default=True,
     help="seconds a worker may hold the job",

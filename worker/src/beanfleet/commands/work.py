@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from beanfleet.address import parse_server
+from beanfleet.bounds import MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS, Number
 from beanfleet.commands.options import server_option
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import Handler, load_handlers
@@ -36,9 +36,6 @@ def _handlers(
         raise click.BadParameter(str(exc)) from None
 
 
-_POSITIVE = click.FloatRange(min=0, min_open=True)
-
-
 @click.command("work")
 @server_option
 @click.option(
@@ -52,14 +49,14 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_RETRIES),
     default=DEFAULT_MAX_RETRIES,
     show_default=True,
     help="Retries after the first attempt before a failing job is buried.",
 )
 @click.option(
     "--backoff-base",
-    type=click.FloatRange(min=0),
+    type=Number("backoff base", low=0, high=MAX_SECONDS),
     default=DEFAULT_BACKOFF_BASE,
     show_default=True,
     metavar="SECONDS",
@@ -67,7 +64,7 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--backoff-cap",
-    type=click.FloatRange(min=0),
+    type=Number("backoff cap", low=0, high=MAX_SECONDS),
     default=DEFAULT_BACKOFF_CAP,
     show_default=True,
     metavar="SECONDS",
@@ -75,18 +72,22 @@ _POSITIVE = click.FloatRange(min=0, min_open=True)
 )
 @click.option(
     "--timeout",
-    type=_POSITIVE,
+    type=Number("timeout", low=0, low_open=True, high=MAX_SECONDS),
     default=None,
     metavar="SECONDS",
     help="Stop a handler running longer than this; counts as a failed attempt.",
 )
 @click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit 0 after N jobs.")
 @click.option(
-    "--max-time", type=_POSITIVE, default=None, metavar="SECONDS", help="Exit 0 after this long."
+    "--max-time",
+    type=Number("max-time", low=0, low_open=True, high=MAX_SECONDS),
+    default=None,
+    metavar="SECONDS",
+    help="Exit 0 after this long.",
 )
 @click.option(
     "--max-memory",
-    type=_POSITIVE,
+    type=Number("max-memory", low=0, low_open=True, high=MAX_MEGABYTES),
     default=None,
     metavar="MB",
     help="Exit 0 once the resident memory reaches this many MB.",
@@ -126,10 +127,6 @@ def work(
     a second one releases the running job and exits at once.  While beanstalkd is
     unreachable the worker keeps reconnecting.
     """
-    try:
-        parse_server(server)  # a bad address is a usage error (2), not a runtime one
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--server'") from None
     worker = Worker(
         server,
         handlers,

@@ -1,0 +1,137 @@
+"""Prefetch: reserve the next jobs, and ask for their counters, while a handler runs.
+
+Every write at the start of a job carries the last job's ``delete``, a ``stats-job`` for
+each held job not asked yet and a ``reserve-with-timeout 0`` for the job after next; none of
+their replies is waited for.  They are read at the start of the next job (:meth:`settle`),
+by when beanstalkd has long answered, so a job starts with no round trip: its counters
+(:func:`beanfleet.retry.attempt_of`, the crash-loop check) were asked one job earlier.
+While a handler runs the worker holds at most two jobs it has not started (one reserved
+with its counters asked, one being reserved).  Owed replies are read before any other
+exchange, so every other exchange reads its own reply.
+
+A held job is given back (:meth:`hand_back`) with ``release <id> <pri> 1`` then
+``kick-job <id>`` in one write.  Neither step can strand it: released, it is delayed for one
+second and becomes ready on its own if the worker dies before the kick; kicked, it is ready at
+once with its id, priority and body.  ``kick-job`` is what marks the reservation as one that
+never started: :func:`beanfleet.retry.attempt_of` subtracts ``kicks`` from ``reserves``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from beanfleet.protocol import Connection
+from beanfleet.reserved import Reserved, parse_job_stats
+
+RESERVE_NOW = b"reserve-with-timeout 0\r\n"  # a job if one is ready, else TIMED_OUT
+AHEAD = 2  # jobs held or being reserved while a handler runs
+
+
+class Prefetch:
+    """The replies owed on the connection, in order, and the jobs held (not started)."""
+
+    def __init__(
+        self,
+        single_tube: str | None,
+        log_returned: Callable[[Reserved, str], None],
+        deleted: Callable[[Reserved, bytes], None],
+    ) -> None:
+        self.single_tube = single_tube
+        # ("delete", job) / ("stats", job) / ("reserve", None), in the order sent.
+        self.owed: deque[tuple[str, Reserved | None]] = deque()
+        self.held: deque[Reserved] = deque()
+        self._log_returned = log_returned
+        self._deleted = deleted
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.owed or self.held)
+
+    def settle(self, conn: Connection, until: Reserved | None = None) -> None:
+        """Read owed replies in order: all of them, or until job ``until`` has its
+        counters.  Callers hold the worker's lock or know that no handler runs."""
+        owed = self.owed
+        while owed and not (until is not None and until.stats_known):
+            kind, job = owed[0]
+            status, values = conn.read_reply()
+            if kind == "delete":
+                assert job is not None
+                self._deleted(job, status)
+            elif kind == "stats":
+                assert job is not None
+                if status == b"OK":
+                    job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
+                job.stats_known = True  # NOT_FOUND leaves stats None: its TTR ran out
+            elif status == b"RESERVED":
+                body = conn.read_chunk(int(values[1]))
+                self.held.append(Reserved(int(values[0]), body, self.single_tube))
+            elif status not in (b"TIMED_OUT", b"DEADLINE_SOON"):
+                raise ConnectionError(
+                    f"unexpected reply to reserve: {status.decode(errors='replace')}"
+                )
+            owed.popleft()
+
+    def next_held(self, conn: Connection) -> Reserved | None:
+        """The next held job (replies owed read first), or None if prefetch found none."""
+        self.settle(conn)
+        return self.held.popleft() if self.held else None
+
+    def start(self, conn: Connection, job: Reserved, done: Reserved | None, ask: bool) -> None:
+        """Send, in one write, ``done``'s delete, the stats-job asks still missing (``job``'s
+        and the held jobs') and (``ask``) the reserves that keep ``AHEAD`` jobs coming; then
+        wait only if ``job``'s own counters were not asked a job earlier."""
+        out: list[bytes] = []
+        if done is not None:
+            out.append(b"delete %d\r\n" % done.id)
+            self.owed.append(("delete", done))
+        for ahead in (job, *self.held):
+            if not ahead.stats_asked:
+                ahead.stats_asked = True
+                out.append(b"stats-job %d\r\n" % ahead.id)
+                self.owed.append(("stats", ahead))
+        asked = sum(1 for kind, _ in self.owed if kind == "reserve")
+        for _ in range(AHEAD - len(self.held) - asked if ask else 0):
+            out.append(RESERVE_NOW)
+            self.owed.append(("reserve", None))
+        if out:
+            conn.sock.sendall(b"".join(out))
+        self.settle(conn, until=job)
+
+    def hand_back(self, conn: Connection, why: str) -> None:
+        """Give every held job back (see the module docstring); log each as returned."""
+        self.settle(conn)
+        missing = [job for job in self.held if not job.stats_asked]
+        for job in missing:  # a held job's priority comes from its stats-job
+            job.stats_asked = True
+            self.owed.append(("stats", job))
+        if missing:
+            conn.sock.sendall(b"".join(b"stats-job %d\r\n" % job.id for job in missing))
+            self.settle(conn)
+        while self.held:
+            job = self.held.popleft()
+            if job.stats is None:  # NOT_FOUND: its TTR ran out, it is back already
+                self._log_returned(job, f"prefetched, not started; {why}")
+                continue
+            conn.send([b"release %d %d 1" % (job.id, job.priority), b"kick-job %d" % job.id])
+            released, _ = conn.read_reply()
+            kicked, _ = conn.read_reply()
+            note = why
+            if (released, kicked) != (b"RELEASED", b"KICKED"):
+                # Released but not kicked: ready in a second all the same, but this
+                # reservation will count as an attempt.
+                note += (
+                    f" (release replied {released.decode(errors='replace')}, kick-job "
+                    f"{kicked.decode(errors='replace')})"
+                )
+            self._log_returned(job, f"prefetched, not started; {note}")
+
+    def forget(self, why: str) -> list[Reserved]:
+        """The connection is gone: beanstalkd puts the held jobs back to ready itself (they
+        count as an attempt: nothing marks them as unstarted).  Returns the succeeded jobs
+        whose delete was cut off."""
+        cut_off = [job for kind, job in self.owed if kind == "delete" and job is not None]
+        self.owed.clear()
+        while self.held:
+            self._log_returned(self.held.popleft(), f"prefetched, not started; {why}")
+        return cut_off
