@@ -29,7 +29,7 @@ up:
 down:
 	scripts/fleet.sh down
 
-test: lint test-unit test-fleet
+test: lint test-unit test-fleet test-vm
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench drills examples
