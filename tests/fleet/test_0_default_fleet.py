@@ -32,12 +32,12 @@ def plain_env() -> dict[str, str]:
     }
 
 
-def run(*argv: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(*argv: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
     t0 = time.monotonic()
     res = subprocess.run(
         list(argv),
         cwd=REPO,
-        env=plain_env(),
+        env=dict(plain_env(), **env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -84,12 +84,20 @@ def test_vagrant_ssh_answers(default_fleet: None) -> None:
 
 
 def test_vagrant_provision_changes_nothing(default_fleet: None) -> None:
-    res = run("vagrant", "provision", timeout=1200)
+    res = run("vagrant", "provision", timeout=1200, ANSIBLE_DIFF_ALWAYS="1")
+    (REPO / "build" / "vagrant-provision.log").write_text(res.stdout + res.stderr)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     hosts = recap(res.stdout)
     assert set(hosts) == {"queue", "worker1", "worker2"}, res.stdout[-2000:]
     changed = {h: r["changed"] for h, r in hosts.items() if r["changed"] or r["failed"]}
-    assert not changed, res.stdout[-4000:]
+    assert not changed, (
+        "changed on `vagrant provision` (diff in build/vagrant-provision.log):\n"
+        + (
+            "\n".join(
+                line for line in res.stdout.splitlines() if line.startswith(("changed:", "TASK"))
+            )
+        )
+    )
 
 
 def test_vagrant_halt_and_up_again(default_fleet: None) -> None:
