@@ -64,6 +64,17 @@ def default_fleet() -> Iterator[None]:
         run("make", "down", timeout=600)
 
 
+def changed_tasks(output: str) -> list[str]:
+    """'TASK NAME: changed: [host]' for each change in an ansible-playbook output."""
+    task, found = "", []
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line.strip("* ")
+        elif line.startswith("changed:"):
+            found.append(f"{task}: {line}")
+    return found
+
+
 def machine_states() -> dict[str, str]:
     res = run("vagrant", "status", "--machine-readable", timeout=120)
     assert res.returncode == 0, res.stderr
@@ -90,14 +101,7 @@ def test_vagrant_provision_changes_nothing(default_fleet: None) -> None:
     hosts = recap(res.stdout)
     assert set(hosts) == {"queue", "worker1", "worker2"}, res.stdout[-2000:]
     changed = {h: r["changed"] for h, r in hosts.items() if r["changed"] or r["failed"]}
-    assert not changed, (
-        "changed on `vagrant provision` (diff in build/vagrant-provision.log):\n"
-        + (
-            "\n".join(
-                line for line in res.stdout.splitlines() if line.startswith(("changed:", "TASK"))
-            )
-        )
-    )
+    assert not changed, f"changed on `vagrant provision`: {changed_tasks(res.stdout)}"
 
 
 def test_vagrant_halt_and_up_again(default_fleet: None) -> None:
