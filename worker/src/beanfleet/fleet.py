@@ -22,12 +22,14 @@ the controller's Ansible imports it.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import math
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from beanfleet.address import parse_server
@@ -792,3 +794,21 @@ def queue_plan(fleet: Fleet) -> dict[str, Any]:
         ],
         "files": files,
     }
+
+
+def wheelhouse_digest(directory: str, packages: Iterable[str]) -> str:
+    """A digest of the wheels in ``directory`` and the packages to install from them: when
+    it is unchanged since the last install, the hosts' venvs need nothing ("" when the
+    directory does not exist)."""
+    root = Path(directory)
+    if not directory or not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for name in sorted(packages):
+        digest.update(f"package {name}\n".encode())
+    for wheel in sorted(root.iterdir()):
+        if wheel.is_file():
+            digest.update(
+                f"file {wheel.name} {hashlib.sha256(wheel.read_bytes()).hexdigest()}\n".encode()
+            )
+    return digest.hexdigest()
