@@ -449,6 +449,18 @@ def _check_address_list(name: str, value: Any, problems: _Problems) -> None:
             problems.add(f"{name}: {item!r} is not an IP address or network")
 
 
+@dataclass(frozen=True)
+class _Checking:
+    """One check's input: the merged variables, the description as given, and where to
+    take the inventory defaults from; problems collect in ``problems``."""
+
+    merged: dict[str, Any]
+    description: Mapping[str, Any]
+    offline: bool
+    inventory: Inventory | None
+    problems: _Problems
+
+
 def check(
     description: Mapping[str, Any],
     *,
@@ -478,10 +490,11 @@ def check(
     pools: list[dict[str, Any]] = []
     server = ""
     allow: list[str] = []
+    checking = _Checking(merged, description, offline, inventory, problems)
     if part in (None, "workers"):
-        pools, server = _check_workers(merged, description, offline, inventory, problems)
+        pools, server = _check_workers(checking)
     if part in (None, "queue"):
-        allow = _check_queue(merged, description, offline, inventory, problems)
+        allow = _check_queue(checking)
     if problems.lines:
         return None, problems.lines
     return Fleet(merged, pools, server, allow), []
@@ -501,104 +514,94 @@ def validate(
     return fleet
 
 
-def _check_workers(
-    v: dict[str, Any],
-    description: Mapping[str, Any],
-    offline: bool,
-    inventory: Inventory | None,
-    problems: _Problems,
-) -> tuple[list[dict[str, Any]], str]:
+def _check_workers(c: _Checking) -> tuple[list[dict[str, Any]], str]:
     """Role beanfleet's variables: the pools (defaults filled in) and the server."""
-    server = problems.check(_str, "beanfleet_server", v["beanfleet_server"]) or ""
+    server = c.problems.check(_str, "beanfleet_server", c.merged["beanfleet_server"]) or ""
     if server:
         try:
             parse_server(server)
         except ConfigError as exc:
-            problems.add(f"beanfleet_server: {exc}")
-    elif offline and not description.get("beanfleet_server"):
-        problems.add(
+            c.problems.add(f"beanfleet_server: {exc}")
+    elif c.offline and not c.description.get("beanfleet_server"):
+        c.problems.add(
             "beanfleet_server must be set for offline rendering (Ansible defaults it to "
             f"{INVENTORY_DEFAULTS['beanfleet_server']})"
         )
-    elif inventory is not None:
-        if inventory.queue is None:
-            problems.add(
+    elif c.inventory is not None:
+        if c.inventory.queue is None:
+            c.problems.add(
                 "beanfleet_server is empty and the inventory has no group 'queue' to take it from"
             )
         else:
-            name = str(inventory.queue.get("inventory_hostname", ""))
-            server = default_server(name, inventory.queue)
-    problems.check(_choice, "beanfleet_manager", v["beanfleet_manager"], MANAGERS)
-    packages = v["beanfleet_packages"]
+            name = str(c.inventory.queue.get("inventory_hostname", ""))
+            server = default_server(name, c.inventory.queue)
+    c.problems.check(_choice, "beanfleet_manager", c.merged["beanfleet_manager"], MANAGERS)
+    packages = c.merged["beanfleet_packages"]
     if not isinstance(packages, list) or not all(
-        isinstance(p, str) and p.strip() and not any(c.isspace() for c in p) for p in packages
+        isinstance(p, str) and p.strip() and not any(ch.isspace() for ch in p) for p in packages
     ):
-        problems.add(f"beanfleet_packages must be a list of pip requirements, got {packages!r}")
-    problems.check(_str, "beanfleet_wheelhouse", v["beanfleet_wheelhouse"])
-    problems.check(_choice, "beanfleet_log_format", v["beanfleet_log_format"], LOG_FORMATS)
-    problems.check(_int, "beanfleet_stop_grace", v["beanfleet_stop_grace"], 1)
-    pool_defaults = v["beanfleet_pool_defaults"]
+        c.problems.add(f"beanfleet_packages must be a list of pip requirements, got {packages!r}")
+    c.problems.check(_str, "beanfleet_wheelhouse", c.merged["beanfleet_wheelhouse"])
+    c.problems.check(_choice, "beanfleet_log_format", c.merged["beanfleet_log_format"], LOG_FORMATS)
+    c.problems.check(_int, "beanfleet_stop_grace", c.merged["beanfleet_stop_grace"], 1)
+    pool_defaults = c.merged["beanfleet_pool_defaults"]
     if not isinstance(pool_defaults, Mapping):
-        problems.add("beanfleet_pool_defaults must be a mapping")
+        c.problems.add("beanfleet_pool_defaults must be a mapping")
         pool_defaults = {}
     unknown = sorted(str(k) for k in pool_defaults if k not in POOL_DEFAULTS)
     if unknown:
-        problems.add(f"beanfleet_pool_defaults: unknown setting {unknown[0]!r}")
+        c.problems.add(f"beanfleet_pool_defaults: unknown setting {unknown[0]!r}")
     pool_defaults = {**POOL_DEFAULTS, **pool_defaults}
-    pools = v["beanfleet_pools"]
+    pools = c.merged["beanfleet_pools"]
     if not isinstance(pools, list):
-        problems.add(f"beanfleet_pools must be a list of pools, got {pools!r}")
+        c.problems.add(f"beanfleet_pools must be a list of pools, got {pools!r}")
         return [], server
     full_pools = []
     seen: set[str] = set()
     for i, pool in enumerate(pools):
-        full = _check_pool(pool, i, pool_defaults, problems)
+        full = _check_pool(pool, i, pool_defaults, c.problems)
         if full is None:
             continue
         if full["name"] in seen:
-            problems.add(f"{_where(full, i)}: duplicate pool name {full['name']!r}")
+            c.problems.add(f"{_where(full, i)}: duplicate pool name {full['name']!r}")
         seen.add(full["name"])
         full_pools.append(full)
     return full_pools, server
 
 
-def _check_queue(
-    v: dict[str, Any],
-    description: Mapping[str, Any],
-    offline: bool,
-    inventory: Inventory | None,
-    problems: _Problems,
-) -> list[str]:
+def _check_queue(c: _Checking) -> list[str]:
     """Role beanstalkd's variables; returns the firewall's allow list."""
-    address = problems.check(_str, "beanstalkd_listen_address", v["beanstalkd_listen_address"])
-    if address is not None and (not address or any(c.isspace() for c in address)):
-        problems.add(f"beanstalkd_listen_address must be an address, got {address!r}")
-    problems.check(_int, "beanstalkd_port", v["beanstalkd_port"], 1, 65535)
-    binlog = problems.check(_str, "beanstalkd_binlog_dir", v["beanstalkd_binlog_dir"])
-    if binlog and (not binlog.startswith("/") or any(c.isspace() for c in binlog)):
-        problems.add(
+    address = c.problems.check(
+        _str, "beanstalkd_listen_address", c.merged["beanstalkd_listen_address"]
+    )
+    if address is not None and (not address or any(ch.isspace() for ch in address)):
+        c.problems.add(f"beanstalkd_listen_address must be an address, got {address!r}")
+    c.problems.check(_int, "beanstalkd_port", c.merged["beanstalkd_port"], 1, 65535)
+    binlog = c.problems.check(_str, "beanstalkd_binlog_dir", c.merged["beanstalkd_binlog_dir"])
+    if binlog and (not binlog.startswith("/") or any(ch.isspace() for ch in binlog)):
+        c.problems.add(
             f"beanstalkd_binlog_dir must be an absolute path without spaces "
             f"(or empty for no binlog), got {binlog!r}"
         )
-    problems.check(_int, "beanstalkd_fsync_ms", v["beanstalkd_fsync_ms"], 0)
-    problems.check(_int, "beanstalkd_binlog_size", v["beanstalkd_binlog_size"], 1)
-    problems.check(
-        _int, "beanstalkd_max_job_size", v["beanstalkd_max_job_size"], 1, MAX_JOB_SIZE_LIMIT
+    c.problems.check(_int, "beanstalkd_fsync_ms", c.merged["beanstalkd_fsync_ms"], 0)
+    c.problems.check(_int, "beanstalkd_binlog_size", c.merged["beanstalkd_binlog_size"], 1)
+    c.problems.check(
+        _int, "beanstalkd_max_job_size", c.merged["beanstalkd_max_job_size"], 1, MAX_JOB_SIZE_LIMIT
     )
-    firewall = problems.check(_bool, "beanstalkd_firewall", v["beanstalkd_firewall"])
-    allow = v["beanstalkd_firewall_allow"]
+    firewall = c.problems.check(_bool, "beanstalkd_firewall", c.merged["beanstalkd_firewall"])
+    allow = c.merged["beanstalkd_firewall_allow"]
     if allow is None:
-        if inventory is not None:
-            allow = list(dict.fromkeys(inventory.addresses))
-        elif offline and firewall:
-            problems.add(
+        if c.inventory is not None:
+            allow = list(dict.fromkeys(c.inventory.addresses))
+        elif c.offline and firewall:
+            c.problems.add(
                 "beanstalkd_firewall_allow must be set for offline rendering (Ansible defaults "
                 f"it to {INVENTORY_DEFAULTS['beanstalkd_firewall_allow']})"
             )
             return []
         else:
             allow = []
-    _check_address_list("beanstalkd_firewall_allow", allow, problems)
+    _check_address_list("beanstalkd_firewall_allow", allow, c.problems)
     return [str(a) for a in allow] if isinstance(allow, list) else []
 
 
