@@ -6,9 +6,13 @@ rendered here with the settings of Ansible's ``template`` module (``trim_blocks`
 ``lstrip_blocks``, ``\\n`` newlines, the template's trailing newlines kept), so both ways give
 byte-identical files; a test compares them.
 
-The output mirrors the hosts' file system (``OUT/etc/systemd/system/...``), with the modes
-the roles set; the worker files of one manager (``systemd`` or ``supervisor``) plus the
-queue host's (beanstalkd's drop-in and firewall).  A manifest (:data:`MANIFEST`) lists what
+The files, modes and links are those of :func:`beanfleet.fleet.queue_plan` and
+:func:`beanfleet.fleet.worker_plan`, the same lists the roles' file tasks loop over, and each
+template sees the same variables as under Ansible (the plan as ``__beanstalkd_model`` /
+``__beanfleet_model``, the file as ``beanstalkd_file`` / ``beanfleet_file``).  The output
+mirrors the hosts' file system (``OUT/etc/systemd/system/...``): the worker files of one
+manager (``systemd`` or ``supervisor``) plus the queue host's (beanstalkd's drop-in and
+firewall).  A manifest (:data:`MANIFEST`) lists what
 was written, so rendering again into the same directory removes files that are no longer
 part of the fleet, and rendering never deletes anything it did not write.
 """
