@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict worker/src
 	$(BIN)/yamllint -s .
 	shellcheck -x scripts/*.sh .ci/run
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint
+	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/ansible/collections $(BIN)/ansible-lint
 
 test-unit: $(STAMP)
 	$(BIN)/pytest tests --ignore=tests/fleet

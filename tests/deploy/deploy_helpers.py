@@ -44,7 +44,11 @@ def ansible_env() -> dict[str, str]:
 
 
 def run_playbook(
-    playbook: Path, *args: str, inventory: str = "localhost,", timeout: float = 300
+    playbook: Path,
+    *args: str,
+    inventory: str = "localhost,",
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """ansible-playbook on localhost (connection local, this Python as interpreter)."""
     cmd = [
@@ -60,7 +64,7 @@ def run_playbook(
         cmd,
         capture_output=True,
         text=True,
-        env=ansible_env(),
+        env={**ansible_env(), **(env or {})},
         timeout=timeout,
         check=False,
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +191,95 @@ def test_invalid_settings_are_rejected_in_one_line(overrides: dict[str, Any], me
     assert "\n" not in text
 
 
+def test_every_problem_is_reported_one_line_each() -> None:
+    bad = description(
+        beanfleet_pools=[pool(processes=0, timeout=0), pool(name="x y")],
+        beanstalkd_port=0,
+    )
+    result, problems = fleet.check(bad)
+    assert result is None
+    assert problems == [
+        "beanfleet_pools[0] (emails): processes must be an integer >= 1, got 0",
+        "beanfleet_pools[0] (emails): timeout must be a number > 0, got 0",
+        "beanfleet_pools[1] (x y): invalid pool name 'x y': 1-64 letters, digits, '_' and '-', "
+        "starting with a letter or digit",
+        "beanstalkd_port must be an integer between 1 and 65535, got 0",
+    ]
+    with pytest.raises(fleet.FleetError) as info:
+        fleet.validate(bad)
+    assert str(info.value).splitlines() == problems
+
+
+def test_a_part_checks_only_its_role() -> None:
+    bad = description(beanstalkd_port=0, beanfleet_stop_grace=0)
+    _, workers = fleet.check(bad, part="workers")
+    _, queue = fleet.check(bad, part="queue")
+    assert workers == ["beanfleet_stop_grace must be an integer >= 1, got 0"]
+    assert queue == ["beanstalkd_port must be an integer between 1 and 65535, got 0"]
+
+
+def test_inventory_defaults() -> None:
+    queue = {"inventory_hostname": "q", "beanfleet_host_address": "10.0.0.5"}
+    inventory = fleet.Inventory(queue=queue, addresses=("10.0.0.5", "10.0.0.6", "10.0.0.5"))
+    result = fleet.validate(
+        {"beanfleet_pools": [GOOD_POOL], "beanstalkd_port": 11301}, inventory=inventory
+    )
+    assert result.server == "10.0.0.5:11300"
+    assert result.firewall_allow == ["10.0.0.5", "10.0.0.6"]
+    v6 = fleet.Inventory(queue={"inventory_hostname": "q", "ansible_host": "fd00::5"})
+    assert fleet.validate({}, inventory=v6).server == "[fd00::5]:11300"
+    listen = fleet.Inventory(
+        queue={
+            "inventory_hostname": "q",
+            "beanstalkd_listen_address": "10.9.9.9",
+            "beanstalkd_port": 1,
+        }
+    )
+    assert fleet.validate({}, inventory=listen).server == "10.9.9.9:1"
+    with pytest.raises(ConfigError, match="has no group 'queue'"):
+        fleet.validate({}, inventory=fleet.Inventory())
+
+
+def test_host_address_order() -> None:
+    facts = {"ansible_default_ipv4": {"address": "10.0.0.2"}, "ansible_host": "h.example"}
+    assert fleet.host_address("h", {**facts, "beanfleet_host_address": "10.0.0.1"}) == "10.0.0.1"
+    assert fleet.host_address("h", facts) == "10.0.0.2"
+    assert fleet.host_address("h", {"ansible_host": "h.example"}) == "h.example"
+    assert fleet.host_address("h", {}) == "h"
+
+
+def test_plans_list_every_file_once() -> None:
+    result = fleet.validate(description(beanfleet_pools=[pool(processes=2)]))
+    systemd = fleet.worker_plan(result, "systemd")
+    paths = [f["path"] for f in systemd["files"]] + [link["path"] for link in systemd["links"]]
+    assert len(paths) == len(set(paths)) == 2 + 2 + 2
+    assert systemd["pools"]["emails"]["stop_timeout"] == 60 + 30
+    assert systemd["instances"] == ["emails-1", "emails-2"]
+    env = next(f for f in systemd["files"] if f["path"].endswith(".env"))
+    assert (env["mode"], env["secret"], env["restarts"]) == ("0600", True, ["emails-1", "emails-2"])
+    supervisor = fleet.worker_plan(result, "supervisor")
+    assert [f["mode"] for f in supervisor["files"]] == ["0644", "0600"]
+    assert "'emails=app.handlers:send'" in supervisor["pools"]["emails"]["command"]
+    queue = fleet.queue_plan(result)
+    assert [f["path"] for f in queue["files"]] == [fleet.BEANSTALKD_DROPIN, fleet.NFT_FILE]
+
+
+def test_importing_the_model_needs_no_greenstalk() -> None:
+    code = "import sys, beanfleet.fleet, beanfleet.render; print('greenstalk' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_wheelhouse_digest(tmp_path: Path) -> None:
+    assert fleet.wheelhouse_digest(str(tmp_path / "none"), ["beanfleet"]) == ""
+    (tmp_path / "a.whl").write_bytes(b"1")
+    first = fleet.wheelhouse_digest(str(tmp_path), ["beanfleet"])
+    assert first == fleet.wheelhouse_digest(str(tmp_path), ["beanfleet"])
+    assert first != fleet.wheelhouse_digest(str(tmp_path), ["beanfleet", "x"])
+    (tmp_path / "a.whl").write_bytes(b"2")
+    assert first != fleet.wheelhouse_digest(str(tmp_path), ["beanfleet"])
+
+
 def test_env_values_are_never_echoed() -> None:
     with pytest.raises(ConfigError) as info:
         fleet.validate(description(beanfleet_pools=[pool(env={"TOKEN": "s3cret\n"})]))
@@ -221,6 +312,8 @@ def test_valid_edge_values() -> None:
 def test_offline_rendering_needs_the_inventory_defaults_spelled_out() -> None:
     with pytest.raises(ConfigError, match="beanfleet_server must be set for offline"):
         fleet.validate({"beanstalkd_firewall_allow": []}, offline=True)
+    with pytest.raises(ConfigError, match="beanstalkd_firewall_allow must be set for offline"):
+        fleet.validate({"beanfleet_server": "q:1", "beanstalkd_firewall_allow": None}, offline=True)
     with pytest.raises(ConfigError, match="beanstalkd_firewall_allow must be set for offline"):
         fleet.validate({"beanfleet_server": "q:11300"}, offline=True)
     fleet.validate({"beanfleet_server": "q:11300", "beanstalkd_firewall": False}, offline=True)

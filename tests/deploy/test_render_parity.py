@@ -1,7 +1,8 @@
 """`beanfleet render` and the Ansible roles write byte-identical files (and modes, links).
 
-The roles' own file tasks (tasks/files.yml of roles beanstalkd and beanfleet) run on
-localhost with connection local, writing under a scratch root instead of /.
+The roles' own tasks (tasks/validate.yml, which asks beanfleet.fleet for the plan, then
+tasks/files.yml, which writes the plan's files) run on localhost with connection local,
+writing under a scratch root instead of /.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from beanfleet import fleet
 from beanfleet.render import MANIFEST, render
 from deploy_helpers import EXAMPLE_FLEET, run_playbook, tree
 
@@ -21,27 +23,46 @@ PLAYBOOK = Path(__file__).with_name("render_playbook.yml")
 # `$` and `;`, pool defaults overridden, limits switched off, prefetch on, an absent pool.
 CORNERS: dict[str, Any] = {
     "beanfleet_server": "[fd00::10]:11301",
+    "beanfleet_manager": "systemd",
+    "beanfleet_packages": ["beanfleet-example", "other==1.0"],
+    "beanfleet_wheelhouse": "/nonexistent/wheelhouse",
     "beanfleet_log_format": "json",
     "beanfleet_stop_grace": 5,
-    "beanfleet_pool_defaults": {"processes": 3, "timeout": 2.5},
+    "beanfleet_pool_defaults": {"processes": 3, "timeout": 2.5, "max_retries": 7},
     "beanfleet_pools": [
         {
             "name": "odd-pool_1",
             "tubes": {"a$b;c": "pkg.mod:Cls.run", "(x)": "m:f"},
+            "processes": 2,
+            "max_retries": 0,
+            "backoff_base": 0.5,
+            "backoff_cap": 9,
+            "timeout": 7,
             "max_jobs": 0,
             "max_time": 0,
             "max_memory": 0,
             "prefetch": True,
             "env": {"SECRET": "p$a\\s`s %d", "NUM": 5},
+            "state": "present",
         },
+        {"name": "plain", "tubes": {"p": "m:f"}, "max_time": 12.5, "max_memory": 64.5},
         {"name": "gone", "state": "absent", "tubes": {"g": "m:f"}},
     ],
     "beanstalkd_listen_address": "10.1.2.3",
     "beanstalkd_port": 11301,
     "beanstalkd_binlog_dir": "",
     "beanstalkd_fsync_ms": 0,
+    "beanstalkd_binlog_size": 4096,
+    "beanstalkd_max_job_size": 1048576,
+    "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": ["10.1.2.0/24", "fd00::/64", "127.0.0.1"],
 }
+
+
+def test_the_corners_fleet_uses_every_setting() -> None:
+    assert sorted(CORNERS) == sorted(fleet.FLEET_DEFAULTS)
+    assert sorted(CORNERS["beanfleet_pools"][0]) == sorted(fleet.POOL_KEYS)
+    fleet.validate(CORNERS, offline=True)
 
 
 def ansible_render(config: Path, manager: str, root: Path) -> None:

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from beanfleet import fleet, render
+from beanfleet import fleet
 from deploy_helpers import ANSIBLE_DIR, ROLES, load_yaml
 
 ROLE_PREFIX = {"beanstalkd": "beanstalkd_", "beanfleet": "beanfleet_"}
@@ -86,10 +86,6 @@ def test_argument_specs_equal_the_fleet_model(role: str) -> None:
 
 def test_pool_settings_equal_the_fleet_model() -> None:
     options = spec("beanfleet")
-    builtin = role_file("beanfleet", "vars/main.yml")["__beanfleet_pool_builtin"]
-    assert builtin == fleet.POOL_DEFAULTS
-    for key, value in fleet.POOL_DEFAULTS.items():
-        assert type(builtin[key]) is type(value), key
     pool_options = options["beanfleet_pools"]["options"]
     default_options = options["beanfleet_pool_defaults"]["options"]
     assert options["beanfleet_pools"]["elements"] == "dict"
@@ -104,23 +100,29 @@ def test_pool_settings_equal_the_fleet_model() -> None:
             assert option["required"] is True, key
         if key in fleet.CHOICES:
             assert tuple(option["choices"]) == fleet.CHOICES[key], key
+        else:
+            assert "choices" not in option, key
     assert pool_options["env"]["no_log"] is True
     assert isinstance(fleet.POOL_DEFAULTS["timeout"], PY_TYPES["float"])
 
 
-def test_internal_constants_equal_the_fleet_model() -> None:
-    v = role_file("beanfleet", "vars/main.yml")
-    assert v["__beanfleet_venv"] == fleet.VENV
-    assert v["__beanfleet_state_dir"] == fleet.STATE_DIR
-    assert v["__beanfleet_user"] == fleet.USER
-    assert v["__beanfleet_pool_dir"] == render.POOL_DIR
-    assert v["__beanfleet_pool_name_pattern"] == fleet.POOL_NAME_PATTERN
-    assert v["__beanfleet_handler_pattern"] == fleet.HANDLER_PATTERN
-    assert v["__beanfleet_tube_pattern"] == fleet.TUBE_PATTERN
-    assert v["__beanfleet_env_name_pattern"] == fleet.ENV_NAME_PATTERN
-    b = role_file("beanstalkd", "vars/main.yml")
-    assert b["__beanstalkd_nft_file"] == "/" + render.NFT_FILE
-    assert b["__beanstalkd_dropin"] == "/" + render.BEANSTALKD_DROPIN
+def test_retry_defaults_equal_the_worker() -> None:
+    from beanfleet import retry
+
+    assert fleet.POOL_DEFAULTS["max_retries"] == retry.DEFAULT_MAX_RETRIES
+    assert fleet.POOL_DEFAULTS["backoff_base"] == retry.DEFAULT_BACKOFF_BASE
+    assert fleet.POOL_DEFAULTS["backoff_cap"] == retry.DEFAULT_BACKOFF_CAP
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_role_vars_hold_no_rules_or_derivations(role: str) -> None:
+    """vars/main.yml keeps plain constants only: beanfleet.fleet knows the rest."""
+    text = (ANSIBLE_DIR / "roles" / role / "vars/main.yml").read_text(encoding="utf-8")
+    assert "{{" not in text and "{%" not in text
+    allowed = {"beanfleet": {"__beanfleet_root"}, "beanstalkd": {"__beanstalkd_root"}}
+    values = role_file(role, "vars/main.yml")
+    if role in allowed:
+        assert set(values) == allowed[role]
 
 
 def test_tube_pattern_agrees_with_the_worker() -> None:

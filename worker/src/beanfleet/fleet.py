@@ -1,46 +1,60 @@
-"""The fleet description: one YAML mapping shared by Ansible and ``beanfleet render``.
+"""The fleet description: the one place that knows it, for Ansible and ``beanfleet render``.
 
 The variable names are the Ansible inventory's (``group_vars``): ``beanfleet_*`` for the
-worker pools, ``beanstalkd_*`` for the queue host.  This module is the ONE place that says
-what those variables are, what their defaults are and which values are valid:
+worker pools, ``beanstalkd_*`` for the queue host.  This module says what those variables
+are, their types, defaults, ranges and patterns (:data:`FLEET_DEFAULTS`, :data:`FLEET_TYPES`,
+:data:`POOL_DEFAULTS`, :data:`POOL_TYPES`, :data:`CHOICES`), what follows from them (pools
+merged with their defaults, worker instances, the server address, the firewall's allow list,
+each pool's worker command line and stop timeout) and which files each host gets (path,
+template, mode, owner, link): :func:`worker_plan` and :func:`queue_plan`.
 
-* :data:`POOL_DEFAULTS` and :data:`FLEET_DEFAULTS` are the defaults (the roles'
-  ``defaults/main.yml`` and ``meta/argument_specs.yml`` must say the same; a test checks);
-* :func:`validate` checks a description and raises :class:`~beanfleet.errors.ConfigError`
-  with a one-line message naming the variable (and pool) at fault.  The Ansible roles check
-  the same rules (``meta/argument_specs.yml`` for types and choices, ``tasks/validate.yml``
-  for ranges and patterns, with the patterns below); a test feeds the same bad descriptions
-  to both and compares the messages.
+* :func:`check` returns every problem of a description, one line each; :func:`validate`
+  raises :class:`FleetError` (a :class:`~beanfleet.errors.ConfigError`) with them.
+* The Ansible roles ask this module through the action plugin ``beanfleet.fleet.describe``
+  (``ansible/collections``): it validates before any host changes and hands the plan to the
+  roles' file tasks and templates.  ``beanfleet render`` renders the same plan with the same
+  templates, so both write the same bytes.
 
-The values handed to the templates are the description's own (after defaults are filled in),
-not converted copies, so ``beanfleet render`` and Ansible's ``template`` module see exactly
-the same data and produce the same bytes.
+It imports nothing beyond the standard library and beanfleet's own greenstalk-free modules:
+the controller's Ansible imports it.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
+import math
+import posixpath
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
 
 from beanfleet.address import parse_server
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import HandlerSpec
-from beanfleet.retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_MAX_RETRIES
 
 MANAGERS = ("systemd", "supervisor")
 POOL_STATES = ("present", "absent")
 LOG_FORMATS = ("text", "json")
+PARTS = ("workers", "queue")
 
-# Where things live on the hosts (not settings: the roles and the templates use them as is).
-VENV = "/opt/beanfleet/venv"
+# Where things live on the hosts (not settings).
+HOME = "/opt/beanfleet"
+VENV = f"{HOME}/venv"
+WHEELHOUSE_DEST = f"{HOME}/wheelhouse"
 STATE_DIR = "/var/lib/beanfleet"
 USER = "beanfleet"
+POOL_DIR = "/etc/beanfleet/pools"
+UNIT_DIR = "/etc/systemd/system"
+SUPERVISOR_DIR = "/etc/supervisor/conf.d"
+BEANSTALKD_DROPIN = "/etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
+NFT_FILE = "/etc/beanfleet/beanstalkd.nft"
+NFT_TABLE = "inet beanfleet_beanstalkd"
+NFT = "/usr/sbin/nft"
 
-# Patterns, written so that Python's ``re`` and Ansible's ``match`` test read them alike.
 # Pool names become unit instance names (``beanfleet-worker@NAME-1``), supervisor program
 # names and file names.
 POOL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
@@ -53,11 +67,13 @@ ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 RESERVED_ENV = ("BEANFLEET_SERVER",)
 MAX_JOB_SIZE_LIMIT = 1073741824  # beanstalkd -z: "max allowed is 1073741824 bytes"
 
+# max_retries, backoff_base and backoff_cap equal beanfleet.retry's DEFAULT_* (a test checks;
+# beanfleet.retry imports greenstalk, which the controller's Ansible does not need).
 POOL_DEFAULTS: dict[str, Any] = {
     "processes": 1,
-    "max_retries": DEFAULT_MAX_RETRIES,
-    "backoff_base": DEFAULT_BACKOFF_BASE,
-    "backoff_cap": DEFAULT_BACKOFF_CAP,
+    "max_retries": 3,
+    "backoff_base": 1.0,
+    "backoff_cap": 300.0,
     "timeout": 60,
     "max_jobs": 1000,
     "max_time": 3600,
@@ -84,8 +100,8 @@ POOL_TYPES: dict[str, str] = {
     "state": "str",
 }
 
-# Defaults Ansible computes from the inventory (the roles' defaults are Jinja expressions);
-# offline rendering has no inventory, so these must then be given.
+# Defaults that come from the inventory: empty/None here, and ``beanfleet render`` (which
+# has no inventory) needs them spelled out.
 INVENTORY_DEFAULTS = {
     "beanfleet_server": "the first host of group 'queue' and its beanstalkd_port",
     "beanstalkd_firewall_allow": "the address of every inventory host",
@@ -109,7 +125,7 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanstalkd_binlog_size": 10485760,
     "beanstalkd_max_job_size": 65535,
     "beanstalkd_firewall": True,
-    "beanstalkd_firewall_allow": [],
+    "beanstalkd_firewall_allow": None,
 }
 FLEET_TYPES: dict[str, str] = {
     "beanfleet_server": "str",
@@ -134,35 +150,139 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "beanfleet_log_format": LOG_FORMATS,
     "state": POOL_STATES,
 }
-# Defaults the roles compute with Jinja (from the inventory or the playbook's location).
-ANSIBLE_COMPUTED = ("beanfleet_wheelhouse", "beanstalkd_firewall_allow")
+# The one default Ansible computes itself: a controller path next to the playbook.
+ANSIBLE_COMPUTED = ("beanfleet_wheelhouse",)
+PREFIXES = {"workers": "beanfleet_", "queue": "beanstalkd_"}
 
 # Variables other parts of the project set for the same hosts (not ours to check).
-FOREIGN_KEYS = ("beanfleet_host_address", "beanfleet_release")
+FOREIGN_KEYS = ("beanfleet_host_address", "beanfleet_release", "beanfleet_controller_address")
+
+# The systemd sandbox of beanstalkd and of the workers; ``{deny}`` is what each also keeps
+# from the system call filter.
+_HARDENING = """\
+NoNewPrivileges=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+PrivateTmp=yes
+PrivateMounts=yes
+PrivateDevices=yes
+DevicePolicy=closed
+ProtectSystem=strict
+ProtectHome=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~{deny}
+SystemCallErrorNumber=EPERM"""
+
+
+def hardening(deny: str) -> str:
+    """The sandbox lines of a unit (no trailing newline)."""
+    return _HARDENING.format(deny=deny)
+
+
+class FleetError(ConfigError):
+    """An invalid description: ``problems`` holds one line per problem (``str()`` joins them)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Problems:
+    lines: list[str] = field(default_factory=list)
+
+    def check(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+        """Run one check; a ConfigError becomes a problem line and None."""
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            self.lines.append(str(exc))
+            return None
+
+    def add(self, line: str) -> None:
+        self.lines.append(line)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """What the defaults taken from the inventory need (Ansible's plugin fills it in).
+
+    ``queue``: the variables of the first host of group ``queue`` (None: no such group);
+    ``addresses``: the address of every inventory host (see :func:`host_address`).
+    """
+
+    queue: Mapping[str, Any] | None = None
+    addresses: tuple[str, ...] = ()
+
+
+def host_address(name: str, hostvars: Mapping[str, Any]) -> str:
+    """A host's address: ``beanfleet_host_address``, else the default IPv4 address of its
+    facts, else ``ansible_host``, else its inventory name."""
+    if hostvars.get("beanfleet_host_address"):
+        return str(hostvars["beanfleet_host_address"])
+    facts = hostvars.get("ansible_default_ipv4")
+    if isinstance(facts, Mapping) and facts.get("address"):
+        return str(facts["address"])
+    if hostvars.get("ansible_host"):
+        return str(hostvars["ansible_host"])
+    return name
+
+
+def default_server(name: str, queue: Mapping[str, Any]) -> str:
+    """HOST:PORT of the queue host: its listen address, or its own address when that is
+    a wildcard, and its beanstalkd_port."""
+    address = str(
+        queue.get("beanstalkd_listen_address", FLEET_DEFAULTS["beanstalkd_listen_address"])
+    )
+    if address in ("0.0.0.0", "::", ""):  # noqa: S104 - wildcard addresses, compared
+        address = host_address(name, queue)
+    port = queue.get("beanstalkd_port", FLEET_DEFAULTS["beanstalkd_port"])
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def settings(part: str | None = None) -> list[str]:
+    """The variable names of ``part`` (workers: beanfleet_*, queue: beanstalkd_*), or all."""
+    if part is None:
+        return list(FLEET_DEFAULTS)
+    return [k for k in FLEET_DEFAULTS if k.startswith(PREFIXES[part])]
 
 
 @dataclass(frozen=True)
 class Fleet:
-    """A validated description: the variables (defaults filled in) and the derived pools."""
+    """A validated description: the variables (defaults filled in) and what follows."""
 
     vars: dict[str, Any]
+    pools: list[dict[str, Any]]
+    server: str
+    firewall_allow: list[str]
 
     @property
     def manager(self) -> str:
         return str(self.vars["beanfleet_manager"])
 
     @property
-    def pools(self) -> list[dict[str, Any]]:
-        """Every pool with the pool defaults filled in (``state: absent`` ones included)."""
-        return self.vars["beanfleet_pools_full"]  # type: ignore[no-any-return]
-
-    @property
     def present_pools(self) -> list[dict[str, Any]]:
         return [p for p in self.pools if p["state"] == "present"]
-
-    def template_vars(self) -> dict[str, Any]:
-        """What the templates see (Ansible sees the same names)."""
-        return dict(self.vars)
 
 
 def _where(pool: Mapping[str, Any], index: int) -> str:
@@ -272,144 +392,426 @@ def _check_env(where: str, env: Any) -> None:
             raise ConfigError(f"{where}: env: {key} must not contain ' ;' or ' #'")
 
 
-def _check_pool(pool: Any, index: int, defaults: Mapping[str, Any]) -> dict[str, Any]:
+def _check_pool(
+    pool: Any, index: int, defaults: Mapping[str, Any], problems: _Problems
+) -> dict[str, Any] | None:
+    """One pool's problems; returns it with the defaults filled in (None when unusable)."""
     if not isinstance(pool, Mapping):
-        raise ConfigError(f"beanfleet_pools[{index}] must be a mapping, got {pool!r}")
+        problems.add(f"beanfleet_pools[{index}] must be a mapping, got {pool!r}")
+        return None
     where = _where(pool, index)
     unknown = sorted(str(k) for k in pool if k not in POOL_KEYS)
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(POOL_KEYS)})"
-        )
+        problems.add(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(POOL_KEYS)})")
+        return None
+    usable = True
     if "name" not in pool:
-        raise ConfigError(f"{where}: name is required")
-    name = pool["name"]
-    if not isinstance(name, str) or not re.match(POOL_NAME_PATTERN, name):
-        raise ConfigError(
-            f"{where}: invalid pool name {name!r}: 1-64 letters, digits, '_' and '-', "
+        problems.add(f"{where}: name is required")
+        usable = False
+    elif not isinstance(pool["name"], str) or not re.match(POOL_NAME_PATTERN, pool["name"]):
+        problems.add(
+            f"{where}: invalid pool name {pool['name']!r}: 1-64 letters, digits, '_' and '-', "
             "starting with a letter or digit"
         )
-    if "tubes" not in pool:
-        raise ConfigError(f"{where}: tubes is required")
+        usable = False
     full: dict[str, Any] = {**defaults, **pool}
-    _check_tubes(where, full["tubes"])
-    _int(f"{where}: processes", full["processes"], 1)
-    _int(f"{where}: max_retries", full["max_retries"], 0)
-    base = _number(f"{where}: backoff_base", full["backoff_base"], 0)
-    cap = _number(f"{where}: backoff_cap", full["backoff_cap"], 0)
-    if cap < base:
-        raise ConfigError(f"{where}: backoff_cap ({cap:g}) must be >= backoff_base ({base:g})")
-    _number(f"{where}: timeout", full["timeout"], 0, exclusive=True)
-    _int(f"{where}: max_jobs", full["max_jobs"], 0)
-    _number(f"{where}: max_time", full["max_time"], 0)
-    _number(f"{where}: max_memory", full["max_memory"], 0)
-    _bool(f"{where}: prefetch", full["prefetch"])
-    _check_env(where, full["env"])
-    _choice(f"{where}: state", full["state"], POOL_STATES)
-    return full
+    if "tubes" not in pool:
+        problems.add(f"{where}: tubes is required")
+        usable = False
+    else:
+        before = len(problems.lines)
+        problems.check(_check_tubes, where, full["tubes"])
+        usable = usable and len(problems.lines) == before
+    problems.check(_int, f"{where}: processes", full["processes"], 1)
+    problems.check(_int, f"{where}: max_retries", full["max_retries"], 0)
+    base = problems.check(_number, f"{where}: backoff_base", full["backoff_base"], 0)
+    cap = problems.check(_number, f"{where}: backoff_cap", full["backoff_cap"], 0)
+    if base is not None and cap is not None and cap < base:
+        problems.add(f"{where}: backoff_cap ({cap:g}) must be >= backoff_base ({base:g})")
+    problems.check(_number, f"{where}: timeout", full["timeout"], 0, exclusive=True)
+    problems.check(_int, f"{where}: max_jobs", full["max_jobs"], 0)
+    problems.check(_number, f"{where}: max_time", full["max_time"], 0)
+    problems.check(_number, f"{where}: max_memory", full["max_memory"], 0)
+    problems.check(_bool, f"{where}: prefetch", full["prefetch"])
+    problems.check(_check_env, where, full["env"])
+    problems.check(_choice, f"{where}: state", full["state"], POOL_STATES)
+    return full if usable else None
 
 
-def _check_address_list(name: str, value: Any) -> None:
+def _check_address_list(name: str, value: Any, problems: _Problems) -> None:
     if not isinstance(value, list):
-        raise ConfigError(f"{name} must be a list of IP addresses or networks, got {value!r}")
+        problems.add(f"{name} must be a list of IP addresses or networks, got {value!r}")
+        return
     for item in value:
         try:
             ipaddress.ip_network(str(item), strict=False)
         except ValueError:
-            raise ConfigError(f"{name}: {item!r} is not an IP address or network") from None
+            problems.add(f"{name}: {item!r} is not an IP address or network")
 
 
-def validate(description: Mapping[str, Any], *, offline: bool = False) -> Fleet:
+@dataclass(frozen=True)
+class _Checking:
+    """One check's input: the merged variables, the description as given, and where to
+    take the inventory defaults from; problems collect in ``problems``."""
+
+    merged: dict[str, Any]
+    description: Mapping[str, Any]
+    offline: bool
+    inventory: Inventory | None
+    problems: _Problems
+
+
+def check(
+    description: Mapping[str, Any],
+    *,
+    offline: bool = False,
+    inventory: Inventory | None = None,
+    part: str | None = None,
+) -> tuple[Fleet | None, list[str]]:
     """Check a fleet description (inventory variable names) and fill in the defaults.
 
+    Returns the fleet (None when there are problems) and every problem, one line each.
     ``offline``: for ``beanfleet render``, which has no inventory, so the variables whose
-    Ansible default comes from the inventory (:data:`INVENTORY_DEFAULTS`) must be set.
-    Raises :class:`ConfigError` with a one-line message at the first problem.
+    default comes from the inventory (:data:`INVENTORY_DEFAULTS`) must be set.
+    ``inventory``: where those defaults come from (Ansible).  ``part``: ``workers`` or
+    ``queue`` checks that role's variables only.
     """
+    problems = _Problems()
     if not isinstance(description, Mapping):
-        raise ConfigError("a fleet description must be a mapping of variable names to values")
+        problems.add("a fleet description must be a mapping of variable names to values")
+        return None, problems.lines
     known = (*FLEET_DEFAULTS, *FOREIGN_KEYS)
+    prefixes = tuple(PREFIXES.values()) if part is None else (PREFIXES[part],)
     for key in description:
-        if (
-            isinstance(key, str)
-            and key.startswith(("beanfleet_", "beanstalkd_"))
-            and key not in known
-        ):
-            raise ConfigError(f"unknown setting {key!r}")
+        if isinstance(key, str) and key.startswith(prefixes) and key not in known:
+            problems.add(f"unknown setting {key!r}")
     merged: dict[str, Any] = copy.deepcopy(FLEET_DEFAULTS)
-    merged.update(copy.deepcopy(dict(description)))
-    _check_workers(merged, description, offline)
-    _check_queue(merged, description, offline)
-    return Fleet(merged)
+    merged.update({k: copy.deepcopy(v) for k, v in description.items() if v is not None})
+    pools: list[dict[str, Any]] = []
+    server = ""
+    allow: list[str] = []
+    checking = _Checking(merged, description, offline, inventory, problems)
+    if part in (None, "workers"):
+        pools, server = _check_workers(checking)
+    if part in (None, "queue"):
+        allow = _check_queue(checking)
+    if problems.lines:
+        return None, problems.lines
+    return Fleet(merged, pools, server, allow), []
 
 
-def _check_workers(v: dict[str, Any], description: Mapping[str, Any], offline: bool) -> None:
-    """Role beanfleet's variables; adds ``beanfleet_pools_full`` (defaults filled in)."""
-    server = _str("beanfleet_server", v["beanfleet_server"])
+def validate(
+    description: Mapping[str, Any],
+    *,
+    offline: bool = False,
+    inventory: Inventory | None = None,
+    part: str | None = None,
+) -> Fleet:
+    """:func:`check`, raising :class:`FleetError` (one line per problem) if any."""
+    fleet, problems = check(description, offline=offline, inventory=inventory, part=part)
+    if fleet is None:
+        raise FleetError(problems)
+    return fleet
+
+
+def _check_workers(c: _Checking) -> tuple[list[dict[str, Any]], str]:
+    """Role beanfleet's variables: the pools (defaults filled in) and the server."""
+    server = c.problems.check(_str, "beanfleet_server", c.merged["beanfleet_server"]) or ""
     if server:
         try:
             parse_server(server)
         except ConfigError as exc:
-            raise ConfigError(f"beanfleet_server: {exc}") from None
-    elif offline and "beanfleet_server" not in description:
-        raise ConfigError(
+            c.problems.add(f"beanfleet_server: {exc}")
+    elif c.offline and not c.description.get("beanfleet_server"):
+        c.problems.add(
             "beanfleet_server must be set for offline rendering (Ansible defaults it to "
             f"{INVENTORY_DEFAULTS['beanfleet_server']})"
         )
-    _choice("beanfleet_manager", v["beanfleet_manager"], MANAGERS)
-    packages = v["beanfleet_packages"]
+    elif c.inventory is not None:
+        if c.inventory.queue is None:
+            c.problems.add(
+                "beanfleet_server is empty and the inventory has no group 'queue' to take it from"
+            )
+        else:
+            name = str(c.inventory.queue.get("inventory_hostname", ""))
+            server = default_server(name, c.inventory.queue)
+    c.problems.check(_choice, "beanfleet_manager", c.merged["beanfleet_manager"], MANAGERS)
+    packages = c.merged["beanfleet_packages"]
     if not isinstance(packages, list) or not all(
-        isinstance(p, str) and p.strip() and not any(c.isspace() for c in p) for p in packages
+        isinstance(p, str) and p.strip() and not any(ch.isspace() for ch in p) for p in packages
     ):
-        raise ConfigError(
-            f"beanfleet_packages must be a list of pip requirements, got {packages!r}"
-        )
-    _str("beanfleet_wheelhouse", v["beanfleet_wheelhouse"])
-    _choice("beanfleet_log_format", v["beanfleet_log_format"], LOG_FORMATS)
-    _int("beanfleet_stop_grace", v["beanfleet_stop_grace"], 1)
-    pool_defaults = v["beanfleet_pool_defaults"]
+        c.problems.add(f"beanfleet_packages must be a list of pip requirements, got {packages!r}")
+    c.problems.check(_str, "beanfleet_wheelhouse", c.merged["beanfleet_wheelhouse"])
+    c.problems.check(_choice, "beanfleet_log_format", c.merged["beanfleet_log_format"], LOG_FORMATS)
+    c.problems.check(_int, "beanfleet_stop_grace", c.merged["beanfleet_stop_grace"], 1)
+    pool_defaults = c.merged["beanfleet_pool_defaults"]
     if not isinstance(pool_defaults, Mapping):
-        raise ConfigError("beanfleet_pool_defaults must be a mapping")
+        c.problems.add("beanfleet_pool_defaults must be a mapping")
+        pool_defaults = {}
     unknown = sorted(str(k) for k in pool_defaults if k not in POOL_DEFAULTS)
     if unknown:
-        raise ConfigError(f"beanfleet_pool_defaults: unknown setting {unknown[0]!r}")
+        c.problems.add(f"beanfleet_pool_defaults: unknown setting {unknown[0]!r}")
     pool_defaults = {**POOL_DEFAULTS, **pool_defaults}
-    pools = v["beanfleet_pools"]
+    pools = c.merged["beanfleet_pools"]
     if not isinstance(pools, list):
-        raise ConfigError(f"beanfleet_pools must be a list of pools, got {pools!r}")
-    full_pools = [_check_pool(p, i, pool_defaults) for i, p in enumerate(pools)]
+        c.problems.add(f"beanfleet_pools must be a list of pools, got {pools!r}")
+        return [], server
+    full_pools = []
     seen: set[str] = set()
-    for i, pool in enumerate(full_pools):
-        if pool["name"] in seen:
-            raise ConfigError(f"{_where(pool, i)}: duplicate pool name {pool['name']!r}")
-        seen.add(pool["name"])
-    v["beanfleet_pools_full"] = full_pools
+    for i, pool in enumerate(pools):
+        full = _check_pool(pool, i, pool_defaults, c.problems)
+        if full is None:
+            continue
+        if full["name"] in seen:
+            c.problems.add(f"{_where(full, i)}: duplicate pool name {full['name']!r}")
+        seen.add(full["name"])
+        full_pools.append(full)
+    return full_pools, server
 
 
-def _check_queue(v: dict[str, Any], description: Mapping[str, Any], offline: bool) -> None:
-    """Role beanstalkd's variables."""
-    address = _str("beanstalkd_listen_address", v["beanstalkd_listen_address"])
-    if not address or any(c.isspace() for c in address):
-        raise ConfigError(f"beanstalkd_listen_address must be an address, got {address!r}")
-    _int("beanstalkd_port", v["beanstalkd_port"], 1, 65535)
-    binlog = _str("beanstalkd_binlog_dir", v["beanstalkd_binlog_dir"])
-    if binlog and (not binlog.startswith("/") or any(c.isspace() for c in binlog)):
-        raise ConfigError(
+def _check_queue(c: _Checking) -> list[str]:
+    """Role beanstalkd's variables; returns the firewall's allow list."""
+    address = c.problems.check(
+        _str, "beanstalkd_listen_address", c.merged["beanstalkd_listen_address"]
+    )
+    if address is not None and (not address or any(ch.isspace() for ch in address)):
+        c.problems.add(f"beanstalkd_listen_address must be an address, got {address!r}")
+    c.problems.check(_int, "beanstalkd_port", c.merged["beanstalkd_port"], 1, 65535)
+    binlog = c.problems.check(_str, "beanstalkd_binlog_dir", c.merged["beanstalkd_binlog_dir"])
+    if binlog and (not binlog.startswith("/") or any(ch.isspace() for ch in binlog)):
+        c.problems.add(
             f"beanstalkd_binlog_dir must be an absolute path without spaces "
             f"(or empty for no binlog), got {binlog!r}"
         )
-    _int("beanstalkd_fsync_ms", v["beanstalkd_fsync_ms"], 0)
-    _int("beanstalkd_binlog_size", v["beanstalkd_binlog_size"], 1)
-    _int("beanstalkd_max_job_size", v["beanstalkd_max_job_size"], 1, MAX_JOB_SIZE_LIMIT)
-    _bool("beanstalkd_firewall", v["beanstalkd_firewall"])
-    if offline and v["beanstalkd_firewall"] and "beanstalkd_firewall_allow" not in description:
-        raise ConfigError(
-            "beanstalkd_firewall_allow must be set for offline rendering (Ansible defaults "
-            f"it to {INVENTORY_DEFAULTS['beanstalkd_firewall_allow']})"
-        )
-    _check_address_list("beanstalkd_firewall_allow", v["beanstalkd_firewall_allow"])
+    c.problems.check(_int, "beanstalkd_fsync_ms", c.merged["beanstalkd_fsync_ms"], 0)
+    c.problems.check(_int, "beanstalkd_binlog_size", c.merged["beanstalkd_binlog_size"], 1)
+    c.problems.check(
+        _int, "beanstalkd_max_job_size", c.merged["beanstalkd_max_job_size"], 1, MAX_JOB_SIZE_LIMIT
+    )
+    firewall = c.problems.check(_bool, "beanstalkd_firewall", c.merged["beanstalkd_firewall"])
+    allow = c.merged["beanstalkd_firewall_allow"]
+    if allow is None:
+        if c.inventory is not None:
+            allow = list(dict.fromkeys(c.inventory.addresses))
+        elif c.offline and firewall:
+            c.problems.add(
+                "beanstalkd_firewall_allow must be set for offline rendering (Ansible defaults "
+                f"it to {INVENTORY_DEFAULTS['beanstalkd_firewall_allow']})"
+            )
+            return []
+        else:
+            allow = []
+    _check_address_list("beanstalkd_firewall_allow", allow, c.problems)
+    return [str(a) for a in allow] if isinstance(allow, list) else []
 
 
 def instances(pool: Mapping[str, Any]) -> list[str]:
     """systemd instance names of a pool: ``NAME-1`` .. ``NAME-N``."""
     return [f"{pool['name']}-{n}" for n in range(1, int(pool["processes"]) + 1)]
+
+
+def stop_timeout(pool: Mapping[str, Any], stop_grace: Any) -> int:
+    """Seconds a stopping worker gets: the pool's longest job, rounded up, + the grace."""
+    return math.ceil(float(pool["timeout"])) + int(stop_grace)
+
+
+def worker_command(pool: Mapping[str, Any], server: str, log_format: str, manager: str) -> str:
+    """The worker command line of a pool, quoted for ``manager``'s config files.
+
+    systemd: a ``$`` is ``$$`` (ExecStart= expands ``$NAME``); supervisor: each tube is
+    quoted (``command=`` is split like a shell line).
+    """
+    if manager == "systemd":
+        tubes = "".join(f" --tube {t.replace('$', '$$')}={h}" for t, h in pool["tubes"].items())
+    else:
+        tubes = "".join(f" --tube '{t}={h}'" for t, h in pool["tubes"].items())
+    line = f"{VENV}/bin/beanfleet work --server {server}{tubes}"
+    line += (
+        f" --max-retries {pool['max_retries']} --backoff-base {pool['backoff_base']}"
+        f" --backoff-cap {pool['backoff_cap']} --timeout {pool['timeout']}"
+    )
+    if int(pool["max_jobs"]) > 0:
+        line += f" --max-jobs {pool['max_jobs']}"
+    if float(pool["max_time"]) > 0:
+        line += f" --max-time {pool['max_time']}"
+    if float(pool["max_memory"]) > 0:
+        line += f" --max-memory {pool['max_memory']}"
+    if pool["prefetch"]:
+        line += " --prefetch"
+    return f"{line} --log-format {log_format}"
+
+
+def _file(
+    path: str,
+    template: str,
+    mode: str,
+    *,
+    pool: str = "",
+    secret: bool = False,
+    restarts: Iterable[str] = (),
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "template": template,
+        "mode": mode,
+        "owner": "root",
+        "group": "root",
+        "pool": pool,
+        "secret": secret,
+        "restarts": list(restarts),
+    }
+
+
+def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
+    """What role beanfleet does on a worker host (plain data: Ansible registers it).
+
+    ``pools`` (by name, with ``command`` and ``stop_timeout``), ``instances``, and the
+    ``directories``, ``files`` (templates of the role) and ``links`` of ``manager``.
+    """
+    manager = manager or fleet.manager
+    v = fleet.vars
+    present = fleet.present_pools
+    log_format = str(v["beanfleet_log_format"])
+    pools = {
+        p["name"]: {
+            **p,
+            "instances": instances(p),
+            "command": worker_command(p, fleet.server, log_format, manager),
+            "stop_timeout": stop_timeout(p, v["beanfleet_stop_grace"]),
+        }
+        for p in present
+    }
+    every = [i for p in present for i in instances(p)]
+    directories: list[str] = []
+    files: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    if manager == "systemd":
+        directories = [UNIT_DIR, POOL_DIR]
+        for unit in ("beanfleet-worker@.service", "beanfleet.target"):
+            files.append(_file(f"{UNIT_DIR}/{unit}", f"systemd/{unit}.j2", "0644", restarts=every))
+        for p in present:
+            name = p["name"]
+            conf = f"{POOL_DIR}/{name}.conf"
+            mine = instances(p)
+            files.append(_file(conf, "systemd/pool.conf.j2", "0644", pool=name, restarts=mine))
+            files.append(
+                _file(
+                    f"{POOL_DIR}/{name}.env",
+                    "systemd/pool.env.j2",
+                    "0600",
+                    pool=name,
+                    secret=True,
+                    restarts=mine,
+                )
+            )
+            for instance in mine:
+                dropin_dir = f"{UNIT_DIR}/beanfleet-worker@{instance}.service.d"
+                directories.append(dropin_dir)
+                links.append(
+                    {
+                        "path": f"{dropin_dir}/pool.conf",
+                        "src": posixpath.relpath(conf, dropin_dir),
+                        "pool": name,
+                    }
+                )
+    elif manager == "supervisor":
+        directories = [SUPERVISOR_DIR]
+        if present:
+            files.append(
+                _file(f"{SUPERVISOR_DIR}/beanfleet.conf", "supervisor/beanfleet.conf.j2", "0644")
+            )
+        for p in present:
+            files.append(
+                _file(
+                    f"{SUPERVISOR_DIR}/beanfleet-{p['name']}.conf",
+                    "supervisor/pool.conf.j2",
+                    "0600",
+                    pool=p["name"],
+                    secret=True,
+                )
+            )
+    else:  # validate() rejects it first; kept for direct callers
+        raise ConfigError(
+            f"beanfleet_manager must be one of: {', '.join(MANAGERS)}, got {manager!r}"
+        )
+    return {
+        "manager": manager,
+        "server": fleet.server,
+        "user": USER,
+        "home": HOME,
+        "venv": VENV,
+        "wheelhouse_dest": WHEELHOUSE_DEST,
+        "state_dir": STATE_DIR,
+        "pool_dir": POOL_DIR,
+        "unit_dir": UNIT_DIR,
+        "supervisor_dir": SUPERVISOR_DIR,
+        "log_format": log_format,
+        "stop_grace": v["beanfleet_stop_grace"],
+        "packages": ["beanfleet", *v["beanfleet_packages"]],
+        "hardening": hardening("@privileged"),
+        "pools": pools,
+        "pool_names": [p["name"] for p in present],
+        "instances": every,
+        "directories": [{"path": d, "mode": "0755"} for d in directories],
+        "files": files,
+        "links": links,
+    }
+
+
+def queue_plan(fleet: Fleet) -> dict[str, Any]:
+    """What role beanstalkd does on the queue host (plain data: Ansible registers it)."""
+    v = fleet.vars
+    address = str(v["beanstalkd_listen_address"])
+    port = v["beanstalkd_port"]
+    command = f"/usr/bin/beanstalkd -l {address} -p {port}"
+    if v["beanstalkd_binlog_dir"]:
+        command += (
+            f" -b {v['beanstalkd_binlog_dir']} -f {v['beanstalkd_fsync_ms']}"
+            f" -s {v['beanstalkd_binlog_size']}"
+        )
+    command += f" -z {v['beanstalkd_max_job_size']}"
+    firewall = bool(v["beanstalkd_firewall"])
+    files = [_file(BEANSTALKD_DROPIN, "beanfleet.conf.j2", "0644")]
+    files[0]["restart"] = True
+    files[0]["validate"] = ""
+    if firewall:
+        files.append(_file(NFT_FILE, "beanstalkd.nft.j2", "0644"))
+        files[1]["restart"] = False
+        files[1]["validate"] = f"{NFT} -c -f %s"
+    return {
+        "listen_address": address,
+        "port": port,
+        "wait_host": "127.0.0.1" if address in ("0.0.0.0", "::") else address,  # noqa: S104
+        "binlog_dir": v["beanstalkd_binlog_dir"],
+        "command": command,
+        "firewall": firewall,
+        "allow_v4": [a for a in fleet.firewall_allow if ":" not in a],
+        "allow_v6": [a for a in fleet.firewall_allow if ":" in a],
+        "nft": NFT,
+        "nft_file": NFT_FILE,
+        "nft_table": NFT_TABLE,
+        "hardening": hardening("@privileged @resources"),
+        "directories": [
+            {"path": d, "mode": "0755"}
+            for d in dict.fromkeys(posixpath.dirname(f["path"]) for f in files)
+        ],
+        "files": files,
+    }
+
+
+def wheelhouse_digest(directory: str, packages: Iterable[str]) -> str:
+    """A digest of the wheels in ``directory`` and the packages to install from them: when
+    it is unchanged since the last install, the hosts' venvs need nothing ("" when the
+    directory does not exist)."""
+    root = Path(directory)
+    if not directory or not root.is_dir():
+        return ""
+    digest = hashlib.sha256()
+    for name in sorted(packages):
+        digest.update(f"package {name}\n".encode())
+    for wheel in sorted(root.iterdir()):
+        if wheel.is_file():
+            digest.update(
+                f"file {wheel.name} {hashlib.sha256(wheel.read_bytes()).hexdigest()}\n".encode()
+            )
+    return digest.hexdigest()

@@ -6,16 +6,19 @@ rendered here with the settings of Ansible's ``template`` module (``trim_blocks`
 ``lstrip_blocks``, ``\\n`` newlines, the template's trailing newlines kept), so both ways give
 byte-identical files; a test compares them.
 
-The output mirrors the hosts' file system (``OUT/etc/systemd/system/...``), with the modes
-the roles set; the worker files of one manager (``systemd`` or ``supervisor``) plus the
-queue host's (beanstalkd's drop-in and firewall).  A manifest (:data:`MANIFEST`) lists what
+The files, modes and links are those of :func:`beanfleet.fleet.queue_plan` and
+:func:`beanfleet.fleet.worker_plan`, the same lists the roles' file tasks loop over, and each
+template sees the same variables as under Ansible (the plan as ``__beanstalkd_model`` /
+``__beanfleet_model``, the file as ``beanstalkd_file`` / ``beanfleet_file``).  The output
+mirrors the hosts' file system (``OUT/etc/systemd/system/...``): the worker files of one
+manager (``systemd`` or ``supervisor``) plus the queue host's (beanstalkd's drop-in and
+firewall).  A manifest (:data:`MANIFEST`) lists what
 was written, so rendering again into the same directory removes files that are no longer
 part of the fleet, and rendering never deletes anything it did not write.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -29,19 +32,18 @@ from beanfleet import fleet as fleet_model
 from beanfleet.errors import ConfigError
 
 MANIFEST = ".beanfleet-render"
-POOL_DIR = "/etc/beanfleet/pools"
-NFT_FILE = "etc/beanfleet/beanstalkd.nft"
-BEANSTALKD_DROPIN = "etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
+# The variable each role's templates read the plan from (the role registers it so).
+PLAN_VARS = {"beanstalkd": "__beanstalkd_model", "beanfleet": "__beanfleet_model"}
+FILE_VARS = {"beanstalkd": "beanstalkd_file", "beanfleet": "beanfleet_file"}
 
 
 @dataclass(frozen=True)
 class Output:
-    """One file to write: ``template`` rendered to ``path`` (relative to the root), or a link."""
+    """One file to write: ``text`` to ``path`` (relative to the root), or a link."""
 
     path: str
     mode: int
-    template: str | None = None
-    pool: Mapping[str, Any] | None = None
+    text: str | None = None
     link: str | None = None
 
 
@@ -78,69 +80,24 @@ def _render_like_ansible(env: jinja2.Environment, name: str, variables: Mapping[
     return result + "\n" * max(0, missing)
 
 
-def template_vars(fleet: fleet_model.Fleet) -> dict[str, Any]:
-    """The variables the templates see; the roles define the same names (vars/main.yml)."""
-    v = fleet.template_vars()
-    full_pools = v.pop("beanfleet_pools_full")
-    v.update(
-        {
-            "__beanfleet_pools": full_pools,
-            "__beanfleet_server": v["beanfleet_server"],
-            "__beanfleet_venv": fleet_model.VENV,
-            "__beanfleet_state_dir": fleet_model.STATE_DIR,
-            "__beanfleet_user": fleet_model.USER,
-            "__beanfleet_pool_dir": POOL_DIR,
-            "__beanstalkd_firewall": bool(v["beanstalkd_firewall"]),
-        }
+def outputs(fleet: fleet_model.Fleet, manager: str, templates: Path) -> list[Output]:
+    """Every file of the fleet for ``manager`` (the plans' file lists), rendered."""
+    out: list[Output] = []
+    plans = (
+        ("beanstalkd", fleet_model.queue_plan(fleet)),
+        ("beanfleet", fleet_model.worker_plan(fleet, manager)),
     )
-    return v
-
-
-def outputs(fleet: fleet_model.Fleet, manager: str) -> list[Output]:
-    """Every file of the fleet for ``manager``, in the order the roles write them."""
-    out = [Output(BEANSTALKD_DROPIN, 0o644, "beanstalkd/beanfleet.conf.j2")]
-    if fleet.vars["beanstalkd_firewall"]:
-        out.append(Output(NFT_FILE, 0o644, "beanstalkd/beanstalkd.nft.j2"))
-    pools = fleet.present_pools
-    if manager == "systemd":
-        for unit in ("beanfleet-worker@.service", "beanfleet.target"):
-            out.append(Output(f"etc/systemd/system/{unit}", 0o644, f"beanfleet/systemd/{unit}.j2"))
-        for pool in pools:
-            name = pool["name"]
-            conf = f"{POOL_DIR}/{name}.conf".lstrip("/")
-            out.append(Output(conf, 0o644, "beanfleet/systemd/pool.conf.j2", pool))
-            out.append(
-                Output(
-                    f"{POOL_DIR}/{name}.env".lstrip("/"),
-                    0o600,
-                    "beanfleet/systemd/pool.env.j2",
-                    pool,
-                )
-            )
-            for instance in fleet_model.instances(pool):
-                dropin = f"etc/systemd/system/beanfleet-worker@{instance}.service.d/pool.conf"
-                target = os.path.relpath(conf, os.path.dirname(dropin))
-                out.append(Output(dropin, 0o777, link=target))
-    elif manager == "supervisor":
-        if pools:
-            out.append(
-                Output(
-                    "etc/supervisor/conf.d/beanfleet.conf",
-                    0o644,
-                    "beanfleet/supervisor/beanfleet.conf.j2",
-                )
-            )
-        for pool in pools:
-            out.append(
-                Output(
-                    f"etc/supervisor/conf.d/beanfleet-{pool['name']}.conf",
-                    0o600,
-                    "beanfleet/supervisor/pool.conf.j2",
-                    pool,
-                )
-            )
-    else:  # validate() rejects it first; kept for direct callers
-        raise ConfigError(f"beanfleet_manager must be one of: systemd, supervisor, got {manager!r}")
+    for role, plan in plans:
+        env = environment(templates / role)
+        for item in plan["files"]:
+            context = {PLAN_VARS[role]: plan, FILE_VARS[role]: item}
+            try:
+                text = _render_like_ansible(env, item["template"], context)
+            except jinja2.TemplateError as exc:
+                raise ConfigError(f"template {role}/{item['template']}: {exc}") from None
+            out.append(Output(item["path"].lstrip("/"), int(item["mode"], 8), text))
+        for link in plan.get("links", []):
+            out.append(Output(link["path"].lstrip("/"), 0o777, link=link["src"]))
     return out
 
 
@@ -206,26 +163,12 @@ def render(
     if manager is not None:
         description["beanfleet_manager"] = manager
     fleet = validate_for_render(description)
-    env = environment(templates or templates_dir())
-    variables = template_vars(fleet)
-    rendered: list[tuple[Output, str | None]] = []
-    for item in outputs(fleet, fleet.manager):
-        if item.template is None:
-            rendered.append((item, None))
-            continue
-        context = dict(variables)
-        if item.pool is not None:
-            context["beanfleet_pool"] = item.pool
-        try:
-            text = _render_like_ansible(env, item.template, context)
-        except jinja2.TemplateError as exc:
-            raise ConfigError(f"template {item.template}: {exc}") from None
-        rendered.append((item, text))
+    rendered = outputs(fleet, fleet.manager, templates or templates_dir())
 
     _clean_previous(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for item, content in rendered:
+    for item in rendered:
         path = out_dir / item.path
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink() or path.exists():
@@ -233,12 +176,12 @@ def render(
         if item.link is not None:
             path.symlink_to(item.link)
         else:
-            assert content is not None
-            path.write_bytes(content.encode("utf-8"))
+            assert item.text is not None
+            path.write_bytes(item.text.encode("utf-8"))
             path.chmod(item.mode)
         written.append(path)
     (out_dir / MANIFEST).write_text(
-        "".join(f"{item.path}\n" for item, _ in rendered), encoding="utf-8"
+        "".join(f"{item.path}\n" for item in rendered), encoding="utf-8"
     )
     return written
 

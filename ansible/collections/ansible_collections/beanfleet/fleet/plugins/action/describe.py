@@ -1,0 +1,81 @@
+"""Action beanfleet.fleet.describe: ask beanfleet.fleet about the fleet, on the controller.
+
+Reads the role's settings from the task's variables (role defaults included), the queue
+host's and every host's addresses from the inventory, and returns beanfleet.fleet's plan
+for this host (worker_plan or queue_plan), or fails with every problem, one line each.
+It touches no host, so a role's first task can run it before anything changes.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+# What the inventory defaults (server, firewall allow list) read from a host.
+_HOST_VARS = (
+    "beanfleet_host_address",
+    "ansible_default_ipv4",
+    "ansible_host",
+    "beanstalkd_listen_address",
+    "beanstalkd_port",
+)
+_PARTS = ("workers", "queue")
+
+
+class ActionModule(ActionBase):
+    """See the module's documentation (plugins/modules/describe.py)."""
+
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        task_vars = task_vars or {}
+        part = self._task.args.get("part")
+        if part not in _PARTS:
+            return {**result, "failed": True, "msg": f"part must be one of: {', '.join(_PARTS)}"}
+        try:
+            from beanfleet import fleet  # noqa: PLC0415 - the one clear line below if missing
+        except ImportError as exc:
+            return {
+                **result,
+                "failed": True,
+                "msg": (
+                    f"the Python of this Ansible ({sys.executable}) cannot import beanfleet "
+                    f"({exc}): pip install beanfleet next to ansible-core"
+                ),
+            }
+        description = self._templar.template(
+            {k: task_vars[k] for k in fleet.settings(part) if k in task_vars}
+        )
+        model, problems = fleet.check(
+            description, inventory=self._inventory(task_vars, fleet), part=part
+        )
+        if model is None:
+            return {**result, "failed": True, "msg": "\n".join(problems)}
+        if part == "workers":
+            plan = fleet.worker_plan(model)
+            plan["wheelhouse_digest"] = fleet.wheelhouse_digest(
+                str(description.get("beanfleet_wheelhouse") or ""), plan["packages"]
+            )
+        else:
+            plan = fleet.queue_plan(model)
+        # The plan holds the pools' env (secrets): never print it.
+        return {**result, **plan, "changed": False, "_ansible_no_log": True}
+
+    def _inventory(self, task_vars: dict[str, Any], fleet: Any) -> Any:
+        groups = task_vars.get("groups", {})
+        hostvars = task_vars.get("hostvars", {})
+
+        def host(name: str) -> dict[str, Any]:
+            found = hostvars[name]
+            values = {k: found[k] for k in _HOST_VARS if k in found}
+            return {"inventory_hostname": name, **self._templar.template(values)}
+
+        queue_hosts = list(groups.get("queue", []))
+        addresses = tuple(fleet.host_address(n, host(n)) for n in groups.get("all", []))
+        return fleet.Inventory(
+            queue=host(queue_hosts[0]) if queue_hosts else None, addresses=addresses
+        )
