@@ -106,9 +106,6 @@ printf 'localhost\n' > "$root/etc/hostname"
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id" "$root/etc/apt/apt.conf.d/99mmdebstrap"
 ch systemctl mask apt-daily.timer apt-daily-upgrade.timer >/dev/null
-# mmdebstrap empties the package lists; an empty lists directory dated now reads as
-# "updated just now" to apt tasks with cache_valid_time. Date it as never updated.
-touch -d @0 "$root/var/lib/apt/lists"
 
 # GRUB from the build host: modules next to a fixed config. /vmlinuz and
 # /initrd.img follow kernel upgrades (Debian keeps those links).
@@ -141,6 +138,9 @@ rootfs() {
 }
 log "$BOX: root filesystem (mmdebstrap)"
 timed "box rootfs $RELEASE" retry 3 rootfs || die "mmdebstrap failed for $RELEASE (log above)"
+# mmdebstrap empties the package lists last; an empty lists directory dated now reads as
+# "updated just now" to apt tasks with cache_valid_time. Date it as never updated.
+touch -d @0 "$ROOTFS/var/lib/apt/lists"
 # The kernel, kept for scripts/vm-accel.sh's KVM probe.
 cp "$(readlink -f "$ROOTFS/vmlinuz")" "$OUT/$RELEASE.vmlinuz"
 
