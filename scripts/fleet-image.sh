@@ -37,7 +37,7 @@ PUBKEYS="$(vagrant_pubkeys)"
 "$SCRIPTS_DIR/apt-repo.sh" "$RELEASE"
 REPO="$(apt_repo_dir "$RELEASE")"
 
-INPUTS_HASH="$(hash_inputs "$0" "$REPO/Packages" -- "$RELEASE" "$IMAGE_PACKAGES" "$PUBKEYS")"
+INPUTS_HASH="$(hash_inputs "$0" "$SCRIPTS_DIR/vagrant-user-hook.sh" "$REPO/Packages" -- "$RELEASE" "$IMAGE_PACKAGES" "$PUBKEYS")"
 if [ "$FORCE" != 1 ] && \
    [ "$(docker image inspect --format '{{index .Config.Labels "beanfleet.inputs-hash"}}' "$IMAGE" 2>/dev/null || true)" = "$INPUTS_HASH" ]; then
     log "$IMAGE is up to date (inputs ${INPUTS_HASH:0:12})"
@@ -61,42 +61,12 @@ URIs: file:/srv/apt/$RELEASE
 Suites: ./
 Trusted: yes
 SRC
-cat > "$WORK/files/ssh-hostkeys.service" <<'UNIT'
-[Unit]
-Description=Generate SSH host keys (unique per container)
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target ssh.service
-UNIT
-
 # Runs outside the chroot with $1 = chroot dir.
 cat > "$WORK/customize.sh" <<'HOOK'
 #!/bin/sh
 set -eu
-root="$1"; files="$2"; keys="$3"
+root="$1"; files="$2"
 ch() { chroot "$root" "$@"; }
-
-# vagrant user: passwordless sudo + insecure key (Vagrant swaps in a fresh key
-# on first `vagrant up`).
-ch useradd --create-home --shell /bin/bash --user-group vagrant
-echo 'vagrant:vagrant' | ch chpasswd
-printf 'vagrant ALL=(ALL) NOPASSWD: ALL\nDefaults:vagrant !requiretty\n' > "$root/etc/sudoers.d/vagrant"
-chmod 0440 "$root/etc/sudoers.d/vagrant"
-install -d -m 0700 "$root/home/vagrant/.ssh"
-install -m 0600 "$keys" "$root/home/vagrant/.ssh/authorized_keys"
-ch chown -R vagrant:vagrant /home/vagrant/.ssh
-
-# sshd: per-container host keys, generated at first boot.
-rm -f "$root"/etc/ssh/ssh_host_*
-install -m 0644 "$files/ssh-hostkeys.service" "$root/etc/systemd/system/ssh-hostkeys.service"
-ch systemctl enable ssh.service ssh-hostkeys.service
-printf 'UseDNS no\n' > "$root/etc/ssh/sshd_config.d/beanfleet.conf"
 
 # apt: only the local repository.
 : > "$root/etc/apt/sources.list"
@@ -125,7 +95,8 @@ build() {
     mmdebstrap --variant=minbase --mode=root --format=tar \
         --include="$(comma_list "$IMAGE_PACKAGES")" \
         --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
-        --customize-hook="$WORK/customize.sh \"\$1\" $WORK/files $WORK/authorized_keys" \
+        --customize-hook="$SCRIPTS_DIR/vagrant-user-hook.sh \"\$1\" $WORK/authorized_keys" \
+        --customize-hook="$WORK/customize.sh \"\$1\" $WORK/files" \
         "$RELEASE" "$TAR.tmp" "deb [trusted=yes] file://$REPO ./" \
         >"$WORK/mmdebstrap.log" 2>&1 || { tail -n 20 "$WORK/mmdebstrap.log" >&2; return 1; }
 }

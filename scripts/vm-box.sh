@@ -43,7 +43,7 @@ mkdir -p "$OUT"
 take_lock "box-$RELEASE"
 PUBKEYS="$(vagrant_pubkeys)"
 SOURCES="$(debian_sources "$RELEASE")"
-INPUTS_HASH="$(hash_inputs "$0" "$SCRIPTS_DIR/lib.sh" -- "$RELEASE" "$BOX_PACKAGES" "$SOURCES" "$PUBKEYS" "$DISK_GB")"
+INPUTS_HASH="$(hash_inputs "$0" "$SCRIPTS_DIR/lib.sh" "$SCRIPTS_DIR/vagrant-user-hook.sh" -- "$RELEASE" "$BOX_PACKAGES" "$SOURCES" "$PUBKEYS" "$DISK_GB")"
 STAMP="$OUT/$RELEASE.inputs-hash"
 
 box_listed() { vagrant box list --machine-readable 2>/dev/null | grep -q ",box-name,$BOX\$"; }
@@ -57,37 +57,12 @@ trap 'rm -rf "$WORK"' EXIT
 ROOTFS="$WORK/rootfs"
 printf '%s\n' "$PUBKEYS" > "$WORK/authorized_keys"
 
-# Runs outside the chroot: $1 = root filesystem, $2 = authorized_keys.
+# Runs outside the chroot: $1 = root filesystem (after scripts/vagrant-user-hook.sh).
 cat > "$WORK/customize.sh" <<'HOOK'
 #!/bin/sh
 set -eu
-root="$1"; keys="$2"
+root="$1"
 ch() { chroot "$root" "$@"; }
-
-ch useradd --create-home --shell /bin/bash --user-group vagrant
-echo 'vagrant:vagrant' | ch chpasswd
-printf 'vagrant ALL=(ALL) NOPASSWD: ALL\nDefaults:vagrant !requiretty\n' > "$root/etc/sudoers.d/vagrant"
-chmod 0440 "$root/etc/sudoers.d/vagrant"
-install -d -m 0700 "$root/home/vagrant/.ssh"
-install -m 0600 "$keys" "$root/home/vagrant/.ssh/authorized_keys"
-ch chown -R vagrant:vagrant /home/vagrant/.ssh
-
-# Host keys are made at first boot (unique per VM); no reverse DNS wait on login.
-rm -f "$root"/etc/ssh/ssh_host_*
-cat > "$root/etc/systemd/system/ssh-hostkeys.service" <<'UNIT'
-[Unit]
-Description=Generate SSH host keys (unique per VM)
-Before=ssh.service
-ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
-
-[Service]
-Type=oneshot
-ExecStart=/usr/bin/ssh-keygen -A
-
-[Install]
-WantedBy=multi-user.target ssh.service
-UNIT
-printf 'UseDNS no\n' > "$root/etc/ssh/sshd_config.d/vagrant.conf"
 
 # Network: DHCP on eth0 only (libvirt's management network). Vagrant writes the
 # private network's file for eth1 itself when it sees systemd-networkd active.
@@ -98,7 +73,7 @@ Name=eth0
 [Network]
 DHCP=yes
 NET
-ch systemctl enable systemd-networkd.service systemd-resolved.service ssh.service ssh-hostkeys.service
+ch systemctl enable systemd-networkd.service systemd-resolved.service
 ln -sf /run/systemd/resolve/stub-resolv.conf "$root/etc/resolv.conf"
 
 printf 'LABEL=root / ext4 errors=remount-ro 0 1\n' > "$root/etc/fstab"
@@ -132,7 +107,8 @@ rootfs() {
     mmdebstrap --variant=apt --mode=root --format=directory \
         --aptopt='Acquire::Retries "3"' \
         --include="$(comma_list "$BOX_PACKAGES")" \
-        --customize-hook="$WORK/customize.sh \"\$1\" $WORK/authorized_keys" \
+        --customize-hook="$SCRIPTS_DIR/vagrant-user-hook.sh \"\$1\" $WORK/authorized_keys" \
+        --customize-hook="$WORK/customize.sh \"\$1\"" \
         "$RELEASE" "$ROOTFS" "${mirrors[@]}" >"$WORK/mmdebstrap.log" 2>&1 \
         || { tail -n 20 "$WORK/mmdebstrap.log" >&2; return 1; }
 }
