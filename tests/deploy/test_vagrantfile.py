@@ -55,9 +55,7 @@ def test_validates_for_virtualbox_without_virtualbox(tmp_path: Path) -> None:
         ({"BEANFLEET_LIBVIRT_DRIVER": "xen"}, "BEANFLEET_LIBVIRT_DRIVER must be kvm or qemu"),
     ],
 )
-def test_bad_settings_are_one_clear_line(
-    tmp_path: Path, env: dict[str, str], message: str
-) -> None:
+def test_bad_settings_are_one_clear_line(tmp_path: Path, env: dict[str, str], message: str) -> None:
     res = vagrant(tmp_path, "validate", VAGRANT_DEFAULT_PROVIDER="libvirt", **env)
     assert res.returncode != 0
     assert message in res.stdout + res.stderr, res.stdout + res.stderr
