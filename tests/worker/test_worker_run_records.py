@@ -46,12 +46,14 @@ def test_jobs_with_no_record_run_without_any_stats_job(
     assert worker.wait_exit() == 0
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
 def test_a_handler_reading_attempt_gets_every_retry_counted(
-    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path, prefetch: bool
 ) -> None:
     out = tmp_path / "out"
     job_id = queue.put("work", {"out": str(out)})
     worker = spawn_worker(
+        *(["--prefetch"] if prefetch else []),
         "--server",
         queue.server.address,
         "--tube",

@@ -51,7 +51,13 @@ class RunRecords:
         return os.path.exists(self._prefix + str(job_id))
 
     def mark(self, job_id: int) -> None:
-        fd = os.open(self._prefix + str(job_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        path = self._prefix + str(job_id)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            fd = os.open(path, flags, 0o640)
+        except FileNotFoundError:  # the directory was removed under us (a tmp cleaner)
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o640)
         try:
             os.write(fd, self._pid)
         finally:

@@ -22,6 +22,7 @@ With prefetch those asks go out a job earlier and cost no round trip
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -565,7 +566,18 @@ class Worker:
         # it touches.  Clearing it does (below): a touch may be mid-exchange on the connection.
         records = self.records
         if records is not None:
-            records.mark(job.id)  # a worker that dies from here on leaves it behind
+            try:
+                records.mark(job.id)  # a worker that dies from here on leaves it behind
+            except OSError as exc:
+                # The job runs all the same: only a crash loop would go unnoticed on this
+                # host (the counters still count its starts once a record is found).
+                self.log.event(
+                    "record-failed",
+                    f"cannot write the running record of job {job.id} in "
+                    f"{records.directory}: {describe_os_error(exc)}",
+                    level="warning",
+                    job=job.id,
+                )
         job.started()
         self.running = job
         self._timed_out = False
@@ -584,7 +596,8 @@ class Worker:
         job.duration = time.monotonic() - started
         if records is not None:
             # The handler ended and the worker lives: whatever follows is not a crash loop.
-            records.clear(job.id)
+            with contextlib.suppress(OSError):  # left behind, it costs one stats-job later
+                records.clear(job.id)
         if error is None and self._timed_out and self.timeout is not None:
             error = JobTimeout(self.timeout)  # the handler caught and swallowed it
         with self.lock:
