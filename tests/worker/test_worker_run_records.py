@@ -1,4 +1,4 @@
-"""The per-host running records (beanfleet.running): a job with no record starts with no
+"""The per-host running records (beanfleet.running): a job no record names starts with no
 stats-job at all, ``job.attempt`` is still right when a handler reads it, a record left by a
 dead worker sends the job down the counted path, and stale records are pruned at start."""
 
@@ -12,14 +12,23 @@ from pathlib import Path
 
 import pytest
 from beanfleet.address import parse_server
-from beanfleet.running import RunRecords
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(90)
 
 
-def _records(queue: Queue, state: Path) -> RunRecords:
-    return RunRecords(state, *parse_server(queue.server.address))
+def _record_dir(queue: Queue, state: Path) -> Path:
+    host, port = parse_server(queue.server.address)
+    return state / "running" / f"{host}_{port}"
+
+
+def _leave_record(queue: Queue, state: Path, pid: int, job_id: int) -> Path:
+    """The file a worker with ``pid`` leaves when it dies running ``job_id``."""
+    directory = _record_dir(queue, state)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / str(pid)
+    path.write_text(f"{job_id:20d}\n")
+    return path
 
 
 @pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
@@ -41,9 +50,9 @@ def test_jobs_with_no_record_run_without_any_stats_job(
     after = queue.server_stats()
     assert after["cmd-stats-job"] == before["cmd-stats-job"]
     assert after["cmd-reserve-with-timeout"] - before["cmd-reserve-with-timeout"] >= count
-    assert list(_records(queue, tmp_path / "state").job_ids()) == []
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit() == 0
+    assert list(_record_dir(queue, tmp_path / "state").iterdir()) == []  # removed at exit
 
 
 @pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
@@ -78,8 +87,7 @@ def test_a_record_left_behind_makes_the_next_start_count_the_attempts(
     check), it runs with its attempt known, and the record is gone afterwards."""
     out = tmp_path / "out"
     job_id = queue.put("work", {"out": str(out)})
-    records = _records(queue, tmp_path / "state")
-    records.mark(job_id)
+    record = _leave_record(queue, tmp_path / "state", 999_999_991, job_id)
     before = queue.server_stats()["cmd-stats-job"]
     worker = spawn_worker(
         "--server", queue.server.address, "--tube", "work=handlers_for_tests:record"
@@ -89,7 +97,7 @@ def test_a_record_left_behind_makes_the_next_start_count_the_attempts(
     assert [(r["event"], r["attempt"]) for r in read_records(out)] == [("done", 1)]
     # The prune at start (job exists: kept) and the start itself: one stats-job each.
     assert queue.server_stats()["cmd-stats-job"] - before == 2
-    assert not records.exists(job_id)
+    assert record.exists()  # pruned once beanstalkd no longer has the job
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit() == 0
 
@@ -97,19 +105,27 @@ def test_a_record_left_behind_makes_the_next_start_count_the_attempts(
 def test_stale_records_are_pruned_at_start(
     queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    records = _records(queue, tmp_path / "state")
+    state = tmp_path / "state"
     alive = queue.put("elsewhere", {})  # a job in a tube this worker does not watch
     old = queue.put("elsewhere", {})
     gone = queue.put("elsewhere", {})
     queue.client.delete(gone)
-    for job_id in (alive, old, gone):
-        records.mark(job_id)
+    paths = {
+        job_id: _leave_record(queue, state, pid, job_id)
+        for pid, job_id in ((999_999_991, alive), (999_999_992, old), (999_999_993, gone))
+    }
     two_days_ago = time.time() - 2 * 86400
-    os.utime(records.path(old), (two_days_ago, two_days_ago))
+    os.utime(paths[old], (two_days_ago, two_days_ago))
     worker = spawn_worker(
         "--server", queue.server.address, "--tube", "work=handlers_for_tests:noop"
     )
-    wait_for(lambda: sorted(records.job_ids()) == [alive], 10, "the old and the gone record pruned")
+    wait_for(
+        lambda: (
+            {p.name for p in _record_dir(queue, state).iterdir()} == {"999999991", str(worker.pid)}
+        ),
+        10,
+        "the old and the gone record pruned",
+    )
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit() == 0
 

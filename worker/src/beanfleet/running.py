@@ -1,16 +1,20 @@
-"""Per-host records of the jobs whose handler is running, so a crash loop costs nothing on
-the success path.
+"""Per-host records of the job each worker process started last, so catching a crash loop
+costs no round trip on the success path.
 
-Before a handler starts the worker writes ``<state dir>/running/<server>/<job id>`` (its pid;
-one open/write/close, no fsync: a power loss takes the workers down with the records, and
-the job's counters still count those starts).  When the handler returns, the record goes.
-A record still there when the job is reserved again means a worker on this host died while
-running it: only then does the worker pay a ``stats-job`` round trip to count the job's
-starts (:func:`beanfleet.retry.attempt_of`) and bury a crash loop.
+Each worker owns one small file, ``<state dir>/running/<server>/<pid>``, open for its whole
+life.  Before a handler starts it overwrites the file in place with the job's id: one
+``pwrite`` of a fixed-width line, no create, unlink or fsync (a per-job file cost more in
+file-system metadata than the ``stats-job`` round trip it replaces).  A worker that exits
+normally removes its file; one that dies leaves it, naming the job it was running.
 
+A worker reads the other workers' files when it starts and again at most every
+``RESCAN`` seconds, and treats their job ids as suspects.  Only a suspect job pays a
+``stats-job`` before it starts, to count its starts (:func:`beanfleet.retry.attempt_of`) and
+bury a crash loop.  A live worker's file names the job it runs (reserved by it: nobody else
+gets it) or its last one (finished): at worst one extra ``stats-job`` for a retry of it.
 Every worker process on the host shares the directory, so a restarted worker (a new pid)
-sees the records its predecessor left.  The server's address is part of the path because
-job ids are only unique per beanstalkd.
+sees what its predecessor left; the server's address is part of the path because job ids
+are only unique per beanstalkd.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 STATE_DIR_ENV = "BEANFLEET_STATE_DIR"
 PRUNE_AGE = 24 * 3600.0  # a crashed job returns to ready at once; a day covers any backlog
+RESCAN = 1.0  # seconds between reads of the other workers' files
+_WIDTH = 20  # digits of a job id (beanstalkd ids are 64-bit)
 
 
 def default_state_dir() -> str:
@@ -33,56 +38,79 @@ def default_state_dir() -> str:
     return chosen.split(":")[0] or os.getcwd()
 
 
+def read_record(path: str | os.PathLike[str]) -> int | None:
+    """The job id in a record file, or None (empty, being written, not a record)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64).strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
 class RunRecords:
-    """The ``running`` records of one beanstalkd server on this host."""
+    """This worker's record and what it knows of the others' (one beanstalkd server)."""
 
     def __init__(self, state_dir: str | os.PathLike[str], host: str, port: int) -> None:
         server = f"{host}_{port}".replace("/", "_")  # a directory name, whatever the host
         self.directory = Path(state_dir) / "running" / server
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._prefix = str(self.directory) + os.sep
-        self._pid = b"%d\n" % os.getpid()
+        self.own = self.directory / str(os.getpid())
+        self.suspects: set[int] = set()
+        # Read before claiming our file: a restarted worker may get its predecessor's pid
+        # (containers), and that file is the evidence.
+        self.scan(include_own=True)
+        self._fd = os.open(self.own, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o640)
 
-    def path(self, job_id: int) -> str:
-        return self._prefix + str(job_id)
+    def scan(self, include_own: bool = False) -> None:
+        suspects: set[int] = set()
+        own = "" if include_own else str(self.own)
+        for entry in os.scandir(self.directory):
+            if entry.name.isdigit() and entry.path != own:
+                job_id = read_record(entry.path)
+                if job_id is not None:
+                    suspects.add(job_id)
+        self.suspects = suspects
+        self._next_scan = time.monotonic() + RESCAN
 
-    def exists(self, job_id: int) -> bool:
-        """True if a worker on this host started the job and never saw its handler end."""
-        return os.path.exists(self._prefix + str(job_id))
+    def suspect(self, job_id: int) -> bool:
+        """True if another worker on this host started the job and may have died in it."""
+        if time.monotonic() >= self._next_scan:
+            self.scan()
+        return job_id in self.suspects
 
     def mark(self, job_id: int) -> None:
-        path = self._prefix + str(job_id)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        try:
-            fd = os.open(path, flags, 0o640)
-        except FileNotFoundError:  # the directory was removed under us (a tmp cleaner)
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, flags, 0o640)
-        try:
-            os.write(fd, self._pid)
-        finally:
-            os.close(fd)
+        os.pwrite(self._fd, b"%*d\n" % (_WIDTH, job_id), 0)
 
     def clear(self, job_id: int) -> None:
-        # Missing: another worker pruned it, or the job had none (a crash-loop bury).
+        """The job was buried as a crash loop: no more suspicion here."""
+        self.suspects.discard(job_id)
+
+    def close(self) -> None:
+        """A normal exit: the last job did not kill this worker, so no record is left."""
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._prefix + str(job_id))
+            os.unlink(self.own)
 
-    def job_ids(self) -> Iterator[int]:
-        for entry in os.scandir(self.directory):
-            if entry.name.isdigit():
-                yield int(entry.name)
-
-    def prune_old(self, max_age: float = PRUNE_AGE) -> list[int]:
-        """Remove records older than ``max_age`` seconds; return the ids of the others."""
+    def prune(self, max_age: float = PRUNE_AGE) -> dict[int, list[Path]]:
+        """Remove other workers' files older than ``max_age`` seconds; return the others by
+        the job id they name."""
         cutoff = time.time() - max_age
-        kept: list[int] = []
-        for job_id in self.job_ids():
+        named: dict[int, list[Path]] = {}
+        for entry in os.scandir(self.directory):
+            if not entry.name.isdigit() or entry.path == str(self.own):
+                continue
             try:
-                if os.stat(self._prefix + str(job_id)).st_mtime < cutoff:
-                    self.clear(job_id)
-                else:
-                    kept.append(job_id)
+                old = entry.stat().st_mtime < cutoff
             except FileNotFoundError:
-                pass
-        return kept
+                continue
+            job_id = read_record(entry.path)
+            if old:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+            elif job_id is not None:  # empty: a worker that has not started a job yet
+                named.setdefault(job_id, []).append(Path(entry.path))
+        return named

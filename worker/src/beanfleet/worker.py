@@ -169,6 +169,8 @@ class Worker:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous_alarm)
             self.flags.restore()
+            if self.records is not None:
+                self.records.close()
             self.log.flush()
         self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
         return reason
@@ -264,22 +266,25 @@ class Worker:
         longer has (one pipelined stats-job each), so the directory stays small."""
         if self.records is None:
             return
-        kept = self.records.prune_old()
-        if not kept:
+        named = self.records.prune()
+        if not named:
             return
-        conn.sock.sendall(b"".join(b"stats-job %d\r\n" % job_id for job_id in kept))
-        for job_id in kept:
+        conn.sock.sendall(b"".join(b"stats-job %d\r\n" % job_id for job_id in named))
+        for job_id, paths in named.items():
             status, values = conn.read_reply()
             if status == b"OK":
                 conn.read_chunk(int(values[0]))
             elif status == b"NOT_FOUND":
                 self.records.clear(job_id)
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
 
     def _needs_stats(self, job: Reserved) -> bool:
         """Must ``job``'s counters be known before it starts?  Only if its tube is unknown
         or a worker on this host died while running it (its record is still there)."""
         records = self.records
-        return records is None or job.tube is None or records.exists(job.id)
+        return records is None or job.tube is None or records.suspect(job.id)
 
     def fetch_stats(self, conn: Connection, job: Reserved) -> dict[str, int | str] | None:
         """``job``'s stats-job now (one round trip unless known); None: the job is gone.
@@ -594,10 +599,6 @@ class Worker:
         except (Exception, JobTimeout) as exc:
             error = exc
         job.duration = time.monotonic() - started
-        if records is not None:
-            # The handler ended and the worker lives: whatever follows is not a crash loop.
-            with contextlib.suppress(OSError):  # left behind, it costs one stats-job later
-                records.clear(job.id)
         if error is None and self._timed_out and self.timeout is not None:
             error = JobTimeout(self.timeout)  # the handler caught and swallowed it
         with self.lock:
