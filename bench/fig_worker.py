@@ -138,7 +138,7 @@ def limits(rows: list[Row], kinds: list[str]) -> list[str]:
         notes.append(
             f"beanfleet work (1 round trip: the delete rides with the next reserve; no "
             f"stats-job, since no worker on the host died running these jobs, only a "
-            f"running record written and removed per job): {cost('beanfleet')}. Its worker "
+            f"worker record overwritten in place per job): {cost('beanfleet')}. Its worker "
             f"spends {extra:.1f} µs more user-mode CPU per job than the bare-socket loop: "
             "the loop's own Python per job (the record, its log line, job and handler-info "
             "objects, stop and recycle checks, reply parsing); in a ping-pong every µs of "

@@ -11,9 +11,9 @@ Per job: the finished job's ``delete`` goes out in the same write as the next re
 that is the only round trip (:meth:`Worker._deleted` logs every delete).  A job whose earlier
 starts all killed their worker must be buried before it runs again, but the reserve reply
 carries no counters: a ``stats-job`` would cost a second round trip per job.  So the worker
-asks only for a job that left a record in the per-host state directory
-(:mod:`beanfleet.running`): a worker on this host died while running it.  A job with no
-record starts at once; its attempt number is asked when something needs it (a failure, the
+asks only for a job named by another worker's record in the per-host state directory
+(:mod:`beanfleet.running`): a worker on this host may have died while running it.  Any
+other job starts at once; its attempt number is asked when something needs it (a failure, the
 handler reading ``job.attempt``, the heartbeat's TTR).  A worker watching several tubes still
 asks every job's ``stats-job``: the reserve reply does not say which tube the job came from.
 With prefetch those asks go out a job earlier and cost no round trip
@@ -282,7 +282,7 @@ class Worker:
 
     def _needs_stats(self, job: Reserved) -> bool:
         """Must ``job``'s counters be known before it starts?  Only if its tube is unknown
-        or a worker on this host died while running it (its record is still there)."""
+        or another worker's record on this host names it (that worker may have died in it)."""
         records = self.records
         return records is None or job.tube is None or records.suspect(job.id)
 
