@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -249,10 +250,18 @@ def preload(
 # Worker processes
 
 
+@functools.cache
+def _scratch_state_dir() -> str:
+    return tempfile.mkdtemp(prefix="beanfleet-bench-state-")
+
+
 def env_for_workers(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])])
     env["PYTHONUNBUFFERED"] = "1"
+    # `beanfleet work` keeps per-host crash records in its state directory (default: the
+    # working directory); a scratch one keeps them out of the checkout.
+    env.setdefault("BEANFLEET_STATE_DIR", _scratch_state_dir())
     env.update(extra)
     return env
 

@@ -136,19 +136,19 @@ def limits(rows: list[Row], kinds: list[str]) -> list[str]:
             - by_kind["pipelined"].extra["of which user"]
         )
         notes.append(
-            f"beanfleet work (2 round trips: the delete rides with the next reserve, then "
-            f"the new job's stats-job, which attempt counting and the crash-loop check "
-            f"need before it starts): {cost('beanfleet')}. Its worker spends {extra:.1f} µs "
-            "more user-mode CPU per job than the bare-socket loop: the second exchange, "
-            "the loop's own Python per job (its log line, job and handler-info objects, "
-            "stop and recycle checks, reply parsing); in a ping-pong every µs of it adds "
-            "to the wall time of each job."
+            f"beanfleet work (1 round trip: the delete rides with the next reserve; no "
+            f"stats-job, since no worker on the host died running these jobs, only a "
+            f"worker record overwritten in place per job): {cost('beanfleet')}. Its worker "
+            f"spends {extra:.1f} µs more user-mode CPU per job than the bare-socket loop: "
+            "the loop's own Python per job (the record, its log line, job and handler-info "
+            "objects, stop and recycle checks, reply parsing); in a ping-pong every µs of "
+            "it adds to the wall time of each job."
         )
     if "beanfleet-prefetch" in by_kind:
         notes.append(
-            f"beanfleet work --prefetch (the delete, the next job's stats-job and a reserve "
-            f"for the job after it in one write; the replies read were asked for a job "
-            f"earlier): {cost('beanfleet-prefetch')}. beanstalkd answers while the handler "
+            f"beanfleet work --prefetch (the delete and a reserve for the job after next in "
+            f"one write; the replies read were asked for a job earlier): "
+            f"{cost('beanfleet-prefetch')}. beanstalkd answers while the handler "
             "runs, so the wall time per job nears the larger of the two CPU costs instead "
             "of their sum; the worker's own CPU per job is then the limit. The price: "
             "while a handler runs the worker holds up to two jobs it has not started "

@@ -134,6 +134,7 @@ def run_worker(
     worker_class: type[Worker] = Worker,
     before_run: Callable[[Worker], None] | None = None,
     prefetch: bool = False,
+    state_dir: Path | None = None,
 ) -> tuple[str, list[str]]:
     """Run a Worker in this (main) thread; return its stop reason and log lines."""
     stream = io.StringIO()
@@ -144,6 +145,7 @@ def run_worker(
         limits=RecycleLimits(max_jobs=max_jobs, max_time=max_time),
         log=JobLog(fmt, stream),
         prefetch=prefetch,
+        state_dir=state_dir,
     )
     if before_run is not None:
         before_run(worker)
@@ -170,6 +172,8 @@ class WorkerProcess:
         environment["PYTHONPATH"] = os.pathsep.join(
             [str(HERE), *filter(None, [environment.get("PYTHONPATH")])]
         )
+        # The per-host crash records go under the test's tmp_path, never the working directory.
+        environment.setdefault("BEANFLEET_STATE_DIR", str(log_path.parent / "state"))
         environment.update(env or {})
         self.log_path = log_path
         self._log_file = log_path.open("wb")

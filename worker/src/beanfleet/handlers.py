@@ -26,18 +26,37 @@ class JobInfo:
     ``id`` is the id the producer got from ``put``: a retry releases the same job.
     ``attempt`` (1-based) counts every start of the job, including those that killed their
     worker, from beanstalkd's own ``stats-job`` counters (see
-    :func:`beanfleet.retry.attempt_of`), so it survives worker restarts.
+    :func:`beanfleet.retry.attempt_of`), so it survives worker restarts.  Those counters
+    cost a round trip, so unless the worker already has them it asks on first access: a
+    handler that never reads ``attempt`` costs none.
     """
 
-    __slots__ = ("attempt", "id", "tube")
+    __slots__ = ("_attempt", "_fetch", "id", "tube")
 
-    def __init__(self, job_id: int, tube: str, attempt: int) -> None:
+    def __init__(
+        self, job_id: int, tube: str, attempt: int | None, fetch: Callable[[], int] | None = None
+    ) -> None:
         self.id = job_id
         self.tube = tube
-        self.attempt = attempt
+        self._attempt = attempt
+        self._fetch = fetch
+
+    @property
+    def attempt(self) -> int:
+        if self._attempt is None:
+            if self._fetch is None:
+                raise AttributeError("attempt is not known for this job")
+            self._attempt = self._fetch()
+        return self._attempt
+
+    @property
+    def known_attempt(self) -> int | None:
+        """The attempt if the worker has it already (log lines use this: no round trip)."""
+        return self._attempt
 
     def __repr__(self) -> str:
-        return f"JobInfo(id={self.id}, tube={self.tube!r}, attempt={self.attempt})"
+        attempt = "?" if self._attempt is None else self._attempt
+        return f"JobInfo(id={self.id}, tube={self.tube!r}, attempt={attempt})"
 
 
 @dataclass(frozen=True)

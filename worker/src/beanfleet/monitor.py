@@ -77,6 +77,10 @@ class Monitor:
                     worker.prefetch.hand_back(conn, "the current job runs long")
                 conn.send([b"touch %d" % job.id])
                 status, _ = conn.read_reply()
+                if status == b"TOUCHED":
+                    # The TTR sets the touch interval; a job that skipped its stats-job at
+                    # the start (no crash record) pays for it here, only if it runs long.
+                    worker.fetch_stats(conn, job)
             except OSError as exc:
                 worker.conn_broken = True
                 worker.log.event(
@@ -88,8 +92,7 @@ class Monitor:
                 )
                 return
             if status == b"TOUCHED":
-                assert job.stats is not None
-                ttr = int(job.stats["ttr"])
+                ttr = int(job.stats["ttr"]) if job.stats is not None else 1
                 job.next_touch = time.monotonic() + max(MIN_TOUCH_INTERVAL, ttr / 3)
                 return
             job.next_touch = float("inf")
@@ -131,8 +134,9 @@ class Monitor:
         if conn is not None and not worker.conn_broken:
             try:
                 worker.prefetch.settle(conn)
-                conn.send([b"release %d %d 0" % (job.id, job.priority)])
-                status, _ = conn.read_reply()
+                if worker.fetch_stats(conn, job) is not None:  # the priority to keep
+                    conn.send([b"release %d %d 0" % (job.id, job.priority)])
+                    status, _ = conn.read_reply()
             except (OSError, greenstalk.Error):
                 pass  # exiting closes the socket, which returns the job to ready all the same
         if status == b"RELEASED":

@@ -1,10 +1,13 @@
 """Prefetch: reserve the next jobs, and ask for their counters, while a handler runs.
 
 Every write at the start of a job carries the last job's ``delete``, a ``stats-job`` for
-each held job not asked yet and a ``reserve-with-timeout 0`` for the job after next; none of
-their replies is waited for.  They are read at the start of the next job (:meth:`settle`),
-by when beanstalkd has long answered, so a job starts with no round trip: its counters
-(:func:`beanfleet.retry.attempt_of`, the crash-loop check) were asked one job earlier.
+each held job that needs one and was not asked yet (a job a worker on this host died
+running, or any job of a worker watching several tubes: ``Worker._needs_stats``) and a
+``reserve-with-timeout 0`` for the job after next; none of their replies is waited for.
+They are read at the start of the next job (:meth:`settle`), by when beanstalkd has long
+answered, so a job starts with no round trip: its counters
+(:func:`beanfleet.retry.attempt_of`, the crash-loop check), if needed, were asked one job
+earlier.
 While a handler runs the worker holds at most two jobs it has not started (one reserved
 with its counters asked, one being reserved).  Owed replies are read before any other
 exchange, so every other exchange reads its own reply.
@@ -36,6 +39,7 @@ class Prefetch:
         single_tube: str | None,
         log_returned: Callable[[Reserved, str], None],
         deleted: Callable[[Reserved, bytes], None],
+        needs_stats: Callable[[Reserved], bool],
     ) -> None:
         self.single_tube = single_tube
         # ("delete", job) / ("stats", job) / ("reserve", None), in the order sent.
@@ -43,6 +47,7 @@ class Prefetch:
         self.held: deque[Reserved] = deque()
         self._log_returned = log_returned
         self._deleted = deleted
+        self._needs_stats = needs_stats
 
     @property
     def busy(self) -> bool:
@@ -79,14 +84,15 @@ class Prefetch:
 
     def start(self, conn: Connection, job: Reserved, done: Reserved | None, ask: bool) -> None:
         """Send, in one write, ``done``'s delete, the stats-job asks still missing (``job``'s
-        and the held jobs') and (``ask``) the reserves that keep ``AHEAD`` jobs coming; then
-        wait only if ``job``'s own counters were not asked a job earlier."""
+        and the held jobs', for those that need one) and (``ask``) the reserves that keep
+        ``AHEAD`` jobs coming; then wait only if ``job``'s own counters are needed and were
+        not asked a job earlier."""
         out: list[bytes] = []
         if done is not None:
             out.append(b"delete %d\r\n" % done.id)
             self.owed.append(("delete", done))
         for ahead in (job, *self.held):
-            if not ahead.stats_asked:
+            if not ahead.stats_asked and self._needs_stats(ahead):
                 ahead.stats_asked = True
                 out.append(b"stats-job %d\r\n" % ahead.id)
                 self.owed.append(("stats", ahead))
@@ -96,7 +102,8 @@ class Prefetch:
             self.owed.append(("reserve", None))
         if out:
             conn.sock.sendall(b"".join(out))
-        self.settle(conn, until=job)
+        if job.stats_asked:
+            self.settle(conn, until=job)
 
     def hand_back(self, conn: Connection, why: str) -> None:
         """Give every held job back (see the module docstring); log each as returned."""

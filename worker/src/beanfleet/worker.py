@@ -7,16 +7,22 @@ connection: while a handler runs, every use of it holds ``lock``; outside that w
 the main thread uses it and no reply is left unread except the prefetch ones
 (:mod:`beanfleet.prefetch`).
 
-Per job: the finished job's ``delete`` goes out in the same write as the next reserve, then
-``stats-job`` of the new job before it starts (:meth:`Worker._deleted` logs every delete).
-That second round trip is the price of counting every start
-(:func:`beanfleet.retry.attempt_of`): the reserve reply carries no counters, and a job whose
-earlier starts all killed their worker must be buried before it runs again.  With prefetch
-the counters are asked a job earlier and no round trip is left (:mod:`beanfleet.prefetch`).
+Per job: the finished job's ``delete`` goes out in the same write as the next reserve, and
+that is the only round trip (:meth:`Worker._deleted` logs every delete).  A job whose earlier
+starts all killed their worker must be buried before it runs again, but the reserve reply
+carries no counters: a ``stats-job`` would cost a second round trip per job.  So the worker
+asks only for a job named by another worker's record in the per-host state directory
+(:mod:`beanfleet.running`): a worker on this host may have died while running it.  Any
+other job starts at once; its attempt number is asked when something needs it (a failure, the
+handler reading ``job.attempt``, the heartbeat's TTR).  A worker watching several tubes still
+asks every job's ``stats-job``: the reserve reply does not say which tube the job came from.
+With prefetch those asks go out a job earlier and cost no round trip
+(:mod:`beanfleet.prefetch`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -33,7 +39,7 @@ import greenstalk
 from beanfleet.address import check_tube, parse_server
 from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.client import describe_os_error
-from beanfleet.errors import ConfigError, JobTimeout
+from beanfleet.errors import ConfigError, JobNotFound, JobTimeout
 from beanfleet.handlers import Handler, JobInfo
 from beanfleet.joblog import JobLog, JobOutcome
 from beanfleet.monitor import Monitor
@@ -42,6 +48,7 @@ from beanfleet.protocol import Connection
 from beanfleet.recycle import RecycleLimits, Recycler
 from beanfleet.reserved import Reserved, parse_job_stats
 from beanfleet.retry import RetryOutcome, RetryPolicy, attempt_of, bury, schedule_retry
+from beanfleet.running import RunRecords
 from beanfleet.shutdown import ShutdownFlags
 
 RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
@@ -85,6 +92,7 @@ class Worker:
         log: JobLog | None = None,
         reconnect_cap: float = RECONNECT_CAP,
         prefetch: bool = False,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         if not handlers:
             raise ConfigError("no tubes to watch: give at least one TUBE=MODULE:FUNCTION")
@@ -101,6 +109,12 @@ class Worker:
         self.log = log or JobLog()
         self.reconnect_cap = reconnect_cap
         self.prefetching = prefetch
+        # Without a state directory every job's counters are asked before it starts.
+        try:
+            self.records = None if state_dir is None else RunRecords(state_dir, *self.address)
+        except OSError as exc:
+            raise ConfigError(f"cannot use state directory {state_dir}: {exc}") from None
+        self._pruned = False
         self.flags = ShutdownFlags()
         self.tubes = self.tubes_to_watch()
         # With one watched tube every job's tube is known without asking the server.
@@ -112,7 +126,7 @@ class Worker:
         self.conn: Connection | None = None
         self.conn_broken = False  # set by the monitor when a touch hits a dead socket
         self.running: Reserved | None = None  # its handler is executing right now
-        self.prefetch = Prefetch(single_tube, self.log_returned, self._deleted)
+        self.prefetch = Prefetch(single_tube, self.log_returned, self._deleted, self._needs_stats)
 
         self._healthy = False  # the current connection has answered a reserve
         self._backoff = RECONNECT_FIRST
@@ -155,6 +169,8 @@ class Worker:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous_alarm)
             self.flags.restore()
+            if self.records is not None:
+                self.records.close()
             self.log.flush()
         self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
         return reason
@@ -239,8 +255,68 @@ class Worker:
                 self._pending_delete = self._unconfirmed[0]
                 self._send_after_delete(conn, b"", after_reconnect=True)
                 self._unconfirmed.pop(0)
+            if not self._pruned:
+                self._pruned = True
+                self._prune_records(conn)
             return True
         return False
+
+    def _prune_records(self, conn: Connection) -> None:
+        """Once per worker: drop records older than a day, and those whose job beanstalkd no
+        longer has (one pipelined stats-job each), so the directory stays small."""
+        if self.records is None:
+            return
+        named = self.records.prune()
+        if not named:
+            return
+        conn.sock.sendall(b"".join(b"stats-job %d\r\n" % job_id for job_id in named))
+        for job_id, paths in named.items():
+            status, values = conn.read_reply()
+            if status == b"OK":
+                conn.read_chunk(int(values[0]))
+            elif status == b"NOT_FOUND":
+                self.records.clear(job_id)
+                for path in paths:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+
+    def _needs_stats(self, job: Reserved) -> bool:
+        """Must ``job``'s counters be known before it starts?  Only if its tube is unknown
+        or another worker's record on this host names it (that worker may have died in it)."""
+        records = self.records
+        return records is None or job.tube is None or records.suspect(job.id)
+
+    def fetch_stats(self, conn: Connection, job: Reserved) -> dict[str, int | str] | None:
+        """``job``'s stats-job now (one round trip unless known); None: the job is gone.
+        Callers hold ``lock`` while a handler runs, as for any exchange."""
+        if not job.stats_known:
+            self.prefetch.settle(conn, until=job if job.stats_asked else None)
+        if not job.stats_known:
+            job.stats_asked = True
+            conn.send([b"stats-job %d" % job.id])
+            status, values = conn.read_reply()
+            if status == b"OK":
+                job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
+            job.stats_known = True
+        return job.stats
+
+    def _attempt_for_handler(self, job: Reserved) -> int:
+        """``job.attempt`` read by the running handler: asked now, under the lock the
+        monitor takes for its touches."""
+        with self.lock:
+            conn = self.conn
+            if conn is None or self.conn_broken:
+                raise ConnectionError("connection to beanstalkd lost while the handler ran")
+            try:
+                stats = self.fetch_stats(conn, job)
+            except BaseException:
+                # Cut off mid-exchange (the --timeout alarm, a dead socket): a reply may be
+                # left unread, so the connection is out of step; the main loop reconnects.
+                self.conn_broken = True
+                raise
+        if stats is None:
+            raise JobNotFound(f"job {job.id} is gone (its TTR ran out)")
+        return attempt_of(stats)
 
     def _drop_connection(self) -> None:
         # beanstalkd puts every job reserved on a closed connection back to ready at once.
@@ -307,7 +383,7 @@ class Worker:
         if status == b"DELETED" and after_reconnect:
             self.log_job(done, "deleted", "deleted after reconnecting")
         elif status == b"DELETED" and info is not None and done.duration is not None:
-            self.log.deleted(done.id, info.tube, info.attempt, done.duration)
+            self.log.deleted(done.id, info.tube, info.known_attempt, done.duration)
         elif status == b"DELETED":
             self.log_job(done, "deleted", "deleted on the way out")
         elif after_reconnect:
@@ -412,18 +488,21 @@ class Worker:
         raise ConnectionError(f"unexpected reply to reserve: {status.decode(errors='replace')}")
 
     def _started_with_stats(self, conn: Connection, job: Reserved) -> Reserved | None:
-        """The job about to start, with its ``stats-job``: asked in one write with the last
-        job's delete (one round trip), or with prefetch asked a job earlier (none)."""
+        """The job about to start, with its ``stats-job`` if it needs one
+        (:meth:`_needs_stats`): asked now (one round trip), or with prefetch a job earlier
+        (none)."""
         self._current = job
         if self.prefetching:
             done, self._pending_delete = self._pending_delete, None
             self.prefetch.start(conn, job, done, ask=not self.flags.count)
-        else:
+        elif self._needs_stats(job):
             self._send_after_delete(conn, b"stats-job %d\r\n" % job.id)
+            job.stats_asked = True
             status, values = conn.read_reply()
             if status == b"OK":
                 job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
-        if job.stats is None:  # NOT_FOUND: its TTR ran out already
+            job.stats_known = True
+        if job.stats_asked and job.stats is None:  # NOT_FOUND: its TTR ran out already
             self._current = None
             self.log_job(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
             return None
@@ -445,14 +524,17 @@ class Worker:
 
     def _process(self, job: Reserved) -> None:
         try:
-            assert job.stats is not None
-            if job.tube is None:  # several tubes watched
+            attempt = job.attempt  # None: no record, counters not asked (see _needs_stats)
+            if job.tube is None:  # several tubes watched: the counters were asked
+                assert job.stats is not None
                 job.tube = str(job.stats["tube"])
-            attempt = attempt_of(job.stats)
-            died = self.policy.crashed_too_often(attempt)
-            if died is not None:
-                self._bury(job, died)
-                return
+            if attempt is not None:
+                died = self.policy.crashed_too_often(attempt)
+                if died is not None:
+                    self._bury(job, died)
+                    if self.records is not None:
+                        self.records.clear(job.id)
+                    return
             handler = self.handlers.get(job.tube)
             if handler is None:
                 self._bury(job, f"no handler for tube {job.tube!r}")
@@ -468,7 +550,7 @@ class Worker:
             except RecursionError:  # e.g. 100000 "[": a poison body, not a worker crash
                 self._bury(job, "body is not valid JSON: nested too deeply")
                 return
-            job.info = JobInfo(job.id, job.tube, attempt)
+            job.info = JobInfo(job.id, job.tube, attempt, lambda: self._attempt_for_handler(job))
             error = self._call(handler, data, job)
             if error is None:
                 self._current = None
@@ -487,6 +569,20 @@ class Worker:
         assert job.info is not None
         # Publishing needs no lock: the monitor re-checks ``running`` under the lock before
         # it touches.  Clearing it does (below): a touch may be mid-exchange on the connection.
+        records = self.records
+        if records is not None:
+            try:
+                records.mark(job.id)  # a worker that dies from here on leaves it behind
+            except OSError as exc:
+                # The job runs all the same: only a crash loop would go unnoticed on this
+                # host (the counters still count its starts once a record is found).
+                self.log.event(
+                    "record-failed",
+                    f"cannot write the running record of job {job.id} in "
+                    f"{records.directory}: {describe_os_error(exc)}",
+                    level="warning",
+                    job=job.id,
+                )
         job.started()
         self.running = job
         self._timed_out = False
@@ -525,6 +621,12 @@ class Worker:
 
     def _fail(self, job: Reserved, error: BaseException) -> None:
         conn = self._settled()
+        # The retry decision needs the attempt and the release the priority: a failure pays
+        # the stats-job round trip a success skipped.
+        if self.fetch_stats(conn, job) is None:
+            self._current = None
+            self.log_job(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
+            return
         attempt = job.attempt
         assert attempt is not None
         decision = self.policy.decide(attempt, error, describe_error(error))
@@ -539,7 +641,12 @@ class Worker:
 
     def _bury(self, job: Reserved, reason: str) -> None:
         """Bury a job that must not run (poison body, no handler, crash loop)."""
-        result = bury(self._settled(), job.id, job.priority)
+        conn = self._settled()
+        if self.fetch_stats(conn, job) is None:  # its priority comes from there
+            self._current = None
+            self.log_job(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
+            return
+        result = bury(conn, job.id, job.priority)
         self._current = None
         self._log_outcome(job, result, reason)
 

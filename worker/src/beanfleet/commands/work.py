@@ -19,6 +19,7 @@ from beanfleet.retry import (
     DEFAULT_MAX_RETRIES,
     RetryPolicy,
 )
+from beanfleet.running import STATE_DIR_ENV, default_state_dir
 from beanfleet.worker import Worker
 
 
@@ -100,6 +101,16 @@ def _handlers(
     "then holds one unstarted job, given back if the current one runs over 0.5 s).",
 )
 @click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar=STATE_DIR_ENV,
+    metavar="DIR",
+    help="Where workers on this host record the jobs they are running, so a job that kills "
+    "its worker is caught without a round trip per job (shared by all workers of the host; "
+    "default: $STATE_DIRECTORY from systemd, else the working directory).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(LOG_FORMATS),
     default="text",
@@ -118,6 +129,7 @@ def work(
     max_time: float | None,
     max_memory: float | None,
     prefetch: bool,
+    state_dir: str | None,
     log_format: LogFormat,
 ) -> None:
     """Run jobs from beanstalkd tubes through Python handlers.
@@ -135,6 +147,7 @@ def work(
         limits=RecycleLimits(max_jobs, max_time, max_memory),
         log=JobLog(log_format),
         prefetch=prefetch,
+        state_dir=state_dir or default_state_dir(),
     )
     worker.run()
 
