@@ -452,7 +452,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.when != "call":
         return
     m = re.search(r"\[([a-z]+)\]$", report.nodeid)
-    release = m.group(1) if m else "?"
+    release = m.group(1) if m else "default"
     module = report.nodeid.split("::")[0]
     MODULE_TIMES[(release, module)] += report.duration
 
@@ -463,7 +463,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tr = terminalreporter
     tr.section("beanfleet fleet timings")
     for release in sorted(set(FLEET_TIMES) | {r for r, _ in MODULE_TIMES}):
-        tr.write_line(f"{_fleet_name(release)}:")
+        tr.write_line(f"{_fleet_name(release) if release in releases() else release}:")
         for label, secs in FLEET_TIMES.get(release, []):
             tr.write_line(f"  {label:<50} {secs:7.1f}s")
         for (rel, module), secs in sorted(MODULE_TIMES.items()):
