@@ -103,13 +103,19 @@ containers() { docker ps -a -q --filter "label=beanfleet.fleet=$FLEET"; }
 # Concurrent `vagrant up`s of several fleets trip over Vagrant's own locks
 # ("machine is locked"); serialise them (it takes ~20 s per docker fleet). VMs boot in
 # parallel under a time bound (a TCG boot takes minutes; a stalled libvirtd forever).
+# What a failed `vagrant up` said, without Ruby backtrace lines (an unexpected error's
+# message comes before its long backtrace, which would push it out of a short tail).
+up_failure() {
+    grep -v -e 'Progress:' -e '^[[:space:]]*/.*\.rb:[0-9]*:in ' "$1" | tail -n 25
+}
+
 vagrant_up() {
     mkdir -p "$BUILD_DIR/locks"
     local bound=600
     [ "$BEANFLEET_PROVIDER" = docker ] || bound="${BEANFLEET_VM_UP_TIMEOUT:-1200}"
     flock "$BUILD_DIR/locks/vagrant-up.lock" timeout "$bound" \
         vagrant up --provider="$BEANFLEET_PROVIDER" --no-provision >"$FLEET_DIR/vagrant-up.log" 2>&1 \
-        || { grep -v 'Progress:' "$FLEET_DIR/vagrant-up.log" | tail -n 15 >&2; return 1; }
+        || { up_failure "$FLEET_DIR/vagrant-up.log" >&2; return 1; }
 }
 
 destroy() {
@@ -390,6 +396,7 @@ up_libvirt() {
         timed "box $BEANFLEET_BOX" "$SCRIPTS_DIR/vm-box.sh" "$BEANFLEET_RELEASE"
     fi
     timed "wheelhouse" "$SCRIPTS_DIR/wheelhouse.sh"
+    log "libvirt domain type: $("$SCRIPTS_DIR/vm-accel.sh")"
     remove_orphan_domains
     RETRY_CLEANUP="destroy; $SCRIPTS_DIR/libvirt-up.sh --restart" \
         timed "vagrant up $FLEET" retry "${BEANFLEET_UP_TRIES:-2}" vagrant_up || die "vagrant up failed"

@@ -6,8 +6,11 @@
 # jump into the kernel). So the probe boots a real kernel under KVM with no root
 # filesystem and waits (bounded) for its first console line; `kvm` only if it
 # appears. The kernel is the one kept by scripts/vm-box.sh, else the host's. Without
-# any kernel it trusts a usable /dev/kvm. The answer is cached per host boot in
-# $BUILD_DIR/vm-accel (the Vagrantfile runs this on each vagrant command).
+# any kernel it trusts a usable /dev/kvm for now, and caches nothing: an unprobed
+# guess must not outlive the box build (CI once validated the Vagrantfile before
+# building the box, cached `kvm` and then failed `vagrant up` on this host). A probed
+# answer is cached per host boot in $BUILD_DIR/vm-accel (the Vagrantfile runs this
+# on each vagrant command).
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -42,7 +45,7 @@ if [ -n "$kernel" ] && [ -n "$QEMU" ]; then
     grep -aq "Linux version" "$out" || answer=qemu
     rm -f "$out"
     log "KVM probe with $(basename "$kernel"): $answer"
+    mkdir -p "$BUILD_DIR"
+    printf '%s\n%s\n' "$BOOT_ID" "$answer" > "$CACHE"
 fi
-mkdir -p "$BUILD_DIR"
-printf '%s\n%s\n' "$BOOT_ID" "$answer" > "$CACHE"
 echo "$answer"

@@ -59,3 +59,22 @@ def test_bad_settings_are_one_clear_line(tmp_path: Path, env: dict[str, str], me
     res = vagrant(tmp_path, "validate", VAGRANT_DEFAULT_PROVIDER="libvirt", **env)
     assert res.returncode != 0
     assert message in res.stdout + res.stderr, res.stdout + res.stderr
+
+
+def test_vm_accel_caches_only_a_probed_answer(tmp_path: Path) -> None:
+    # Without a kernel to boot, scripts/vm-accel.sh can only guess; the guess must not be
+    # cached, or a later `vagrant up` (after the box, and its kernel, exist) keeps it.
+    if any(Path(k).is_file() for k in ("/boot/vmlinuz", f"/boot/vmlinuz-{os.uname().release}")):
+        pytest.skip("this host has a kernel in /boot: the script would probe, not guess")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BEANFLEET_")}
+    res = subprocess.run(
+        [str(REPO / "scripts" / "vm-accel.sh")],
+        env=dict(env, BEANFLEET_BUILD_DIR=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() in {"kvm", "qemu"}
+    assert not (tmp_path / "vm-accel").exists()
