@@ -27,7 +27,9 @@ def test_spread_puts_over_both_servers_with_server_ids(pair: Pair) -> None:
     assert len(set(ids)) == 20
 
 
-def test_env_list_and_comma_server_mean_several(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_list_and_comma_server_mean_several(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a, b = pair
     monkeypatch.setenv("BEANFLEET_SERVER", f"{a.address},{b.address}")
     with Producer() as producer:
