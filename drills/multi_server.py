@@ -102,6 +102,11 @@ class MultiStreamProducer(StreamProducer):
             self.placed[seq] = str(getattr(ref, "server", ""))
         return True
 
+    def placed_now(self) -> dict[int, str]:
+        """A copy of ``placed``, taken while the stream runs on."""
+        with self.lock:
+            return dict(self.placed)
+
     def stop(self, timeout: float = 15.0) -> None:
         super().stop(timeout)
         self._multi.close()
@@ -172,7 +177,7 @@ def run_mode(size: str, workdir: Path, mode: str) -> DrillResult:
             try:
                 time.sleep(params["before"])  # load runs this long before the outage
                 wait_for(
-                    lambda: set(producer.placed.values()) >= set(servers),
+                    lambda: set(producer.placed_now().values()) >= set(servers),
                     10,
                     "acknowledged puts on both servers",
                 )
@@ -182,7 +187,7 @@ def run_mode(size: str, workdir: Path, mode: str) -> DrillResult:
                 restoring_at = time.time()  # a may answer from here on (a probe may be waiting)
                 _restore(a, mode)
                 back_at = time.time()
-                on_a = {s for s, where in producer.placed.items() if where == a.address}
+                on_a = {s for s, where in producer.placed_now().items() if where == a.address}
                 waiting = on_a - log.stats().done_seqs  # a's jobs not done when it returned
                 back = wait_for(lambda: log.all_done(waiting), 60, "a's jobs after its return")
                 time.sleep(params["after"])
