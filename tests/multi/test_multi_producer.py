@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import signal
+import threading
+from typing import Any
 
 import pytest
 from beanfleet import ConfigError, Producer
@@ -156,6 +158,37 @@ def test_at_least_once_puts_a_lost_reply_again_elsewhere(pair: Pair) -> None:
             a.proc.send_signal(signal.SIGCONT)
     assert job.server == b.address  # type: ignore[attr-defined]
     assert tube_count(b, tube) == 1
+
+
+def test_a_frozen_server_is_probed_with_a_short_handshake_not_the_put_timeout(
+    pair: Pair,
+) -> None:
+    # A frozen server (SIGSTOP, a stopped container) accepts the TCP connect from its listen
+    # backlog and never answers. With a 60 s put timeout, the puts must still land on b well
+    # before one probe of a could use that timeout up: the handshake has its own short bound.
+    a, b = pair
+    assert a.proc is not None
+    a.proc.send_signal(signal.SIGSTOP)
+    ids: list[Any] = []
+    errors: list[BaseException] = []
+
+    def put_some() -> None:
+        try:
+            with Producer(servers=[a.address, b.address], timeout=60.0) as producer:
+                ids.extend(producer.put("t", n) for n in range(4))  # round-robin asks a too
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=put_some, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: len(ids) == 4 or errors, 30, "four puts with a frozen")
+    finally:
+        a.proc.send_signal(signal.SIGCONT)
+        thread.join(timeout=90)
+    assert not errors
+    assert {job.server for job in ids} == {b.address}
+    assert tube_count(b, "t") == 4
 
 
 def test_use_is_restored_after_a_reconnect(pair: Pair) -> None:

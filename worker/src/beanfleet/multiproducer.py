@@ -37,6 +37,8 @@ from beanfleet.jobref import JobRef
 from beanfleet.placement import Placement, Placer
 from beanfleet.protocol import CRLF, Connection
 
+HANDSHAKE_TIMEOUT = 1.0  # connect, stats and use on a new link (seconds)
+
 _REFUSALS = {
     b"DRAINING": "draining",
     b"OUT_OF_MEMORY": "refused with OUT_OF_MEMORY (binlog disk full or out of memory)",
@@ -67,18 +69,30 @@ class ServerLink:
         """The open link, using ``tube``; ConnectError/OSError if that fails (nothing sent
         that could insert a job)."""
         conn = self.conn
+        handshake = min(self.timeout, HANDSHAKE_TIMEOUT)
+        shortened = False
         if conn is not None and (conn.has_buffered() or _closed(conn.sock)):
             self.drop()
             conn = None
         if conn is None:
-            conn = open_connection(self.server, timeout=self.timeout)
-            conn.sock.settimeout(self.timeout)  # a frozen server must not hang a put
+            # A frozen server (SIGSTOP, a paused container) completes the connect from its
+            # listen backlog and never answers: the handshake, which a live server answers at
+            # once, is bounded by HANDSHAKE_TIMEOUT, so probing a frozen server after its
+            # rest costs each put that much, not the whole put timeout.
+            conn = open_connection(self.server, timeout=handshake)
+            conn.sock.settimeout(handshake)
             self.conn = conn
             self.tube = greenstalk.DEFAULT_TUBE
             self.max_job_size = int(conn.stats()["max-job-size"])
+            shortened = True
         if self.tube != tube:
+            if not shortened:
+                conn.sock.settimeout(handshake)
+                shortened = True
             conn.call(b"use " + tube.encode("ascii"), b"USING")  # replayed on every new link
             self.tube = tube
+        if shortened:  # (settimeout is a syscall: not on every put)
+            conn.sock.settimeout(self.timeout)  # a frozen server must not hang a put
         return conn
 
     def drop(self) -> None:

@@ -213,9 +213,14 @@ class Worker:
             commands = [b"watch " + tube.encode() for tube in self.tubes]
             if greenstalk.DEFAULT_TUBE not in self.tubes:
                 commands.append(b"ignore " + greenstalk.DEFAULT_TUBE.encode())
+            # A frozen server (SIGSTOP, a paused container) still completes the TCP connect
+            # from its listen backlog but never answers: bound the handshake like the connect,
+            # or the process would hang here, and with several servers stop serving the others.
+            conn.sock.settimeout(self.connect_timeout)
             conn.send(commands)
             for _ in commands:
                 conn.expect(b"WATCHING")
+            conn.sock.settimeout(None)
         except BaseException:
             conn.close()
             raise
