@@ -55,6 +55,8 @@ class Size:
     delay_spread: float  # figure 6: due times spread over this many seconds
     memory_jobs: int  # figure 7
     memory_steps: int
+    servers_jobs: int  # figure 8: jobs per variant and round
+    servers_rounds: int
 
 
 SIZES = {
@@ -73,6 +75,8 @@ SIZES = {
         delay_spread=0.5,
         memory_jobs=2_000,
         memory_steps=2,
+        servers_jobs=2_000,
+        servers_rounds=1,
     ),
     "full": Size(
         name="full",
@@ -89,6 +93,8 @@ SIZES = {
         delay_spread=4.0,
         memory_jobs=100_000,
         memory_steps=4,
+        servers_jobs=40_000,
+        servers_rounds=3,
     ),
 }
 

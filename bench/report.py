@@ -153,7 +153,7 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
     thousands = FuncFormatter(lambda v, _pos: f"{v / 1000:g}k" if v else "0")
 
     by_number = {f.number: f for f in figures}
-    fig, axes = plt.subplots(2, 4, figsize=(22, 10))
+    fig, axes = plt.subplots(3, 3, figsize=(18, 15))
     fig.suptitle(title, fontsize=14)
     flat = list(axes.flat)
     for ax in flat:
@@ -264,7 +264,10 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
         ax.set_ylabel("VmRSS MiB")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-    ax = flat[7]
+    if 8 in by_number:
+        f = by_number[8]
+        bars(panel(7, f), f.rows, "jobs/s")
+    ax = flat[8]
     ax.set_visible(True)
     ax.axis("off")
     lines = ["Goals"]

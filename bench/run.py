@@ -24,6 +24,7 @@ import fig_durability
 import fig_latency
 import fig_memory
 import fig_scaling
+import fig_servers
 import fig_worker
 import report
 from bench_common import ROOT, SIZES, Figure
@@ -37,6 +38,7 @@ FIGURES = {
     5: fig_durability.run,
     6: fig_delays.run,
     7: fig_memory.run,
+    8: fig_servers.run,
 }
 
 
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench.md/png go")
     ap.add_argument(
-        "--only", default="", help="comma-separated figure numbers (default: all seven)"
+        "--only", default="", help="comma-separated figure numbers (default: all eight)"
     )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (worker logs)")
     ap.add_argument(

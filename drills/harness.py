@@ -137,6 +137,7 @@ class Execution:
     job_id: int
     phase: str
     at: float
+    server: str | None = None  # with several servers the handler's job id is SERVER/ID
 
 
 @dataclass
@@ -174,13 +175,15 @@ class ExecLog:
             if len(parts) != 5:
                 continue  # a line being written right now
             seq, pid, job_id, phase, at = parts
+            server, _, number = job_id.rpartition("/")
             out.append(
                 Execution(
                     None if seq == "-" else int(seq),
                     int(pid),
-                    int(job_id),
+                    int(number),
                     phase,
                     float(at),
+                    server or None,
                 )
             )
         return out

@@ -36,6 +36,7 @@ DRILLS = {
     "retry-storm": "retry_storm",
     "bad-input": "bad_input",
     "security": "security",
+    "multi-server": "multi_server",
 }
 
 BEGIN = "<!-- drills:table:begin -->"

@@ -154,7 +154,7 @@ machine_ip() {
 # The Vagrantfile's name of the fleet (without the provider).
 vagrant_fleet_name() { echo "$BEANFLEET_RELEASE-$BEANFLEET_MANAGER"; }
 
-group_of() { case "$1" in queue) echo queue;; worker*) echo workers;; *) echo "";; esac; }
+group_of() { case "$1" in queue*) echo queue;; worker*) echo workers;; *) echo "";; esac; }
 
 # `vagrant ssh-config` of every machine, plus connection sharing: the tests run
 # many short commands over SSH.

@@ -220,24 +220,57 @@ def test_a_part_checks_only_its_role() -> None:
 
 def test_inventory_defaults() -> None:
     queue = {"inventory_hostname": "q", "beanfleet_host_address": "10.0.0.5"}
-    inventory = fleet.Inventory(queue=queue, addresses=("10.0.0.5", "10.0.0.6", "10.0.0.5"))
+    inventory = fleet.Inventory(queues=(queue,), addresses=("10.0.0.5", "10.0.0.6", "10.0.0.5"))
     result = fleet.validate(
         {"beanfleet_pools": [GOOD_POOL], "beanstalkd_port": 11301}, inventory=inventory
     )
     assert result.server == "10.0.0.5:11300"
     assert result.firewall_allow == ["10.0.0.5", "10.0.0.6"]
-    v6 = fleet.Inventory(queue={"inventory_hostname": "q", "ansible_host": "fd00::5"})
+    v6 = fleet.Inventory(queues=({"inventory_hostname": "q", "ansible_host": "fd00::5"},))
     assert fleet.validate({}, inventory=v6).server == "[fd00::5]:11300"
     listen = fleet.Inventory(
-        queue={
-            "inventory_hostname": "q",
-            "beanstalkd_listen_address": "10.9.9.9",
-            "beanstalkd_port": 1,
-        }
+        queues=(
+            {
+                "inventory_hostname": "q",
+                "beanstalkd_listen_address": "10.9.9.9",
+                "beanstalkd_port": 1,
+            },
+        )
     )
     assert fleet.validate({}, inventory=listen).server == "10.9.9.9:1"
     with pytest.raises(ConfigError, match="has no group 'queue'"):
         fleet.validate({}, inventory=fleet.Inventory())
+
+
+def test_several_queue_hosts_make_one_server_list() -> None:
+    # Every host of group queue, in inventory order, each with its own port: the pools and
+    # the tools get the whole list (BEANFLEET_SERVER=a,b).
+    queues = (
+        {"inventory_hostname": "q1", "beanfleet_host_address": "10.0.0.5"},
+        {"inventory_hostname": "q2", "beanfleet_host_address": "10.0.0.7", "beanstalkd_port": 114},
+    )
+    result = fleet.validate({"beanfleet_pools": [GOOD_POOL]}, inventory=fleet.Inventory(queues))
+    assert result.server == "10.0.0.5:11300,10.0.0.7:114"
+    pools = fleet.worker_plan(result)["pools"]
+    assert all("--server 10.0.0.5:11300,10.0.0.7:114 " in p["command"] for p in pools.values())
+    # Two queue hosts that resolve to one address would get every job twice in every sum.
+    twice = (queues[0], {"inventory_hostname": "q3", "beanfleet_host_address": "10.0.0.5"})
+    with pytest.raises(ConfigError, match=r"group 'queue': .*10\.0\.0\.5:11300 given twice"):
+        fleet.validate({}, inventory=fleet.Inventory(twice))
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ("a:11300,", "an empty entry"),
+        ("a:11300,a:11300", "a:11300 given twice"),
+        ("a:11300,b", "invalid server address 'b'"),
+    ],
+)
+def test_a_bad_server_list_is_one_line(server: str, message: str) -> None:
+    problems = fleet.check({"beanfleet_server": server}, part="workers")[1]
+    assert len(problems) == 1
+    assert problems[0].startswith("beanfleet_server: ") and message in problems[0], problems
 
 
 def test_host_address_order() -> None:

@@ -28,7 +28,7 @@ def vagrant(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
 
 
 @pytest.mark.parametrize("provider", ["docker", "libvirt"])
-@pytest.mark.parametrize("machines", ["", "queue worker1"])
+@pytest.mark.parametrize("machines", ["", "queue worker1", "queue queue2 worker1 worker2"])
 def test_validates(tmp_path: Path, provider: str, machines: str) -> None:
     env = {"VAGRANT_DEFAULT_PROVIDER": provider, "BEANFLEET_LIBVIRT_DRIVER": "qemu"}
     if machines:

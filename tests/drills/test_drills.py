@@ -178,3 +178,22 @@ def test_job_bodies_cannot_choose_code(run_drill: RunDrill) -> None:
     assert result.ok, explain(result)
     assert not result.metrics["marker_exists"]
     assert result.metrics["handled_as_data"] == result.metrics["json_bodies"]
+
+
+# -- 9: two servers, one killed or frozen --------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["kill9", "sigstop"])
+def test_two_servers_one_broken_loses_nothing_and_its_jobs_run_on_return(
+    run_drill: RunDrill, mode: str
+) -> None:
+    result = by_name(run_drill("multi_server"))[f"multi-server-{mode}"]
+    assert result.ok, explain(result)
+    assert result.lost == 0
+    metrics = result.metrics
+    assert metrics["on_a"] > 0 and metrics["on_b"] > 0  # spread over both before the break
+    assert metrics["waiting_on_a"] > 0  # a held jobs through its outage ...
+    assert metrics["acked_on_a_during"] == 0  # ... took none while down ...
+    # ... and only jobs in flight on a when it broke may have run twice (2 workers x 2)
+    assert result.run_twice <= 4
+    assert not metrics["twice_outside"]

@@ -51,6 +51,10 @@ MIXED_WORKERS = {"worker1": "systemd", "worker2": "supervisor"}
 RECORD_LOG = "/var/lib/beanfleet/record/record.log"
 MAILDIR = "/var/lib/beanfleet/maildir"
 BEANSTALKD_PORT = 11300
+# The trixie container fleet has two queue hosts (test_8_queues.py: spreading, failover);
+# bookworm keeps the default single queue host, so both shapes run every other test.
+TWO_QUEUE_RELEASES = ("trixie",)
+TWO_QUEUE_MACHINES = "queue queue2 worker1 worker2 outsider"
 
 # Timings for the terminal summary: release -> [(label, seconds)], (release, module) -> s.
 FLEET_TIMES: dict[str, list[tuple[str, float]]] = defaultdict(list)
@@ -142,6 +146,25 @@ class Fleet:
     @property
     def fleet_hosts(self) -> list[str]:
         return [m for m, d in self.data["machines"].items() if d["group"]]
+
+    @property
+    def queues(self) -> list[str]:
+        """The queue hosts, in inventory order (the first is `queue`)."""
+        return [m for m, d in self.data["machines"].items() if d["group"] == "queue"]
+
+    @property
+    def servers(self) -> list[str]:
+        """Every queue host's beanstalkd, as the controller reaches it (docker: directly)."""
+        if len(self.queues) == 1:
+            return [self.server]
+        return [f"{self.address(q)}:{BEANSTALKD_PORT}" for q in self.queues]
+
+    def job_ref(self, job_id: int) -> str:
+        """How a worker names a job put through :attr:`server`: its id, or SERVER/ID when
+        the pools serve several queue hosts (the fleet hosts' view of the address)."""
+        if len(self.queues) == 1:
+            return str(job_id)
+        return f"{self.address('queue')}:{BEANSTALKD_PORT}/{job_id}"
 
     @property
     def workers(self) -> dict[str, str]:
@@ -250,14 +273,15 @@ class Fleet:
     def admin(self) -> Admin:
         return Admin(self.server)
 
-    def record_lines(self) -> list[tuple[str, int, int]]:
-        """(worker, job id, seq) of every line of record.log on both workers."""
-        out: list[tuple[str, int, int]] = []
+    def record_lines(self) -> list[tuple[str, str, int]]:
+        """(worker, job id, seq) of every line of record.log on both workers; the id is
+        SERVER/ID when the pools serve several queue hosts."""
+        out: list[tuple[str, str, int]] = []
         for worker in self.workers:
             res = self.run(worker, f"cat {RECORD_LOG} 2>/dev/null || true")
             for line in res.stdout.splitlines():
                 job_id, seq = line.split()
-                out.append((worker, int(job_id), int(seq)))
+                out.append((worker, job_id, int(seq)))
         return out
 
     def seq_counts(self, seqs: set[int]) -> Counter[int]:
@@ -395,6 +419,8 @@ def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
         BEANFLEET_MANAGER=MANAGER,
         BEANFLEET_PROVIDER=PROVIDER,
     )
+    if PROVIDER == "docker" and release in TWO_QUEUE_RELEASES:
+        env.setdefault("BEANFLEET_MACHINES", TWO_QUEUE_MACHINES)
     build = Path(os.environ.get("BEANFLEET_BUILD_DIR", REPO / "build"))
     fleet_dir = build / "fleets" / _fleet_name(release)
     times = FLEET_TIMES[release]

@@ -55,7 +55,7 @@ def test_email_lands_in_maildir(fleet: Fleet) -> None:
     hosts = wait_for("the email in a Maildir", delivered, 60, 0.5)
     assert len(hosts) == 1, hosts
     msg = fleet.check(hosts[0], f"cat $({grep} | head -n1)")
-    assert f"X-Beanfleet-Job: emails/{job_id}/1" in msg, msg
+    assert f"X-Beanfleet-Job: emails/{fleet.job_ref(job_id)}/1" in msg, msg
 
 
 def _single_consumer(fleet: Fleet, on: bool) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 
 from beanfleet.errors import ConfigError
 
@@ -17,6 +18,28 @@ _TUBE_RE = re.compile(r"^[A-Za-z0-9+/;.$_()][A-Za-z0-9\-+/;.$_()]{0,199}$")
 def resolve_server(value: str | None) -> str:
     """The option's value, else ``$BEANFLEET_SERVER``, else the default."""
     return value or os.environ.get(SERVER_ENV) or DEFAULT_SERVER
+
+
+def parse_servers(value: str) -> list[str]:
+    """``a:11300,b:11300`` to its addresses, each checked; a repeated one is an error
+    (it would count twice in every sum and get twice the jobs)."""
+    servers = [part.strip() for part in value.split(",")]
+    if not all(servers):
+        raise ConfigError(f"invalid server list {value!r}: an empty entry")
+    for server in servers:
+        parse_server(server)
+    repeated = sorted({s for s in servers if servers.count(s) > 1})
+    if repeated:
+        raise ConfigError(f"invalid server list {value!r}: {', '.join(repeated)} given twice")
+    return servers
+
+
+def resolve_servers(values: str | Iterable[str] | None) -> list[str]:
+    """Options (each may be a comma list), else ``$BEANFLEET_SERVER``, else the default."""
+    given = [values] if isinstance(values, str) else list(values or ())
+    if not given:
+        given = [os.environ.get(SERVER_ENV) or DEFAULT_SERVER]
+    return parse_servers(",".join(given))
 
 
 def parse_server(value: str) -> tuple[str, int]:

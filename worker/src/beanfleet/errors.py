@@ -20,6 +20,22 @@ class ConnectError(BeanfleetError):
     """beanstalkd could not be reached, or the connection broke."""
 
 
+class AllServersDown(ConnectError):
+    """With several servers: none of them took the job (each one's reason is in the message)."""
+
+
+class MaybeInserted(ConnectError):
+    """The connection broke after a put was sent and before its reply: the job may exist.
+
+    Not put again elsewhere (that could run it twice) unless the caller asked for
+    at-least-once.  ``server`` is the server it may be on.
+    """
+
+    def __init__(self, message: str, server: str) -> None:
+        self.server = server
+        super().__init__(message)
+
+
 class JobTooBig(BeanfleetError):
     """A job body is larger than the server's max-job-size."""
 

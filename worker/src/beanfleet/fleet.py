@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from beanfleet.address import parse_server
+from beanfleet.address import parse_servers
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import HandlerSpec
 
@@ -103,7 +103,7 @@ POOL_TYPES: dict[str, str] = {
 # Defaults that come from the inventory: empty/None here, and ``beanfleet render`` (which
 # has no inventory) needs them spelled out.
 INVENTORY_DEFAULTS = {
-    "beanfleet_server": "the first host of group 'queue' and its beanstalkd_port",
+    "beanfleet_server": "every host of group 'queue' with its beanstalkd_port, comma-separated",
     "beanstalkd_firewall_allow": "the address of every inventory host",
 }
 
@@ -227,11 +227,12 @@ class _Problems:
 class Inventory:
     """What the defaults taken from the inventory need (Ansible's plugin fills it in).
 
-    ``queue``: the variables of the first host of group ``queue`` (None: no such group);
+    ``queues``: the variables of each host of group ``queue``, in inventory order (empty:
+    no such group; one queue host is the usual fleet, several spread the jobs);
     ``addresses``: the address of every inventory host (see :func:`host_address`).
     """
 
-    queue: Mapping[str, Any] | None = None
+    queues: tuple[Mapping[str, Any], ...] = ()
     addresses: tuple[str, ...] = ()
 
 
@@ -515,11 +516,12 @@ def validate(
 
 
 def _check_workers(c: _Checking) -> tuple[list[dict[str, Any]], str]:
-    """Role beanfleet's variables: the pools (defaults filled in) and the server."""
+    """Role beanfleet's variables: the pools (defaults filled in) and the server list
+    (``HOST:PORT[,HOST:PORT...]``: the pools and tools take it as it is)."""
     server = c.problems.check(_str, "beanfleet_server", c.merged["beanfleet_server"]) or ""
     if server:
         try:
-            parse_server(server)
+            server = ",".join(parse_servers(server))
         except ConfigError as exc:
             c.problems.add(f"beanfleet_server: {exc}")
     elif c.offline and not c.description.get("beanfleet_server"):
@@ -528,13 +530,18 @@ def _check_workers(c: _Checking) -> tuple[list[dict[str, Any]], str]:
             f"{INVENTORY_DEFAULTS['beanfleet_server']})"
         )
     elif c.inventory is not None:
-        if c.inventory.queue is None:
+        if not c.inventory.queues:
             c.problems.add(
                 "beanfleet_server is empty and the inventory has no group 'queue' to take it from"
             )
         else:
-            name = str(c.inventory.queue.get("inventory_hostname", ""))
-            server = default_server(name, c.inventory.queue)
+            servers = [
+                default_server(str(q.get("inventory_hostname", "")), q) for q in c.inventory.queues
+            ]
+            try:
+                server = ",".join(parse_servers(",".join(servers)))
+            except ConfigError as exc:
+                c.problems.add(f"group 'queue': {exc}")
     c.problems.check(_choice, "beanfleet_manager", c.merged["beanfleet_manager"], MANAGERS)
     packages = c.merged["beanfleet_packages"]
     if not isinstance(packages, list) or not all(

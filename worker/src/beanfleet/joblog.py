@@ -40,6 +40,14 @@ class JobOutcome:
     traceback: str | None = None  # json format only; text keeps one line per job
 
 
+def _json_id(value: object) -> object:
+    """A job id for JSON: a number with one server, a "SERVER/ID" string (a JobRef, an int
+    subclass that json would write as a bare number) with several."""
+    if isinstance(value, int) and type(value) not in (int, bool):
+        return str(value)
+    return value
+
+
 def _text_value(value: object) -> str:
     text = str(value)
     if not text or any(c in text for c in ' "=\n\t'):
@@ -86,9 +94,10 @@ class JobLog:
         so they go into both formats without quoting or escaping.
         """
         if self.fmt == "json":
+            job = job_id if type(job_id) is int else f'"{job_id}"'  # SERVER/ID: a string
             self._queue.append(
                 f'{{"ts": "{self._timestamp()}", "level": "info", "event": "job", '
-                f'"job": {job_id}, "tube": "{tube}", '
+                f'"job": {job}, "tube": "{tube}", '
                 f'"attempt": {"null" if attempt is None else attempt}, '
                 f'"duration": {round(duration, 6)}, "outcome": "deleted"}}'
             )
@@ -110,7 +119,7 @@ class JobLog:
                 "ts": self._timestamp(),
                 "level": level,
                 "event": "job",
-                "job": result.job_id,
+                "job": _json_id(result.job_id),
                 "tube": result.tube,
                 "attempt": result.attempt,
                 "duration": None if result.duration is None else round(result.duration, 6),
@@ -146,7 +155,7 @@ class JobLog:
                 "event": event,
                 "message": message,
             }
-            record.update(fields)
+            record.update({key: _json_id(value) for key, value in fields.items()})
             line = json.dumps(record, ensure_ascii=False, default=str)
         else:
             extra = "".join(f" {key}={_text_value(value)}" for key, value in fields.items())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import greenstalk
@@ -19,6 +20,7 @@ from beanfleet.client import describe_os_error
 from beanfleet.joblog import JobOutcome
 
 if TYPE_CHECKING:
+    from beanfleet.reserved import Reserved
     from beanfleet.worker import Worker
 
 MONITOR_INTERVAL = 0.05  # monitor tick: second signal, heartbeat, log flush
@@ -27,8 +29,18 @@ ABORT_GRACE = 2.0  # second signal and no handler running: exit hard if still he
 
 
 class Monitor:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(
+        self,
+        worker: Worker,
+        *,
+        announce: bool = True,
+        running: Callable[[], Reserved | None] | None = None,
+    ) -> None:
         self.worker = worker
+        # A process serving several servers runs a monitor per server; one of them says
+        # "stopping", naming the job running on whichever server (``running``).
+        self.announce = announce
+        self._running = running
         self.stop = threading.Event()
         self._abort_deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name="beanfleet-monitor", daemon=True)
@@ -46,7 +58,8 @@ class Monitor:
         while not self.stop.wait(MONITOR_INTERVAL):
             if flags.count != signals_seen:
                 signals_seen = flags.count
-                self._log_stopping(signals_seen)
+                if self.announce:
+                    self._log_stopping(signals_seen)
             if flags.aborting:
                 self._abort()
             self._heartbeat()
@@ -55,7 +68,8 @@ class Monitor:
     def _log_stopping(self, count: int) -> None:
         # From the monitor thread: the signal handler itself only counts.
         worker = self.worker
-        job, name = worker.running, worker.flags.signal_name
+        job = self._running() if self._running is not None else worker.running
+        name = worker.flags.signal_name
         if count == 1:
             doing = f"finishing job {job.id}, then exiting" if job else "exiting"
             worker.log.event("stopping", f"{name}: no new jobs; {doing}")

@@ -48,6 +48,7 @@ class Prefetch:
         self._log_returned = log_returned
         self._deleted = deleted
         self._needs_stats = needs_stats
+        self.make_id: Callable[[int], int] = int  # JobRef with several servers
 
     @property
     def busy(self) -> bool:
@@ -70,7 +71,7 @@ class Prefetch:
                 job.stats_known = True  # NOT_FOUND leaves stats None: its TTR ran out
             elif status == b"RESERVED":
                 body = conn.read_chunk(int(values[1]))
-                self.held.append(Reserved(int(values[0]), body, self.single_tube))
+                self.held.append(Reserved(self.make_id(int(values[0])), body, self.single_tube))
             elif status not in (b"TIMED_OUT", b"DEADLINE_SOON"):
                 raise ConnectionError(
                     f"unexpected reply to reserve: {status.decode(errors='replace')}"

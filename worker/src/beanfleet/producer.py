@@ -14,13 +14,13 @@ import json
 import math
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 import greenstalk
 
-from beanfleet.address import check_tube, resolve_server
+from beanfleet.address import check_tube, resolve_servers
 from beanfleet.client import ServerLinks, connect_error, open_client, open_connection
 from beanfleet.errors import (
     BeanfleetError,
@@ -30,6 +30,8 @@ from beanfleet.errors import (
     ServerDraining,
     ServerFull,
 )
+from beanfleet.multiproducer import ServersProducer
+from beanfleet.placement import Placement, check_placement
 from beanfleet.priorities import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
@@ -86,26 +88,52 @@ def delay_until(when: datetime | float, now: float | None = None) -> int:
 
 
 class Producer(ServerLinks):
-    """Puts jobs on one beanstalkd server; reconnects on the next call after a broken link.
+    """Puts jobs on beanstalkd; reconnects on the next call after a broken link.
 
     The server's max-job-size is read (``stats``) once per connection, so an oversized body
     fails with :class:`JobTooBig` before it is sent.
+
+    ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) with more than one
+    address spreads the jobs over them (:mod:`beanfleet.multiproducer`): ``placement`` is
+    ``"spread"`` or ``"tube"`` (:mod:`beanfleet.placement`), ids come back as
+    :class:`~beanfleet.jobref.JobRef` (``SERVER/ID``), and ``at_least_once`` puts a job
+    whose reply was lost with its connection again on another server instead of raising
+    :class:`~beanfleet.errors.MaybeInserted`.  With one server these options change nothing.
     """
 
-    def __init__(self, server: str | None = None, *, timeout: float = 5.0) -> None:
-        self.server = resolve_server(server)
+    def __init__(
+        self,
+        server: str | None = None,
+        *,
+        servers: Sequence[str] | None = None,
+        timeout: float = 5.0,
+        placement: Placement = "spread",
+        at_least_once: bool = False,
+    ) -> None:
+        chosen = resolve_servers(servers if servers else server)
+        check_placement(placement)
+        self.servers = chosen
+        self.server = chosen[0] if len(chosen) == 1 else ",".join(chosen)
         self.timeout = timeout
+        self._many: ServersProducer | None = None
         self._client: greenstalk.Client[bytes] | None = None
         self._client_tube = greenstalk.DEFAULT_TUBE
         self._pipe: Connection | None = None
         self._pipe_tube = greenstalk.DEFAULT_TUBE
         self._max_job_size: int | None = None
+        if len(chosen) > 1:
+            self._many = ServersProducer(
+                chosen, timeout=timeout, placement=placement, at_least_once=at_least_once
+            )
+            return  # connections open on the first put: one down server must not stop us
         self._connect_client()  # fail fast: a wrong address should not wait for the first put
 
     # -- connections -------------------------------------------------------------------------
 
     def close(self) -> None:
         super().close()
+        if self._many is not None:
+            self._many.close()
         self._max_job_size = None  # used again after closing: read it from the new connection
 
     def _connect_client(self) -> greenstalk.Client[bytes]:
@@ -143,7 +171,10 @@ class Producer(ServerLinks):
 
     @property
     def max_job_size(self) -> int:
-        """The server's max-job-size in bytes, read once per connection."""
+        """The server's max-job-size in bytes, read once per connection (several servers:
+        the smallest of those reached so far, 0 before the first put)."""
+        if self._many is not None:
+            return self._many.max_job_size
         if self._max_job_size is None:
             try:
                 if self._pipe is not None:
@@ -176,6 +207,8 @@ class Producer(ServerLinks):
         delay_s = whole_seconds(delay, "delay")
         ttr_s = parse_ttr(ttr)
         body = encode_body(data)
+        if self._many is not None:
+            return self._many.put(tube, body, pri, delay_s, ttr_s)
         self._check_size(body)
         try:
             client = self._connect_client()
@@ -214,7 +247,8 @@ class Producer(ServerLinks):
         ttr: Seconds = DEFAULT_TTR,
         batch_size: int = DEFAULT_BATCH,
     ) -> list[int]:
-        """Put every item as a job, pipelined on one connection; return the ids in order.
+        """Put every item as a job, pipelined on one connection (one per server); return
+        the ids in order.
 
         Every item is encoded and size-checked before anything is sent, so a bad item
         (:class:`BodyError`, :class:`JobTooBig`, both naming its index) enqueues nothing.
@@ -230,6 +264,8 @@ class Producer(ServerLinks):
         bodies = [encode_body(item, index) for index, item in enumerate(items)]
         if not bodies:
             return []
+        if self._many is not None:
+            return list(self._many.put_many(tube, bodies, pri, delay_s, ttr_s, batch_size))
         try:
             pipe = self._connect_pipe()
             limit = self.max_job_size

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import FrameType
 
 import greenstalk
@@ -127,6 +127,12 @@ class Worker:
         self.conn_broken = False  # set by the monitor when a touch hits a dead socket
         self.running: Reserved | None = None  # its handler is executing right now
         self.prefetch = Prefetch(single_tube, self.log_returned, self._deleted, self._needs_stats)
+        # Hooks for a process serving several servers (beanfleet.pool): how ids are shown,
+        # whether prefetch asks for more jobs, and shorter waits on a silent server.
+        self.make_id: Callable[[int], int] = int
+        self.prefetch_more = True
+        self.connect_timeout = CONNECT_TIMEOUT
+        self.reply_limit = RESERVE_TIMEOUT + REPLY_GRACE
 
         self._healthy = False  # the current connection has answered a reserve
         self._backoff = RECONNECT_FIRST
@@ -202,14 +208,19 @@ class Worker:
     # -- connection --------------------------------------------------------------------------
 
     def _open(self) -> Connection:
-        conn = Connection(self.address, connect_timeout=CONNECT_TIMEOUT)
+        conn = Connection(self.address, connect_timeout=self.connect_timeout)
         try:
             commands = [b"watch " + tube.encode() for tube in self.tubes]
             if greenstalk.DEFAULT_TUBE not in self.tubes:
                 commands.append(b"ignore " + greenstalk.DEFAULT_TUBE.encode())
+            # A frozen server (SIGSTOP, a paused container) still completes the TCP connect
+            # from its listen backlog but never answers: bound the handshake like the connect,
+            # or the process would hang here, and with several servers stop serving the others.
+            conn.sock.settimeout(self.connect_timeout)
             conn.send(commands)
             for _ in commands:
                 conn.expect(b"WATCHING")
+            conn.sock.settimeout(None)
         except BaseException:
             conn.close()
             raise
@@ -325,7 +336,7 @@ class Worker:
         if conn is not None:
             conn.close()
 
-    def _connection_lost(self, exc: OSError) -> None:
+    def _connection_lost(self, exc: OSError, *, pause: bool = True) -> None:
         self.log.event(
             "connection-lost",
             f"lost connection to beanstalkd at {self.server}: {describe_os_error(exc)}",
@@ -352,7 +363,7 @@ class Worker:
                 job=done.id,
             )
         self._unconfirmed.extend(cut_off)
-        if not self._healthy:
+        if pause and not self._healthy:
             # Lost again before it ever answered a reserve: back off instead of spinning.
             self._pause(self._backoff * random.uniform(0.5, 1.0))
             self._backoff = min(self._backoff * 2, self.reconnect_cap)
@@ -441,21 +452,22 @@ class Worker:
 
     # -- reserving ---------------------------------------------------------------------------
 
-    def _reserve(self, conn: Connection) -> Reserved | None:
+    def _reserve(self, conn: Connection, command: bytes = _RESERVE) -> Reserved | None:
         if self.prefetch.busy:
             if self.flags.count:
                 return None  # the loop's top hands the held jobs back
             job = self.prefetch.next_held(conn)
             if job is not None:
                 return self._started_with_stats(conn, job)
-        self._send_after_delete(conn, _RESERVE)
+        self._send_after_delete(conn, command)
         if not conn.has_buffered() and not self._wait_readable(conn):
             self._drop_connection()  # abandons the reserve; a job it got goes back to ready
             return None
 
         status, values = conn.read_reply()
         if status == b"RESERVED":
-            job = Reserved(int(values[0]), conn.read_chunk(int(values[1])), self._single_tube)
+            job_id = self.make_id(int(values[0]))
+            job = Reserved(job_id, conn.read_chunk(int(values[1])), self._single_tube)
             self._current = job
             if not self._healthy:
                 self._healthy = True
@@ -494,7 +506,7 @@ class Worker:
         self._current = job
         if self.prefetching:
             done, self._pending_delete = self._pending_delete, None
-            self.prefetch.start(conn, job, done, ask=not self.flags.count)
+            self.prefetch.start(conn, job, done, ask=self.prefetch_more and not self.flags.count)
         elif self._needs_stats(job):
             self._send_after_delete(conn, b"stats-job %d\r\n" % job.id)
             job.stats_asked = True
@@ -517,8 +529,8 @@ class Worker:
             readable, _, _ = select.select([conn], [], [], WAIT_SLICE)
             if readable:
                 return True
-            if time.monotonic() - sent > RESERVE_TIMEOUT + REPLY_GRACE:
-                raise TimeoutError(f"no reply to reserve in {RESERVE_TIMEOUT + REPLY_GRACE:g}s")
+            if time.monotonic() - sent > self.reply_limit:
+                raise TimeoutError(f"no reply to reserve in {self.reply_limit:g}s")
 
     # -- processing --------------------------------------------------------------------------
 

@@ -12,16 +12,54 @@ from typing import Any, TypeVar
 
 import click
 
-from beanfleet.admin import Admin, JobInfo, PeekState, Stats, TubeStats
+from beanfleet.admin import Admin, BuriedListing, JobInfo, PeekState, Stats, TubeStats
 from beanfleet.commands.options import json_option, server_option
 from beanfleet.commands.produce import check_tube_param
+from beanfleet.errors import ConfigError, JobNotFound
+from beanfleet.jobref import JobRef, locate_job, parse_job_id
+from beanfleet.multiadmin import AdminGroup, PerServer, optional, sum_tube_stats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 BODY_PREVIEW = 60
 DEFAULT_SCAN_LIMIT = 1_000_000
 
-_job_option = click.option("--job", "job_id", type=click.IntRange(min=1), metavar="ID")
+
+def _job_param(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """``ID`` or ``SERVER/ID``; anything else is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        parse_job_id(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _locate(job: str, servers: list[str]) -> tuple[str, int]:
+    # A bare id with several servers is a usage error: which server is a guess.
+    try:
+        return locate_job(job, servers)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--job'") from None
+
+
+def _job_option(*, required: bool = False) -> Callable[[F], F]:
+    return click.option(
+        "--job",
+        "job_id",
+        callback=_job_param,
+        required=required,
+        metavar="ID|SERVER/ID",
+        help="a job id; SERVER/ID with several servers",
+    )
+
+
+def _finish(found: PerServer[Any]) -> None:
+    """After printing what the reachable servers said: exit 1 naming the others."""
+    error = found.error()
+    if error is not None:
+        raise error
 
 
 def _scan_limit_option(default: int) -> Callable[[F], F]:
@@ -90,14 +128,15 @@ def _server_summary(server: str, stats: Stats) -> str:
     )
 
 
-def _tube_table(tubes: Sequence[TubeStats]) -> str:
+def _tube_table(tubes: Sequence[TubeStats], servers: Sequence[str] | None = None) -> str:
     headers = [
-        *("TUBE", "READY", "RESERVED", "DELAYED", "BURIED", "URGENT", "WAITING", "WATCHING"),
+        *(("TUBE", "SERVER") if servers is not None else ("TUBE",)),
+        *("READY", "RESERVED", "DELAYED", "BURIED", "URGENT", "WAITING", "WATCHING"),
         *("PAUSED", "TOTAL", "NEXT-AGE", "OLDEST-AGE"),
     ]
     rows = [
         (
-            t.name,
+            *((t.name, servers[i]) if servers is not None else (t.name,)),
             t.ready,
             t.reserved,
             t.delayed,
@@ -110,7 +149,7 @@ def _tube_table(tubes: Sequence[TubeStats]) -> str:
             _age(t.next_ready_age),
             _age(t.oldest_ready_age, t.oldest_ready_exact),
         )
-        for t in tubes
+        for i, t in enumerate(tubes)
     ]
     return _table(headers, rows)
 
@@ -120,13 +159,20 @@ def _tube_table(tubes: Sequence[TubeStats]) -> str:
 @click.option("--tube", "-t", callback=check_tube_param, help="only this tube")
 @json_option
 @_scan_limit_option(DEFAULT_SCAN_LIMIT)
-def stats_command(server: str, tube: str | None, as_json: bool, scan_limit: int) -> None:
+def stats_command(servers: list[str], tube: str | None, as_json: bool, scan_limit: int) -> None:
     """Server summary and a table of tubes.
 
     NEXT-AGE is the age in seconds of the job the next reserve gets (peek-ready: most
     urgent priority first).  OLDEST-AGE is the age of the oldest ready job of any priority,
     found by walking job ids below the next job's (see `beanfleet buried` for the cost).
+    With several servers: a summary per server, and per tube a row per server plus an
+    'all' row (counts summed, ages the oldest over all servers); an unreachable server is
+    named on stderr (exit 1) and the others are shown.
     """
+    if len(servers) > 1:
+        _stats_many(servers, tube, as_json, scan_limit)
+        return
+    server = servers[0]
     with Admin(server, scan_budget=scan_limit) as admin:
         summary = admin.server_stats()
         tubes = admin.tube_stats(None if tube is None else [tube])
@@ -138,13 +184,60 @@ def stats_command(server: str, tube: str | None, as_json: bool, scan_limit: int)
     click.echo(_tube_table(tubes))
 
 
+def _stats_many(servers: list[str], tube: str | None, as_json: bool, scan_limit: int) -> None:
+    with AdminGroup(servers, scan_budget=scan_limit) as group:
+        found = group.each(
+            lambda admin: (
+                admin.server_stats(),
+                admin.tube_stats(None if tube is None else [tube]),
+            ),
+            tube=tube,
+        )
+    per_tube: dict[str, dict[str, TubeStats]] = {}
+    for server, (_summary, tubes) in found.results.items():
+        for t in tubes:
+            per_tube.setdefault(t.name, {})[server] = t
+    summed = {name: sum_tube_stats(name, list(parts.values())) for name, parts in per_tube.items()}
+    if as_json:
+        servers_json: dict[str, Any] = {
+            server: {"server": found.results[server][0]}
+            if server in found.results
+            else {"error": found.failures[server]}
+            for server in servers
+        }
+        tubes_json = [
+            {**summed[name].as_dict(), "servers": {s: t.as_dict() for s, t in parts.items()}}
+            for name, parts in sorted(per_tube.items())
+        ]
+        _echo_json({"servers": servers_json, "tubes": tubes_json})
+    else:
+        for server in servers:
+            if server in found.results:
+                click.echo(_server_summary(server, found.results[server][0]))
+            else:
+                click.echo(f"beanstalkd at {server}: unreachable")
+            click.echo()
+        rows: list[tuple[str, TubeStats]] = []
+        for name, parts in sorted(per_tube.items()):
+            rows.extend(parts.items())
+            rows.append(("all", summed[name]))
+        click.echo(_tube_table([t for _, t in rows], [server for server, _ in rows]))
+    _finish(found)
+
+
 # -- peek ----------------------------------------------------------------------------------
 
 
-def _show_job(job: JobInfo, as_json: bool) -> None:
+def _show_job(job: JobInfo, as_json: bool, server: str | None = None) -> None:
+    """With ``server`` (several servers) the id is shown as SERVER/ID."""
     if as_json:
-        _echo_json(job.as_dict())
+        shown = job.as_dict()
+        if server is not None:
+            shown = {**shown, "id": str(JobRef(server, job.id)), "server": server}
+        _echo_json(shown)
         return
+    if server is not None:
+        click.echo(f"job: {JobRef(server, job.id)}")
     for key, value in job.stats.items():
         click.echo(f"{key}: {value}")
     click.echo("body:")
@@ -157,22 +250,56 @@ def _show_job(job: JobInfo, as_json: bool) -> None:
 @click.option("--ready", "state", flag_value="ready", help="the next job to be reserved [default]")
 @click.option("--delayed", "state", flag_value="delayed", help="the delayed job due first")
 @click.option("--buried", "state", flag_value="buried", help="the first buried job")
-@_job_option
+@_job_option()
 @json_option
 def peek_command(
-    server: str, tube: str | None, state: PeekState | None, job_id: int | None, as_json: bool
+    servers: list[str], tube: str | None, state: PeekState | None, job_id: str | None, as_json: bool
 ) -> None:
     """Show a job's id, stats and body without changing it.
 
-    Either --tube T with --ready (default), --delayed or --buried, or --job ID.
+    Either --tube T with --ready (default), --delayed or --buried, or --job ID.  With
+    several servers --job takes SERVER/ID, and --tube shows the job the state names over
+    all servers (ready: most urgent, then oldest; delayed: due first; buried: oldest).
     """
     if (tube is None) == (job_id is None):
         raise click.UsageError("give either --tube (with --ready/--delayed/--buried) or --job")
     if job_id is not None and state is not None:
         raise click.UsageError("--ready/--delayed/--buried go with --tube, not --job")
-    with Admin(server) as admin:
-        job = admin.job(job_id) if job_id is not None else admin.peek(str(tube), state or "ready")
-    _show_job(job, as_json)
+    if job_id is not None:
+        server, number = _locate(job_id, servers)
+        with Admin(server) as admin:
+            job = admin.job(number)
+        _show_job(job, as_json, server if len(servers) > 1 else None)
+        return
+    if len(servers) == 1:
+        with Admin(servers[0]) as admin:
+            job = admin.peek(str(tube), state or "ready")
+        _show_job(job, as_json)
+        return
+    _peek_many(servers, str(tube), state or "ready", as_json)
+
+
+def _peek_rank(state: PeekState, job: JobInfo) -> tuple[int, ...]:
+    def get(key: str) -> int:
+        return int(job.stats.get(key, 0))
+
+    if state == "ready":
+        return (get("pri"), -get("age"))
+    if state == "delayed":
+        return (get("time-left"),)
+    return (-get("age"),)
+
+
+def _peek_many(servers: list[str], tube: str, state: PeekState, as_json: bool) -> None:
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
+        found = group.each(optional(lambda admin: admin.peek(tube, state)), tube=tube)
+    jobs = [(s, job) for s, job in found.results.items() if job is not None]
+    if jobs:
+        server, job = min(jobs, key=lambda pair: _peek_rank(state, pair[1]))
+        _show_job(job, as_json, server)
+    _finish(found)
+    if not jobs:
+        raise JobNotFound(f"no {state} job in tube {tube!r} on any server")
 
 
 # -- buried --------------------------------------------------------------------------------
@@ -195,15 +322,20 @@ def peek_command(
     help="list jobs with ids above this (to page through a long list)",
 )
 @json_option
-def buried_command(server: str, tube: str, limit: int, after_id: int, as_json: bool) -> None:
+def buried_command(servers: list[str], tube: str, limit: int, after_id: int, as_json: bool) -> None:
     """List a tube's buried jobs, oldest id first, leaving them buried.
 
     beanstalkd can only peek at the first buried job, so this walks job ids upward with
     stats-job (one command per id, deleted ids included, pipelined 1000 per round trip) and
     stops once it has found the tube's buried count or --limit jobs.  Its cost grows with
-    the id of the last buried job listed, roughly 200k ids per second.
+    the id of the last buried job listed, roughly 200k ids per second.  With several
+    servers every server is listed (--limit and --after-id apply to each) and ids are
+    SERVER/ID.
     """
-    with Admin(server) as admin:
+    if len(servers) > 1:
+        _buried_many(servers, tube, limit, after_id, as_json)
+        return
+    with Admin(servers[0]) as admin:
         listing = admin.buried(tube, limit=limit, after_id=after_id)
     more = len(listing.jobs) == limit and (after_id > 0 or len(listing.jobs) < listing.buried)
     if as_json:
@@ -219,9 +351,57 @@ def buried_command(server: str, tube: str, limit: int, after_id: int, as_json: b
     if not listing.jobs:
         click.echo(f"no buried jobs in tube {tube!r}")
         return
+    click.echo(_buried_table([(job.id, job) for job in listing.jobs]))
+    if more:
+        click.echo(
+            f"(listed {len(listing.jobs)} of {listing.buried} buried jobs; "
+            f"continue with --after-id {listing.next_id - 1})",
+            err=True,
+        )
+
+
+def _buried_many(servers: list[str], tube: str, limit: int, after_id: int, as_json: bool) -> None:
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
+        found = group.each(
+            lambda admin: admin.buried(tube, limit=limit, after_id=after_id), tube=tube
+        )
+    listings: dict[str, BuriedListing] = found.results
+    more = {
+        server: listing.next_id - 1
+        for server, listing in listings.items()
+        if len(listing.jobs) == limit and (after_id > 0 or len(listing.jobs) < listing.buried)
+    }
+    jobs = [(server, job) for server, listing in listings.items() for job in listing.jobs]
+    if as_json:
+        _echo_json(
+            {
+                "tube": tube,
+                "buried": sum(listing.buried for listing in listings.values()),
+                "jobs": [
+                    {**job.as_dict(), "id": str(JobRef(server, job.id)), "server": server}
+                    for server, job in jobs
+                ],
+                "next_after_id": more or None,
+                "errors": found.failures,
+            }
+        )
+    elif not jobs:
+        click.echo(f"no buried jobs in tube {tube!r}")
+    else:
+        click.echo(_buried_table([(str(JobRef(server, job.id)), job) for server, job in jobs]))
+    for server, next_after in more.items():
+        click.echo(
+            f"({server}: listed {len(listings[server].jobs)} of {listings[server].buried} "
+            f"buried jobs; continue with --server {server} --after-id {next_after})",
+            err=True,
+        )
+    _finish(found)
+
+
+def _buried_table(jobs: Sequence[tuple[object, JobInfo]]) -> str:
     rows = [
         (
-            job.id,
+            shown,
             job.stats.get("age", "?"),
             job.stats.get("pri", "?"),
             job.stats.get("reserves", "?"),
@@ -230,16 +410,10 @@ def buried_command(server: str, tube: str, limit: int, after_id: int, as_json: b
             job.stats.get("kicks", "?"),
             _preview(job.body),
         )
-        for job in listing.jobs
+        for shown, job in jobs
     ]
     headers = ("ID", "AGE", "PRI", "RESERVES", "TIMEOUTS", "BURIES", "KICKS", "BODY")
-    click.echo(_table(headers, rows))
-    if more:
-        click.echo(
-            f"(listed {len(listing.jobs)} of {listing.buried} buried jobs; "
-            f"continue with --after-id {listing.next_id - 1})",
-            err=True,
-        )
+    return _table(headers, rows)
 
 
 # -- kick, delete, pause -------------------------------------------------------------------
@@ -255,32 +429,54 @@ def buried_command(server: str, tube: str, limit: int, after_id: int, as_json: b
     show_default=True,
     help="with --tube: how many jobs at most",
 )
-@_job_option
-def kick_command(server: str, tube: str | None, count: int, job_id: int | None) -> None:
+@_job_option()
+def kick_command(servers: list[str], tube: str | None, count: int, job_id: str | None) -> None:
     """Move buried (or, if none are buried, delayed) jobs back to ready.
 
     --tube T kicks up to --count jobs of T: its buried jobs if it has any, otherwise its
-    delayed ones (beanstalkd's rule).  --job ID kicks one buried or delayed job.
+    delayed ones (beanstalkd's rule).  --job ID kicks one buried or delayed job.  With
+    several servers --tube kicks on every server (up to --count in all) and --job takes
+    SERVER/ID.
     """
     if (tube is None) == (job_id is None):
         raise click.UsageError("give either --tube or --job")
-    with Admin(server) as admin:
-        if job_id is not None:
-            admin.kick_job(job_id)
-            click.echo(f"kicked job {job_id}")
-        else:
+    if job_id is not None:
+        server, number = _locate(job_id, servers)
+        with Admin(server) as admin:
+            admin.kick_job(number)
+        click.echo(f"kicked job {job_label(server, number, servers)}")
+        return
+    if len(servers) == 1:
+        with Admin(servers[0]) as admin:
             kicked = admin.kick(str(tube), count)
-            click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
+        click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
+        return
+    left = count
+
+    def kick(admin: Admin) -> int:
+        nonlocal left
+        done = admin.kick(str(tube), left) if left > 0 else 0
+        left -= done
+        return done
+
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
+        found = group.each(kick, tube=str(tube))
+    kicked = sum(found.results.values())
+    click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
+    _finish(found)
 
 
 @click.command("delete")
 @server_option
-@click.option("--job", "job_id", type=click.IntRange(min=1), metavar="ID", required=True)
-def delete_command(server: str, job_id: int) -> None:
-    """Delete a job by id (ready, delayed or buried; a reserved job only its worker can)."""
+@_job_option(required=True)
+def delete_command(servers: list[str], job_id: str) -> None:
+    """Delete a job by id (ready, delayed or buried; a reserved job only its worker can).
+
+    With several servers the id is SERVER/ID."""
+    server, number = _locate(job_id, servers)
     with Admin(server) as admin:
-        admin.delete(job_id)
-    click.echo(f"deleted job {job_id}")
+        admin.delete(number)
+    click.echo(f"deleted job {job_label(server, number, servers)}")
 
 
 @click.command("pause")
@@ -292,11 +488,21 @@ def delete_command(server: str, job_id: int) -> None:
     required=True,
     help="how long no job may be reserved from the tube (0 resumes it)",
 )
-def pause_command(server: str, tube: str, seconds: int) -> None:
-    """Stop workers reserving from a tube for a while."""
-    with Admin(server) as admin:
-        admin.pause(tube, seconds)
+def pause_command(servers: list[str], tube: str, seconds: int) -> None:
+    """Stop workers reserving from a tube for a while (on every server that has it)."""
+    if len(servers) == 1:
+        with Admin(servers[0]) as admin:
+            admin.pause(tube, seconds)
+    else:
+        with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
+            found = group.each(lambda admin: admin.pause(tube, seconds), tube=tube)
+        _finish(found)
     click.echo(f"resumed tube {tube!r}" if seconds == 0 else f"paused tube {tube!r} for {seconds}s")
+
+
+def job_label(server: str, job_id: int, servers: list[str]) -> str:
+    """``SERVER/ID`` with several servers, the bare id with one (as before)."""
+    return str(JobRef(server, job_id)) if len(servers) > 1 else str(job_id)
 
 
 COMMANDS: list[click.Command] = [

@@ -9,10 +9,12 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import click
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.registry import CollectorRegistry
 
 from beanfleet.commands.options import server_option
 from beanfleet.errors import BeanfleetError, ConfigError
-from beanfleet.metrics import BeanstalkdCollector, make_registry
+from beanfleet.metrics import BeanstalkdCollector
+from beanfleet.multimetrics import ServersCollector
 
 DEFAULT_LISTEN = "0.0.0.0:9650"
 
@@ -61,14 +63,22 @@ class _Server6(ThreadingWSGIServer):
     show_default=True,
     help="most job ids examined per scrape to find oldest ready jobs",
 )
-def exporter_command(server: str, listen: str, scan_limit: int) -> None:
+def exporter_command(servers: list[str], listen: str, scan_limit: int) -> None:
     """Serve Prometheus metrics of a beanstalkd server, queried on every scrape.
 
     beanfleet_up is 0 (and the scrape still succeeds) while beanstalkd is unreachable.
+    With several servers every series has a server label (none with one server, as before).
     """
     host, port = parse_listen(listen)
-    collector = BeanstalkdCollector(server, scan_limit=scan_limit)
-    app = make_wsgi_app(make_registry(collector))
+    server = ",".join(servers)
+    collector: BeanstalkdCollector | ServersCollector
+    if len(servers) == 1:
+        collector = BeanstalkdCollector(server, scan_limit=scan_limit)
+    else:
+        collector = ServersCollector(servers, scan_limit=scan_limit)
+    registry = CollectorRegistry(auto_describe=False)  # only ours: no process/GC metrics
+    registry.register(collector)
+    app = make_wsgi_app(registry)
     server_class = _Server6 if ":" in host else ThreadingWSGIServer
     try:
         httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
@@ -85,7 +95,10 @@ def exporter_command(server: str, listen: str, scan_limit: int) -> None:
         pass
     finally:
         httpd.server_close()
-        collector.admin.close()
+        if isinstance(collector, ServersCollector):
+            collector.close()
+        else:
+            collector.admin.close()
 
 
 COMMANDS: list[click.Command] = [exporter_command]

@@ -7,31 +7,32 @@ from typing import Any, TypeVar
 
 import click
 
-from beanfleet.address import DEFAULT_SERVER, SERVER_ENV, parse_server, resolve_server
+from beanfleet.address import DEFAULT_SERVER, SERVER_ENV, resolve_servers
 from beanfleet.errors import ConfigError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _server(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+def _servers(_ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]) -> list[str]:
     # A bad address is a usage error (exit 2) for every command, the exporter included.
-    server = resolve_server(value)
     try:
-        parse_server(server)
+        return resolve_servers(value)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="'--server'") from None
-    return server
 
 
 def server_option(func: F) -> F:
-    """``--server HOST:PORT``, falling back to $BEANFLEET_SERVER, then 127.0.0.1:11300."""
+    """``--server HOST:PORT`` (repeatable, or a comma list), falling back to
+    $BEANFLEET_SERVER, then 127.0.0.1:11300; the command gets ``servers``, a list."""
     return click.option(
         "--server",
         "-s",
-        metavar="HOST:PORT",
-        default=None,
-        callback=_server,
-        help=f"beanstalkd address [env {SERVER_ENV}; default {DEFAULT_SERVER}]",
+        "servers",
+        metavar="HOST:PORT[,HOST:PORT...]",
+        multiple=True,
+        callback=_servers,
+        help=f"beanstalkd address, repeatable or comma-separated "
+        f"[env {SERVER_ENV}; default {DEFAULT_SERVER}]",
     )(func)
 
 

@@ -12,6 +12,7 @@ import click
 from beanfleet.address import check_tube
 from beanfleet.commands.options import server_option
 from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
+from beanfleet.placement import PLACEMENTS, Placement
 from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority, parse_ttr
 from beanfleet.producer import Producer
 
@@ -84,18 +85,45 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
     show_default=True,
     help="seconds a worker may hold the job",
 )
+@click.option(
+    "--placement",
+    type=click.Choice(PLACEMENTS),
+    default="spread",
+    show_default=True,
+    help="with several servers: spread jobs over them, or keep each tube on one server",
+)
+@click.option(
+    "--at-least-once",
+    is_flag=True,
+    help="with several servers: put a job whose reply was lost with its connection again "
+    "on another server (it may then run twice) instead of failing",
+)
 @click.argument("body", metavar="JSON")
-def put_command(*, server: str, tube: str, priority: int, delay: int, ttr: int, body: str) -> None:
+def put_command(
+    *,
+    servers: list[str],
+    tube: str,
+    priority: int,
+    delay: int,
+    ttr: int,
+    placement: Placement,
+    at_least_once: bool,
+    body: str,
+) -> None:
     """Put a job whose body is JSON and print its id.
 
     With JSON '-', read one JSON document per line from stdin (blank lines skipped), put
     them all in one pipelined bulk put and print how many.  Invalid JSON on the command line
     is a usage error (exit 2); an invalid stdin line fails the run (exit 1) before anything
-    is enqueued.
+    is enqueued.  With several servers the ids printed are SERVER/ID.
     """
+
+    def open_producer() -> Producer:
+        return Producer(servers=servers, placement=placement, at_least_once=at_least_once)
+
     if body == "-":
         items, numbers = _read_json_lines(sys.stdin)
-        with Producer(server) as producer:
+        with open_producer() as producer:
             try:
                 ids = producer.put_many(tube, items, priority=priority, delay=delay, ttr=ttr)
             except JobTooBig as exc:
@@ -112,7 +140,7 @@ def put_command(*, server: str, tube: str, priority: int, delay: int, ttr: int, 
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"invalid JSON: {exc.msg}", param_hint="'JSON'") from exc
-    with Producer(server) as producer:
+    with open_producer() as producer:
         job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
     click.echo(job_id)
 

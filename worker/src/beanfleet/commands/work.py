@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -12,6 +13,7 @@ from beanfleet.commands.options import server_option
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import Handler, load_handlers
 from beanfleet.joblog import LOG_FORMATS, JobLog, LogFormat
+from beanfleet.pool import ServersWorker
 from beanfleet.recycle import RecycleLimits
 from beanfleet.retry import (
     DEFAULT_BACKOFF_BASE,
@@ -119,7 +121,7 @@ def _handlers(
 )
 def work(
     *,  # click passes options by name
-    server: str,
+    servers: list[str],
     handlers: dict[str, Handler],
     max_retries: int,
     backoff_base: float,
@@ -137,18 +139,23 @@ def work(
     A handler's success deletes its job; an exception retries it after an exponential
     backoff until --max-retries, then buries it.  SIGTERM/SIGINT: finish the current job and exit;
     a second one releases the running job and exits at once.  While beanstalkd is
-    unreachable the worker keeps reconnecting.
+    unreachable the worker keeps reconnecting.  With several servers one process serves
+    them all in turns (see README, "Several queue hosts"); job ids in its log and in the
+    handler's job.id are SERVER/ID.
     """
-    worker = Worker(
-        server,
-        handlers,
-        policy=RetryPolicy(max_retries, backoff_base, backoff_cap),
-        timeout=timeout,
-        limits=RecycleLimits(max_jobs, max_time, max_memory),
-        log=JobLog(log_format),
-        prefetch=prefetch,
-        state_dir=state_dir or default_state_dir(),
-    )
+    options: dict[str, Any] = {
+        "policy": RetryPolicy(max_retries, backoff_base, backoff_cap),
+        "timeout": timeout,
+        "limits": RecycleLimits(max_jobs, max_time, max_memory),
+        "log": JobLog(log_format),
+        "prefetch": prefetch,
+        "state_dir": state_dir or default_state_dir(),
+    }
+    worker: Worker | ServersWorker
+    if len(servers) == 1:
+        worker = Worker(servers[0], handlers, **options)
+    else:
+        worker = ServersWorker(servers, handlers, **options)
     worker.run()
 
 

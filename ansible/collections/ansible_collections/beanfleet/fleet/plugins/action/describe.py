@@ -74,8 +74,6 @@ class ActionModule(ActionBase):
             values = {k: found[k] for k in _HOST_VARS if k in found}
             return {"inventory_hostname": name, **self._templar.template(values)}
 
-        queue_hosts = list(groups.get("queue", []))
+        queues = tuple(host(n) for n in groups.get("queue", []))
         addresses = tuple(fleet.host_address(n, host(n)) for n in groups.get("all", []))
-        return fleet.Inventory(
-            queue=host(queue_hosts[0]) if queue_hosts else None, addresses=addresses
-        )
+        return fleet.Inventory(queues=queues, addresses=addresses)

@@ -1,0 +1,75 @@
+"""Several queue hosts: the roles give every pool the whole server list, in inventory order.
+
+Runs the beanfleet role's own validate task (the action plugin beanfleet.fleet.describe,
+with the inventory's hostvars) on localhost, in an inventory whose group `queue` has two
+hosts that are never contacted (their addresses come from beanfleet_host_address).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from deploy_helpers import EXAMPLE_FLEET, run_playbook
+
+PLAYBOOK = """
+- name: Describe the pools
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Describe the worker pools
+      ansible.builtin.include_role:
+        name: beanfleet
+        tasks_from: validate.yml
+    - name: Write the commands
+      ansible.builtin.copy:
+        content: "{{ __beanfleet_model.pools.values() | map(attribute='command') | to_json }}"
+        dest: "{{ commands_file }}"
+        mode: "0644"
+"""
+
+
+def describe(tmp_path: Path, inventory: str) -> list[str]:
+    (tmp_path / "hosts.ini").write_text(inventory)
+    playbook = tmp_path / "describe.yml"
+    playbook.write_text(PLAYBOOK)
+    # The example fleet's pools only: the server list and each queue host's port come
+    # from the inventory (extra vars would override its host vars).
+    example = yaml.safe_load(EXAMPLE_FLEET.read_text())
+    description = {k: v for k, v in example.items() if k.startswith("beanfleet_")}
+    description.pop("beanfleet_server", None)
+    (tmp_path / "fleet.json").write_text(json.dumps(description))
+    out = tmp_path / "commands.json"
+    result = run_playbook(
+        playbook,
+        "-e", f"@{tmp_path / 'fleet.json'}",
+        "-e", f"commands_file={out}",
+        inventory=str(tmp_path / "hosts.ini"),
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    commands: list[str] = json.loads(out.read_text())
+    return commands
+
+
+def test_every_pool_gets_every_queue_host(tmp_path: Path) -> None:
+    commands = describe(
+        tmp_path,
+        "[queue]\n"
+        "q1 beanfleet_host_address=10.0.0.5\n"
+        "q2 beanfleet_host_address=10.0.0.6 beanstalkd_port=11400\n"
+        "[workers]\nlocalhost ansible_connection=local\n",
+    )
+    assert commands
+    assert all(" --server 10.0.0.5:11300,10.0.0.6:11400 " in c for c in commands), commands
+
+
+def test_one_queue_host_is_one_server(tmp_path: Path) -> None:
+    commands = describe(
+        tmp_path,
+        "[queue]\nq1 beanfleet_host_address=10.0.0.5\n"
+        "[workers]\nlocalhost ansible_connection=local\n",
+    )
+    assert commands
+    assert all(" --server 10.0.0.5:11300 " in c for c in commands), commands

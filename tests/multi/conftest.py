@@ -1,0 +1,24 @@
+"""Two real beanstalkd processes per test, each with its own binlog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from beanstalkd_server import Beanstalkd
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Beanstalkd, Beanstalkd]]:
+    first = Beanstalkd(binlog_dir=tmp_path / "binlog-a")
+    second = Beanstalkd(binlog_dir=tmp_path / "binlog-b")
+    first.start()
+    second.start()
+    try:
+        yield first, second
+    finally:
+        for server in (first, second):
+            if server.proc is not None and server.proc.poll() is None:
+                server.proc.send_signal(18)  # SIGCONT: a test may have stopped it
+            server.kill()
