@@ -33,7 +33,7 @@ from beanfleet.joblog import JobLog, JobOutcome, LogFormat
 
 METRICS_DIR_ENV = "BEANFLEET_METRICS_DIR"
 POOL_ENV = "BEANFLEET_POOL"
-WAIT_SAMPLE_EVERY = 50
+WAIT_SAMPLE_EVERY = 100
 INF = float("inf")
 
 # The job log's outcome -> the metric's (see :meth:`WorkerMetrics.flush` for the two
@@ -67,8 +67,6 @@ WAIT = Histogram(
     (0, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400, INF),
 )
 
-_Key = tuple[str, str]  # (file type, mmap key)
-
 
 class WorkerMetrics:
     """One worker process's metrics: queued on the hot path, written by :meth:`flush`."""
@@ -85,9 +83,13 @@ class WorkerMetrics:
         self._countdown = WAIT_SAMPLE_EVERY
         self._lock = threading.Lock()
         self._files: dict[str, multiproc_files.ValuesFile] = {}
-        self._totals: dict[_Key, float] = {}
+        # This process's totals: jobs by (tube, outcome), histograms by (histogram, tube)
+        # as bucket counts (non-cumulative) followed by the sum.
+        self._jobs: dict[tuple[str, str], float] = {}
+        self._hists: dict[tuple[Histogram, str], list[float]] = {}
+        self._durations: dict[str, list[float]] = {}  # by tube: the same lists as in _hists
+        self._recycles = 0.0
         self._keys: dict[tuple[str, str, tuple[str, ...]], str] = {}
-        self._histograms: set[tuple[str, tuple[str, str]]] = set()
         self._closed = False
         self._write("gauge_livesum", self._key(PROCESSES[0], "", ("pool",), (pool,)), 1.0)
 
@@ -111,39 +113,58 @@ class WorkerMetrics:
     # -- writing -----------------------------------------------------------------------
 
     def flush(self, *, recycled: bool = False) -> None:
-        """Fold in what was queued and write the changed totals to the files."""
+        """Fold in what was queued, then write the totals of the label sets that changed.
+
+        Folding is per job (a dict and a bucket increment); writing is per label set."""
         with self._lock:
             if self._closed:
                 return
-            changed: set[_Key] = set()
-            pool = self.pool
+            jobs = self._jobs
+            changed_hists: set[tuple[Histogram, str]] = set()
             finished = self.finished
-            for _ in range(len(finished)):
+            n = len(finished)
+            # The loop runs once per job: locals only, the deleted path first.
+            durations = self._durations
+            bounds = DURATION.bounds
+            bucket_of = bisect.bisect_left
+            for _ in range(n):
                 tube, outcome, duration = finished.popleft()
-                name = OUTCOMES.get(outcome)
-                if duration is None and outcome == "released":
-                    name = "lost"  # handed back mid-run by a second stop signal
-                elif outcome == "returned" and duration is not None:
-                    name = "lost"  # ran, but its outcome never reached beanstalkd
+                name = outcome if outcome == "deleted" else _metric_outcome(outcome, duration)
                 if name is None:
                     continue
-                labels = (pool, tube or "")
-                key = self._key(JOBS[0], "_total", ("pool", "tube", "outcome"), (*labels, name))
-                self._add("counter", key, 1.0, changed)
+                counted = (tube or "", name)
+                jobs[counted] = jobs.get(counted, 0) + 1
                 if duration is not None:
-                    self._observe(DURATION, labels, duration, changed)
+                    counts = durations.get(counted[0])
+                    if counts is None:
+                        counts = self._histogram(DURATION, counted[0])
+                        durations[counted[0]] = counts
+                    counts[bucket_of(bounds, duration)] += 1
+                    counts[-1] += duration
+            if n:
+                changed_hists.update((DURATION, tube) for tube in durations)
             starts = self.starts
             for _ in range(len(starts)):
                 tube, attempt, age = starts.popleft()
-                self._observe(ATTEMPTS, (pool, tube), attempt, changed)
+                changed_hists.add(self._observe(ATTEMPTS, tube, attempt))
                 if attempt == 1 and age >= 0:
-                    self._observe(WAIT, (pool, tube), age, changed)
+                    changed_hists.add(self._observe(WAIT, tube, age))
+            pool = self.pool
+            for (tube, name), total in jobs.items() if n else ():
+                key = self._key(JOBS[0], "_total", ("pool", "tube", "outcome"), (pool, tube, name))
+                self._write("counter", key, total)
+            for histogram, tube in changed_hists:
+                counts = self._hists[histogram, tube]
+                for bound, count in zip(histogram.bounds, counts, strict=False):
+                    le = _LE[bound]
+                    key = self._key(histogram.name, "_bucket", _HIST_LE, (pool, tube, le))
+                    self._write("histogram", key, count)
+                key = self._key(histogram.name, "_sum", _HIST, (pool, tube))
+                self._write("histogram", key, counts[-1])
             if recycled:
-                self._add(
-                    "counter", self._key(RECYCLES[0], "_total", ("pool",), (pool,)), 1.0, changed
-                )
-            for typ, key in changed:
-                self._write(typ, key, self._totals[typ, key])
+                self._recycles += 1
+                key = self._key(RECYCLES[0], "_total", ("pool",), (pool,))
+                self._write("counter", key, self._recycles)
 
     def close(self, *, recycled: bool = False) -> None:
         """The process exits: last flush, then its processes gauge goes (the counters stay,
@@ -156,45 +177,29 @@ class WorkerMetrics:
             self._files.clear()
             multiproc_files.process_dead(self.pid, self.directory)
 
+    def _observe(self, histogram: Histogram, tube: str, value: float) -> tuple[Histogram, str]:
+        # Non-cumulative bucket counts then the sum, as prometheus-client stores them in
+        # multiprocess mode.  Every bucket is written from the first observation on, +Inf
+        # included, or histogram_quantile() would have no +Inf bucket to go by.
+        counts = self._hists.get((histogram, tube)) or self._histogram(histogram, tube)
+        counts[bisect.bisect_left(histogram.bounds, value)] += 1
+        counts[-1] += value
+        return histogram, tube
+
+    def _histogram(self, histogram: Histogram, tube: str) -> list[float]:
+        counts = self._hists[histogram, tube] = [0.0] * (len(histogram.bounds) + 1)
+        return counts
+
     def _key(
         self, metric: str, suffix: str, names: tuple[str, ...], values: tuple[str, ...]
     ) -> str:
-        cache_key = (metric + suffix, "\0".join(names), values)
+        cache_key = (metric, suffix, values)
         key = self._keys.get(cache_key)
         if key is None:
-            help_text = _HELP[metric]
             key = self._keys[cache_key] = multiproc_files.key(
-                metric, metric + suffix, list(names), list(values), help_text
+                metric, metric + suffix, names, values, _HELP[metric]
             )
         return key
-
-    def _add(self, typ: str, key: str, amount: float, changed: set[_Key]) -> None:
-        self._totals[typ, key] = self._totals.get((typ, key), 0.0) + amount
-        changed.add((typ, key))
-
-    def _observe(
-        self, histogram: Histogram, labels: tuple[str, str], value: float, changed: set[_Key]
-    ) -> None:
-        # Buckets are stored non-cumulative, as prometheus-client does in multiprocess mode;
-        # each one is written from the first observation on, +Inf included, or
-        # histogram_quantile() would have no +Inf bucket to go by.
-        names = ("pool", "tube")
-        if (histogram.name, labels) not in self._histograms:
-            self._histograms.add((histogram.name, labels))
-            for each in histogram.bounds:
-                le = multiproc_files.bound_label(each)
-                self._add(
-                    "histogram",
-                    self._key(histogram.name, "_bucket", (*names, "le"), (*labels, le)),
-                    0.0,
-                    changed,
-                )
-        bound = histogram.bounds[bisect.bisect_left(histogram.bounds, value)]
-        bucket = self._key(
-            histogram.name, "_bucket", (*names, "le"), (*labels, multiproc_files.bound_label(bound))
-        )
-        self._add("histogram", bucket, 1.0, changed)
-        self._add("histogram", self._key(histogram.name, "_sum", names, labels), value, changed)
 
     def _write(self, typ: str, key: str, value: float) -> None:
         mapped = self._files.get(typ)
@@ -204,6 +209,18 @@ class WorkerMetrics:
         mapped.write(key, value)
 
 
+def _metric_outcome(outcome: str, duration: float | None) -> str | None:
+    """The metric's outcome of a job-log outcome; None: not a finished job (never started)."""
+    if duration is None and outcome == "released":
+        return "lost"  # handed back mid-run by a second stop signal
+    if outcome == "returned" and duration is not None:
+        return "lost"  # ran, but its outcome never reached beanstalkd
+    return OUTCOMES.get(outcome)
+
+
+_HIST = ("pool", "tube")
+_HIST_LE = ("pool", "tube", "le")
+_LE = {b: multiproc_files.bound_label(b) for h in (DURATION, ATTEMPTS, WAIT) for b in h.bounds}
 _HELP = {
     JOBS[0]: JOBS[1],
     RECYCLES[0]: RECYCLES[1],
