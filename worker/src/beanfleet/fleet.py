@@ -55,6 +55,8 @@ BEANSTALKD_DROPIN = "/etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
 NFT_FILE = "/etc/beanfleet/beanstalkd.nft"
 NFT_TABLE = "inet beanfleet_beanstalkd"
 NFT = "/usr/sbin/nft"
+METRICS_NFT_FILE = "/etc/beanfleet/metrics.nft"
+METRICS_NFT_TABLE = "inet beanfleet_metrics"
 # Worker metrics: every worker process of a host writes its files here (StateDirectory=).
 METRICS_DIR = f"{STATE_DIR}/metrics"
 PROMETHEUS_DIR = "/etc/prometheus"
@@ -748,6 +750,8 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
         if metrics["enabled"]:
             unit = "beanfleet-metrics.service"
             files.append(_file(f"{UNIT_DIR}/{unit}", f"systemd/{unit}.j2", "0644"))
+            files.append(_file(METRICS_NFT_FILE, "metrics.nft.j2", "0644"))
+            directories.append(posixpath.dirname(METRICS_NFT_FILE))
     elif manager == "supervisor":
         directories = [SUPERVISOR_DIR]
         if present:
@@ -770,6 +774,9 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
                     f"{SUPERVISOR_DIR}/beanfleet-metrics.conf", "supervisor/metrics.conf.j2", "0644"
                 )
             )
+            # Loaded by the role (supervisor has no ExecStartPre=).
+            files.append(_file(METRICS_NFT_FILE, "metrics.nft.j2", "0644"))
+            directories.append(posixpath.dirname(METRICS_NFT_FILE))
     else:  # validate() rejects it first; kept for direct callers
         raise ConfigError(
             f"beanfleet_manager must be one of: {', '.join(MANAGERS)}, got {manager!r}"
@@ -864,6 +871,11 @@ def metrics_endpoint(fleet: Fleet) -> dict[str, Any]:
         f"--listen {_listen('0.0.0.0', port)}",  # noqa: S104 - the firewall limits who connects
         "scrape_group": m["scrape_group"],
         "scrape_allow": m["scrape_allow"],
+        "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
+        "allow_v6": [a for a in m["scrape_allow"] if ":" in a],
+        "nft": NFT,
+        "nft_file": METRICS_NFT_FILE,
+        "nft_table": METRICS_NFT_TABLE,
         "hardening": hardening("@privileged @resources"),
     }
 
@@ -889,6 +901,9 @@ def exporter_service(fleet: Fleet) -> dict[str, Any]:
         "command": command,
         "scrape_group": m["scrape_group"],
         "scrape_allow": m["scrape_allow"],
+        # In beanstalkd's firewall table (beanstalkd_firewall), next to its port's rule.
+        "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
+        "allow_v6": [a for a in m["scrape_allow"] if ":" in a],
         "hardening": hardening("@privileged @resources"),
     }
 

@@ -291,7 +291,7 @@ class Worker:
     def _needs_stats(self, job: Reserved) -> bool:
         """Must ``job``'s counters be known before it starts?  Only if its tube is unknown
         or another worker's record on this host names it (that worker may have died in it),
-        or, with metrics on, for one job in ``WAIT_SAMPLE_EVERY`` (their wait sample)."""
+        or, with metrics on, for at most one job a second (their wait sample)."""
         records = self.records
         return (
             records is None

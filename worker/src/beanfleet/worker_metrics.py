@@ -14,8 +14,9 @@ outcome: never a job id.
 
 Which jobs the wait and attempt histograms see: a started job whose ``stats-job`` the worker
 had before it started (see :meth:`WorkerMetrics.sample`).  On its fast path (one watched tube,
-a state directory) the worker skips that round trip, so it asks it for one job in
-:data:`WAIT_SAMPLE_EVERY` (pipelined with ``--prefetch``) to keep a sample.
+a state directory) the worker skips that round trip, so it asks it for at most one job per
+:data:`WAIT_SAMPLE_INTERVAL` to keep a sample: every job of a quiet pool, a negligible
+share of a busy one's (one round trip a second, whatever the job rate).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from beanfleet.joblog import JobLog, JobOutcome, LogFormat
 
 METRICS_DIR_ENV = "BEANFLEET_METRICS_DIR"
 POOL_ENV = "BEANFLEET_POOL"
-WAIT_SAMPLE_EVERY = 100
+WAIT_SAMPLE_INTERVAL = 1.0  # seconds
 INF = float("inf")
 
 # The job log's outcome -> the metric's (see :meth:`WorkerMetrics.flush` for the two
@@ -80,7 +82,7 @@ class WorkerMetrics:
         # main thread (deque appends are atomic), folded in by whoever flushes.
         self.finished: deque[tuple[str | None, str, float | None]] = deque()
         self.starts: deque[tuple[str, int, int]] = deque()
-        self._countdown = WAIT_SAMPLE_EVERY
+        self._next_sample = 0.0  # time.monotonic() from which the next job is sampled
         self._lock = threading.Lock()
         self._files: dict[str, multiproc_files.ValuesFile] = {}
         # This process's totals: jobs by (tube, outcome), histograms by (histogram, tube)
@@ -96,12 +98,12 @@ class WorkerMetrics:
     # -- the hot path ------------------------------------------------------------------
 
     def sample(self) -> bool:
-        """True once every :data:`WAIT_SAMPLE_EVERY` calls: ask this job's stats-job before
-        it starts, so its wait and attempt are observed."""
-        self._countdown -= 1
-        if self._countdown:
+        """True at most once per :data:`WAIT_SAMPLE_INTERVAL`: ask this job's stats-job
+        before it starts, so its wait and attempt are observed."""
+        now = time.monotonic()
+        if now < self._next_sample:
             return False
-        self._countdown = WAIT_SAMPLE_EVERY
+        self._next_sample = now + WAIT_SAMPLE_INTERVAL
         return True
 
     def started(self, tube: str, stats: Mapping[str, int | str]) -> None:
