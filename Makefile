@@ -60,6 +60,7 @@ drills: $(STAMP)
 render: $(STAMP)
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager systemd --out systemd
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager supervisor --out supervisor
+	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --prometheus --out prometheus
 
 clean:
 	rm -rf $(VENV) build

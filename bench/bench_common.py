@@ -261,6 +261,11 @@ def _scratch_state_dir() -> str:
     return tempfile.mkdtemp(prefix="beanfleet-bench-state-")
 
 
+@functools.cache
+def _scratch_metrics_dir() -> str:
+    return tempfile.mkdtemp(prefix="beanfleet-bench-metrics-")
+
+
 def env_for_workers(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(BENCH_DIR), *filter(None, [env.get("PYTHONPATH")])])
@@ -319,7 +324,7 @@ def worker_argv(
     kind: str, srv: Beanstalkd, tube: str, handler: str, max_jobs: int | None
 ) -> list[str]:
     """argv of one worker process: ``beanfleet`` (the real CLI) or a baseline client."""
-    if kind in ("beanfleet", "beanfleet-prefetch"):
+    if kind.startswith("beanfleet"):  # beanfleet[-prefetch][-metrics]
         argv = [
             *beanfleet_exe(),
             "work",
@@ -328,8 +333,10 @@ def worker_argv(
             "--tube",
             f"{tube}={handler}",
         ]
-        if kind == "beanfleet-prefetch":
+        if "-prefetch" in kind:
             argv.append("--prefetch")
+        if kind.endswith("-metrics"):
+            argv += ["--metrics-dir", _scratch_metrics_dir()]
     else:
         argv = [PYTHON, CLIENTS, kind, "--server", srv.address, "--tube", tube]
         argv += ["--handler", handler]

@@ -26,6 +26,8 @@ NOISY = 25.0  # % of one core used by other processes during a run: repeat it
 LABELS = {
     "beanfleet": "beanfleet work (CLI, --max-jobs)",
     "beanfleet-prefetch": "beanfleet work --prefetch (CLI, --max-jobs)",
+    "beanfleet-metrics": "beanfleet work --metrics-dir (worker metrics on)",
+    "beanfleet-prefetch-metrics": "beanfleet work --prefetch --metrics-dir",
     "greenstalk": "plain greenstalk reserve/delete loop",
     "greenstalk-json": "greenstalk loop + json.loads + handler call",
     "article": "article's worker (beanstalkc3: reserve(timeout=1), json.loads, delete)",
@@ -55,7 +57,12 @@ def run(ctx: Ctx) -> Figure:
     fig = Figure(1, "Worker throughput, one process, no-op handler")
     kinds = ["greenstalk", "greenstalk-json", "article", "pipelined", "prefetch"]
     if ctx.have_beanfleet:
-        kinds[:0] = ["beanfleet", "beanfleet-prefetch"]
+        kinds[:0] = [
+            "beanfleet",
+            "beanfleet-prefetch",
+            "beanfleet-metrics",
+            "beanfleet-prefetch-metrics",
+        ]
     else:
         fig.notes.append(f"`beanfleet work` not measured: {ctx.beanfleet_missing}")
     n = ctx.size.worker_jobs
@@ -66,18 +73,24 @@ def run(ctx: Ctx) -> Figure:
             for kind in order:
                 runs[kind].append(clean_run(ctx, srv, kind, f"f1-{kind}-{r}", n))
     base = median([x["rate"] for x in runs["greenstalk"]])
+    medians = {kind: median([x["rate"] for x in runs[kind]]) for kind in kinds}
     for kind in kinds:
         rates = [x["rate"] for x in runs[kind]]
-        rate = median(rates)
+        rate = medians[kind]
         mid = min(runs[kind], key=lambda x: abs(x["rate"] - rate))
+        ratio, ratio_to = (None if kind == "greenstalk" else rate / base), "greenstalk loop"
         goal = "≥ 1.8× greenstalk" if kind.startswith("beanfleet") else ""
+        if kind.endswith("-metrics"):
+            # Same run, metrics off: the cost of the worker metrics.
+            ratio, ratio_to = rate / medians[kind.removesuffix("-metrics")], "metrics off"
+            goal = "≥ 0.95× metrics off"
         fig.add(
             Row(
                 LABELS[kind],
                 rate,
                 "jobs/s",
-                ratio=None if kind == "greenstalk" else rate / base,
-                ratio_to="greenstalk loop",
+                ratio=ratio,
+                ratio_to=ratio_to,
                 goal=goal,
                 extra={
                     "worker CPU %": mid["worker"],

@@ -12,6 +12,7 @@ PACKAGES=(
     docker.io vagrant mmdebstrap   # the local fleet: systemd containers from locally built images
     dpkg-dev nftables iproute2     # the fleet's local apt repository and firewall checks
     shellcheck                     # `make lint` checks these scripts
+    prometheus                     # promtool: the alert rules and dashboard queries tests
     # `make test-vm`: real VMs with vagrant-libvirt (plain qemu where KVM does not work),
     # and the tools scripts/vm-box.sh builds their box with
     vagrant-libvirt libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils

@@ -63,3 +63,17 @@ def test_tiny_run_writes_a_complete_table(tmp_path: Path) -> None:
     png = (tmp_path / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(png) > 10_000
+
+
+@pytest.mark.timeout(120)
+def test_exporter_scrape_script_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "exporter_scrape.py"), "--tubes", "3", "--jobs", "30"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "3 tubes, 30 ready jobs" in proc.stdout
+    assert "later scrapes (median of 9)" in proc.stdout

@@ -24,7 +24,8 @@ def example_fleet() -> dict[str, Any]:
 def rendered_example(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Path]]:
-    """The example fleet rendered by `beanfleet render` for each manager."""
+    """The example fleet rendered by `beanfleet render` for each manager, and its
+    Prometheus files (`--prometheus`)."""
     from beanfleet.render import render
 
     out = {}
@@ -32,4 +33,7 @@ def rendered_example(
         target = tmp_path_factory.mktemp(f"render-{manager}")
         render(EXAMPLE_FLEET, target, manager)
         out[manager] = target
+    target = tmp_path_factory.mktemp("render-prometheus")
+    render(EXAMPLE_FLEET, target, prometheus=True)
+    out["prometheus"] = target
     yield out

@@ -1,9 +1,10 @@
-"""The committed systemd/ and supervisor/ trees are the example fleet rendered from templates/.
+"""The committed systemd/, supervisor/ and prometheus/ trees are the example fleet rendered
+from templates/.
 
 Regenerate them after changing templates/ or the example inventory (`make render`):
     beanfleet render --config ansible/inventories/example/group_vars/all.yml \\
         --manager systemd --out systemd
-    (and --manager supervisor --out supervisor)
+    (and --manager supervisor --out supervisor, and --prometheus --out prometheus)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from deploy_helpers import REPO, tree
 
 
-@pytest.mark.parametrize("manager", ["systemd", "supervisor"])
+@pytest.mark.parametrize("manager", ["systemd", "supervisor", "prometheus"])
 def test_committed_files_match_the_templates(
     rendered_example: dict[str, Path], manager: str
 ) -> None:

@@ -401,3 +401,89 @@ def test_secrets_files_are_private_and_quoted(tmp_path: Path) -> None:
     env_file = tmp_path / "etc/beanfleet/pools/emails.env"
     assert env_file.stat().st_mode & 0o777 == 0o600
     assert 'TOKEN="a\\$b\\\\c\\`d"\n' in env_file.read_text()
+
+
+# -- monitoring (beanfleet.fleet_monitoring) ------------------------------------------------
+
+MONITORING_BAD = [
+    ({"monitoring_enabled": "yes"}, "monitoring_enabled must be true or false, got 'yes'"),
+    ({"monitoring_scrape_group": "a b"}, "monitoring_scrape_group must be an inventory group"),
+    ({"monitoring_worker_port": 0}, "monitoring_worker_port must be an integer between 1"),
+    ({"monitoring_exporter_port": "9650"}, "monitoring_exporter_port must be an integer"),
+    ({"monitoring_scrape_interval": "15"}, "monitoring_scrape_interval must be a Prometheus"),
+    ({"monitoring_oldest_ready_age": 0}, "monitoring_oldest_ready_age must be a whole number"),
+    (
+        {"monitoring_tube_oldest_ready_age": {"-x": 5}},
+        "monitoring_tube_oldest_ready_age: '-x' is not a tube name",
+    ),
+    (
+        {"monitoring_tube_oldest_ready_age": {"x": 1.5}},
+        "monitoring_tube_oldest_ready_age[x] must be a whole number of seconds >= 1, got 1.5",
+    ),
+    ({"monitoring_failure_rate": 0}, "monitoring_failure_rate must be a ratio > 0 and <= 1"),
+    (
+        {"monitoring_pool_failure_rate": {"nope": 0.2}},
+        "monitoring_pool_failure_rate: 'nope' is not a pool of the fleet (emails)",
+    ),
+    ({"monitoring_binlog_free_ratio": 2}, "monitoring_binlog_free_ratio must be a ratio"),
+    (
+        {"monitoring_alert_for": {"BeanstalkdDown": "soon"}},
+        "monitoring_alert_for[BeanstalkdDown] must be a Prometheus duration",
+    ),
+    ({"monitoring_alert_for": {"Nope": "1m"}}, "monitoring_alert_for: 'Nope' is not an alert"),
+    ({"monitoring_scrape_allow": ["x"]}, "monitoring_scrape_allow: 'x' is not an IP address"),
+    ({"monitoring_worker_hosts": ["a b"]}, "monitoring_worker_hosts must be a list of host"),
+    ({"monitoring_enable": True}, "unknown setting 'monitoring_enable'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"), MONITORING_BAD, ids=[m for _, m in MONITORING_BAD]
+)
+def test_invalid_monitoring_settings_are_rejected_in_one_line(
+    overrides: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        fleet.validate(description(**overrides))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_monitoring_is_off_by_default_and_changes_nothing() -> None:
+    model = fleet.validate(description())
+    assert model.monitoring["enabled"] is False
+    workers = fleet.worker_plan(model)
+    assert "--metrics-dir" not in workers["pools"]["emails"]["command"]
+    assert not [f for f in workers["files"] if "metrics" in f["path"]]
+    assert not [f for f in fleet.queue_plan(model)["files"] if "exporter" in f["path"]]
+    with pytest.raises(ConfigError, match="monitoring_enabled is false"):
+        fleet.monitor_plan(model)
+
+
+def test_monitoring_defaults_and_the_inventory_groups() -> None:
+    inventory = fleet.Inventory(
+        queues=(
+            {"inventory_hostname": "q", "beanfleet_host_address": "10.0.0.5"},
+            {"inventory_hostname": "q2", "beanfleet_host_address": "10.0.0.8"},
+        ),
+        addresses=("10.0.0.5",),
+        groups={"monitor": ("10.0.0.9",), "workers": ("10.0.0.6", "10.0.0.7")},
+    )
+    model = fleet.validate(
+        {"beanfleet_pools": [GOOD_POOL], "monitoring_enabled": True}, inventory=inventory
+    )
+    assert model.monitoring["scrape_allow"] == ["10.0.0.9"]
+    plan = fleet.monitor_plan(model)
+    # Each queue host's exporter is a target of its own.
+    assert plan["exporter_targets"] == ["10.0.0.5:9650", "10.0.0.8:9650"]
+    assert plan["worker_targets"] == ["10.0.0.6:9651", "10.0.0.7:9651"]
+    assert plan["alert_for"] == fleet.fleet_monitoring.ALERT_FOR
+    assert plan["pools"] == [{"name": "emails", "processes": 1, "failure_rate": 0.1}]
+    assert plan["oldest_ready_default_selector"] == "beanfleet_tube_oldest_ready_age_seconds"
+    assert fleet.worker_plan(model)["metrics"]["scrape_allow"] == ["10.0.0.9"]
+    # Offline, the inventory's defaults must be spelled out.
+    _, problems = fleet.check(description(monitoring_enabled=True), offline=True)
+    assert [p.split(" must")[0] for p in problems] == [
+        "monitoring_scrape_allow",
+        "monitoring_worker_hosts",
+    ]

@@ -25,13 +25,15 @@ PLAYBOOK = """
         tasks_from: validate.yml
     - name: Write the commands
       ansible.builtin.copy:
-        content: "{{ __beanfleet_model.pools.values() | map(attribute='command') | to_json }}"
+        content: >-
+          {{ {"commands": __beanfleet_model.pools.values() | map(attribute='command') | list,
+              "scrape_allow": __beanfleet_model.metrics.scrape_allow} | to_json }}
         dest: "{{ commands_file }}"
         mode: "0644"
 """
 
 
-def describe(tmp_path: Path, inventory: str) -> list[str]:
+def describe(tmp_path: Path, inventory: str, **settings: object) -> dict[str, list[str]]:
     (tmp_path / "hosts.ini").write_text(inventory)
     playbook = tmp_path / "describe.yml"
     playbook.write_text(PLAYBOOK)
@@ -40,6 +42,7 @@ def describe(tmp_path: Path, inventory: str) -> list[str]:
     example = yaml.safe_load(EXAMPLE_FLEET.read_text())
     description = {k: v for k, v in example.items() if k.startswith("beanfleet_")}
     description.pop("beanfleet_server", None)
+    description.update(settings)
     (tmp_path / "fleet.json").write_text(json.dumps(description))
     out = tmp_path / "commands.json"
     result = run_playbook(
@@ -49,8 +52,8 @@ def describe(tmp_path: Path, inventory: str) -> list[str]:
         inventory=str(tmp_path / "hosts.ini"),
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    commands: list[str] = json.loads(out.read_text())
-    return commands
+    described: dict[str, list[str]] = json.loads(out.read_text())
+    return described
 
 
 def test_every_pool_gets_every_queue_host(tmp_path: Path) -> None:
@@ -60,7 +63,7 @@ def test_every_pool_gets_every_queue_host(tmp_path: Path) -> None:
         "q1 beanfleet_host_address=10.0.0.5\n"
         "q2 beanfleet_host_address=10.0.0.6 beanstalkd_port=11400\n"
         "[workers]\nlocalhost ansible_connection=local\n",
-    )
+    )["commands"]
     assert commands
     assert all(" --server 10.0.0.5:11300,10.0.0.6:11400 " in c for c in commands), commands
 
@@ -70,6 +73,18 @@ def test_one_queue_host_is_one_server(tmp_path: Path) -> None:
         tmp_path,
         "[queue]\nq1 beanfleet_host_address=10.0.0.5\n"
         "[workers]\nlocalhost ansible_connection=local\n",
-    )
+    )["commands"]
     assert commands
     assert all(" --server 10.0.0.5:11300 " in c for c in commands), commands
+
+
+def test_the_monitor_group_may_scrape(tmp_path: Path) -> None:
+    described = describe(
+        tmp_path,
+        "[queue]\nq1 beanfleet_host_address=10.0.0.5\n"
+        "[monitor]\nmon beanfleet_host_address=10.0.0.9\n"
+        "[workers]\nlocalhost ansible_connection=local beanfleet_host_address=10.0.0.6\n",
+        monitoring_enabled=True,
+    )
+    assert described["scrape_allow"] == ["10.0.0.9"]
+    assert all(" --metrics-dir " in c for c in described["commands"]), described

@@ -56,6 +56,19 @@ CORNERS: dict[str, Any] = {
     "beanstalkd_max_job_size": 1048576,
     "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": ["10.1.2.0/24", "fd00::/64", "127.0.0.1"],
+    "monitoring_enabled": True,
+    "monitoring_scrape_group": "prom_hosts",
+    "monitoring_scrape_allow": ["10.1.2.50", "fd00::50"],
+    "monitoring_worker_hosts": ["10.1.2.4", "fd00::4", "w5.example"],
+    "monitoring_exporter_port": 19650,
+    "monitoring_worker_port": 19651,
+    "monitoring_scrape_interval": "30s",
+    "monitoring_oldest_ready_age": 60,
+    "monitoring_tube_oldest_ready_age": {"a$b;c": 5, "(x)": 7200},
+    "monitoring_failure_rate": 1,
+    "monitoring_pool_failure_rate": {"plain": 0.05},
+    "monitoring_binlog_free_ratio": 0.2,
+    "monitoring_alert_for": {"BeanstalkdDown": "30s", "BeanstalkdJobsBuried": "1h30m"},
 }
 
 

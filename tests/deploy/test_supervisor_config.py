@@ -39,8 +39,16 @@ def test_programs_parse(
     conf_d = rendered_example["supervisor"] / "etc/supervisor/conf.d"
     options = parse(conf_d, tmp_path, monkeypatch)
     model = fleet.validate(example_fleet, offline=True)
-    (group,) = options.process_group_configs
-    assert group.name == "beanfleet"
+    groups = {g.name: g for g in options.process_group_configs}
+    # The worker metrics endpoint is a program of its own, outside the workers' group.
+    assert sorted(groups) == ["beanfleet", "beanfleet-metrics"]
+    (endpoint,) = groups["beanfleet-metrics"].process_configs
+    assert endpoint.uid == 4242 and endpoint.autorestart is not False
+    assert endpoint.command == (
+        f"{fleet.VENV}/bin/beanfleet metrics-endpoint --dir {fleet.METRICS_DIR} "
+        "--listen 0.0.0.0:9651"
+    )
+    group = groups["beanfleet"]
     by_name = {p.name: p for p in group.process_configs}
     expected = [
         f"beanfleet-{p['name']}_{n:02d}"

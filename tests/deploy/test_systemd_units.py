@@ -17,6 +17,8 @@ from beanfleet import fleet
 from beanfleet.render import render
 
 WORKER_GOAL = 2.0
+METRICS_GOAL = 2.0  # the exporter and the worker metrics endpoint
+METRICS_UNITS = ["beanfleet-exporter.service", "beanfleet-metrics.service"]
 BEANSTALKD_GOAL = 2.5
 SYSTEM_UNITS = Path("/usr/lib/systemd/system")
 EXEC_RE = re.compile(r"^Exec\w+=[-+!@:]*(/\S+)", re.MULTILINE)
@@ -54,7 +56,7 @@ def units(example_fleet: dict[str, object]) -> list[str]:
     names = [
         f"beanfleet-worker@{i}.service" for p in model.present_pools for i in fleet.instances(p)
     ]
-    return [*names, "beanfleet.target", "beanstalkd.service"]
+    return [*METRICS_UNITS, *names, "beanfleet.target", "beanstalkd.service"]
 
 
 def analyze(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -92,8 +94,27 @@ def exposure(root: Path, unit: str) -> float:
 
 
 def test_worker_exposure(root: Path, example_fleet: dict[str, object]) -> None:
-    for unit in units(example_fleet)[:-2]:
+    for unit in units(example_fleet)[len(METRICS_UNITS) : -2]:
         assert exposure(root, unit) <= WORKER_GOAL, unit
+
+
+@pytest.mark.parametrize("unit", METRICS_UNITS)
+def test_metrics_units_exposure(root: Path, unit: str) -> None:
+    assert exposure(root, unit) <= METRICS_GOAL
+
+
+def test_metrics_units_say_what_the_spec_asks(root: Path) -> None:
+    exporter = (root / "etc/systemd/system/beanfleet-exporter.service").read_text()
+    assert "\nAfter=network-online.target beanstalkd.service\n" in exporter
+    assert (
+        "--server 127.0.0.1:11300 --listen 0.0.0.0:9650 --binlog-dir /var/lib/beanstalkd\n"
+        in exporter
+    )
+    endpoint = (root / "etc/systemd/system/beanfleet-metrics.service").read_text()
+    assert "metrics-endpoint --dir /var/lib/beanfleet/metrics --listen 0.0.0.0:9651\n" in endpoint
+    assert "\nUser=beanfleet\n" in endpoint
+    pool = (root / "etc/beanfleet/pools/emails.conf").read_text()
+    assert " --pool emails --metrics-dir /var/lib/beanfleet/metrics " in pool
 
 
 def test_beanstalkd_exposure(root: Path, tmp_path: Path) -> None:

@@ -144,7 +144,8 @@ def test_beanstalkd_down_is_up_0_and_recovers(
     beanstalkd.kill()
     down = scrape(exporter.port)
     assert down[("beanfleet_up", ())] == 0
-    assert not any(name.startswith("beanfleet_tube_") for name, _ in down)
+    # Nothing stale: no per-tube series, and no server series from before it went down.
+    assert sorted(name for name, _ in down) == ["beanfleet_scrape_duration_seconds", "beanfleet_up"]
     assert scrape(exporter.port)[("beanfleet_up", ())] == 0
     beanstalkd.start()
     back = scrape(exporter.port)
@@ -221,3 +222,26 @@ def test_collector_in_process(beanstalkd: Beanstalkd, filled: greenstalk.Client[
         assert parse(generate_latest(registry).decode())[("beanfleet_up", ())] == 0
     finally:
         collector.admin.close()
+
+
+def test_binlog_disk_space_is_served_while_beanstalkd_is_down(
+    beanstalkd: Beanstalkd, tmp_path: Path
+) -> None:
+    running = Exporter(beanstalkd.address, "--binlog-dir", str(tmp_path))
+    try:
+        up = scrape(running.port)
+        size = up[("beanfleet_binlog_filesystem_size_bytes", ())]
+        avail = up[("beanfleet_binlog_filesystem_avail_bytes", ())]
+        assert 0 < avail <= size
+        beanstalkd.kill()
+        down = scrape(running.port)
+        assert down[("beanfleet_up", ())] == 0
+        # A full disk is a reason for beanstalkd to be down: still served.
+        assert down[("beanfleet_binlog_filesystem_size_bytes", ())] == size
+    finally:
+        running.stop()
+    missing = Exporter(beanstalkd.address, "--binlog-dir", str(tmp_path / "nope"))
+    try:
+        assert ("beanfleet_binlog_filesystem_size_bytes", ()) not in scrape(missing.port)
+    finally:
+        missing.stop()

@@ -11,7 +11,7 @@ from typing import Any
 import click
 import greenstalk
 
-from beanfleet.commands import admin, exporter, produce, render, work
+from beanfleet.commands import admin, exporter, metrics_endpoint, produce, render, work
 from beanfleet.errors import BeanfleetError
 
 
@@ -85,6 +85,6 @@ def main() -> None:
     """Worker pools, producer and admin tools for the beanstalkd work queue."""
 
 
-for _module in (work, produce, admin, exporter, render):
+for _module in (work, produce, admin, exporter, metrics_endpoint, render):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from beanfleet.address import parse_servers
+from beanfleet import fleet_monitoring
+from beanfleet.address import parse_server, parse_servers
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import HandlerSpec
 
@@ -54,6 +55,11 @@ BEANSTALKD_DROPIN = "/etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
 NFT_FILE = "/etc/beanfleet/beanstalkd.nft"
 NFT_TABLE = "inet beanfleet_beanstalkd"
 NFT = "/usr/sbin/nft"
+METRICS_NFT_FILE = "/etc/beanfleet/metrics.nft"
+METRICS_NFT_TABLE = "inet beanfleet_metrics"
+# Worker metrics: every worker process of a host writes its files here (StateDirectory=).
+METRICS_DIR = f"{STATE_DIR}/metrics"
+PROMETHEUS_DIR = "/etc/prometheus"
 
 # Pool names become unit instance names (``beanfleet-worker@NAME-1``), supervisor program
 # names and file names.
@@ -126,6 +132,8 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanstalkd_max_job_size": 65535,
     "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": None,
+    # worker metrics, the exporter, Prometheus (beanfleet.fleet_monitoring)
+    **fleet_monitoring.DEFAULTS,
 }
 FLEET_TYPES: dict[str, str] = {
     "beanfleet_server": "str",
@@ -144,6 +152,7 @@ FLEET_TYPES: dict[str, str] = {
     "beanstalkd_max_job_size": "int",
     "beanstalkd_firewall": "bool",
     "beanstalkd_firewall_allow": "list",
+    **fleet_monitoring.TYPES,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "beanfleet_manager": MANAGERS,
@@ -153,6 +162,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 # The one default Ansible computes itself: a controller path next to the playbook.
 ANSIBLE_COMPUTED = ("beanfleet_wheelhouse",)
 PREFIXES = {"workers": "beanfleet_", "queue": "beanstalkd_"}
+# Settings every part reads (the monitoring ports and who may scrape them).
+SHARED_PREFIX = fleet_monitoring.PREFIX
 
 # Variables other parts of the project set for the same hosts (not ours to check).
 FOREIGN_KEYS = ("beanfleet_host_address", "beanfleet_release", "beanfleet_controller_address")
@@ -229,11 +240,13 @@ class Inventory:
 
     ``queues``: the variables of each host of group ``queue``, in inventory order (empty:
     no such group; one queue host is the usual fleet, several spread the jobs);
-    ``addresses``: the address of every inventory host (see :func:`host_address`).
+    ``addresses``: the address of every inventory host (see :func:`host_address`);
+    ``groups``: the addresses of each group's hosts (None: not known, as before monitoring).
     """
 
     queues: tuple[Mapping[str, Any], ...] = ()
     addresses: tuple[str, ...] = ()
+    groups: Mapping[str, tuple[str, ...]] | None = None
 
 
 def host_address(name: str, hostvars: Mapping[str, Any]) -> str:
@@ -262,10 +275,11 @@ def default_server(name: str, queue: Mapping[str, Any]) -> str:
 
 
 def settings(part: str | None = None) -> list[str]:
-    """The variable names of ``part`` (workers: beanfleet_*, queue: beanstalkd_*), or all."""
+    """The variable names of ``part`` (workers: beanfleet_*, queue: beanstalkd_*, both with
+    the shared monitoring_*), or all."""
     if part is None:
         return list(FLEET_DEFAULTS)
-    return [k for k in FLEET_DEFAULTS if k.startswith(PREFIXES[part])]
+    return [k for k in FLEET_DEFAULTS if k.startswith((PREFIXES[part], SHARED_PREFIX))]
 
 
 @dataclass(frozen=True)
@@ -276,6 +290,8 @@ class Fleet:
     pools: list[dict[str, Any]]
     server: str
     firewall_allow: list[str]
+    # beanfleet.fleet_monitoring.check's resolved settings
+    monitoring: dict[str, Any] = field(default_factory=dict)
 
     @property
     def manager(self) -> str:
@@ -482,7 +498,9 @@ def check(
         problems.add("a fleet description must be a mapping of variable names to values")
         return None, problems.lines
     known = (*FLEET_DEFAULTS, *FOREIGN_KEYS)
-    prefixes = tuple(PREFIXES.values()) if part is None else (PREFIXES[part],)
+    prefixes = (
+        (*PREFIXES.values(), SHARED_PREFIX) if part is None else (PREFIXES[part], SHARED_PREFIX)
+    )
     for key in description:
         if isinstance(key, str) and key.startswith(prefixes) and key not in known:
             problems.add(f"unknown setting {key!r}")
@@ -496,9 +514,17 @@ def check(
         pools, server = _check_workers(checking)
     if part in (None, "queue"):
         allow = _check_queue(checking)
+    # The pools are known where the workers' settings are checked (not on the queue host).
+    monitoring = fleet_monitoring.check(
+        merged,
+        None if part == "queue" else [str(p["name"]) for p in pools],
+        offline=offline,
+        groups=None if inventory is None else inventory.groups,
+        add=problems.add,
+    )
     if problems.lines:
         return None, problems.lines
-    return Fleet(merged, pools, server, allow), []
+    return Fleet(merged, pools, server, allow, monitoring), []
 
 
 def validate(
@@ -622,7 +648,9 @@ def stop_timeout(pool: Mapping[str, Any], stop_grace: Any) -> int:
     return math.ceil(float(pool["timeout"])) + int(stop_grace)
 
 
-def worker_command(pool: Mapping[str, Any], server: str, log_format: str, manager: str) -> str:
+def worker_command(
+    pool: Mapping[str, Any], server: str, log_format: str, manager: str, *, metrics: bool = False
+) -> str:
     """The worker command line of a pool, quoted for ``manager``'s config files.
 
     systemd: a ``$`` is ``$$`` (ExecStart= expands ``$NAME``); supervisor: each tube is
@@ -645,6 +673,8 @@ def worker_command(pool: Mapping[str, Any], server: str, log_format: str, manage
         line += f" --max-memory {pool['max_memory']}"
     if pool["prefetch"]:
         line += " --prefetch"
+    if metrics:
+        line += f" --pool {pool['name']} --metrics-dir {METRICS_DIR}"
     return f"{line} --log-format {log_format}"
 
 
@@ -679,11 +709,14 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
     v = fleet.vars
     present = fleet.present_pools
     log_format = str(v["beanfleet_log_format"])
+    metrics = metrics_endpoint(fleet)
     pools = {
         p["name"]: {
             **p,
             "instances": instances(p),
-            "command": worker_command(p, fleet.server, log_format, manager),
+            "command": worker_command(
+                p, fleet.server, log_format, manager, metrics=metrics["enabled"]
+            ),
             "stop_timeout": stop_timeout(p, v["beanfleet_stop_grace"]),
         }
         for p in present
@@ -721,6 +754,11 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
                         "pool": name,
                     }
                 )
+        if metrics["enabled"]:
+            unit = "beanfleet-metrics.service"
+            files.append(_file(f"{UNIT_DIR}/{unit}", f"systemd/{unit}.j2", "0644"))
+            files.append(_file(METRICS_NFT_FILE, "metrics.nft.j2", "0644"))
+            directories.append(posixpath.dirname(METRICS_NFT_FILE))
     elif manager == "supervisor":
         directories = [SUPERVISOR_DIR]
         if present:
@@ -737,6 +775,15 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
                     secret=True,
                 )
             )
+        if metrics["enabled"]:
+            files.append(
+                _file(
+                    f"{SUPERVISOR_DIR}/beanfleet-metrics.conf", "supervisor/metrics.conf.j2", "0644"
+                )
+            )
+            # Loaded by the role (supervisor has no ExecStartPre=).
+            files.append(_file(METRICS_NFT_FILE, "metrics.nft.j2", "0644"))
+            directories.append(posixpath.dirname(METRICS_NFT_FILE))
     else:  # validate() rejects it first; kept for direct callers
         raise ConfigError(
             f"beanfleet_manager must be one of: {', '.join(MANAGERS)}, got {manager!r}"
@@ -756,6 +803,7 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
         "stop_grace": v["beanfleet_stop_grace"],
         "packages": ["beanfleet", *v["beanfleet_packages"]],
         "hardening": hardening("@privileged"),
+        "metrics": metrics,
         "pools": pools,
         "pool_names": [p["name"] for p in present],
         "instances": every,
@@ -785,6 +833,10 @@ def queue_plan(fleet: Fleet) -> dict[str, Any]:
         files.append(_file(NFT_FILE, "beanstalkd.nft.j2", "0644"))
         files[1]["restart"] = False
         files[1]["validate"] = f"{NFT} -c -f %s"
+    exporter = exporter_service(fleet)
+    if exporter["enabled"]:
+        unit = _file(f"{UNIT_DIR}/{exporter['unit']}", f"{exporter['unit']}.j2", "0644")
+        files.append({**unit, "restart": False, "validate": ""})
     return {
         "listen_address": address,
         "port": port,
@@ -798,10 +850,109 @@ def queue_plan(fleet: Fleet) -> dict[str, Any]:
         "nft_file": NFT_FILE,
         "nft_table": NFT_TABLE,
         "hardening": hardening("@privileged @resources"),
+        "exporter": exporter,
         "directories": [
             {"path": d, "mode": "0755"}
             for d in dict.fromkeys(posixpath.dirname(f["path"]) for f in files)
         ],
+        "files": files,
+    }
+
+
+def _listen(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def metrics_endpoint(fleet: Fleet) -> dict[str, Any]:
+    """The worker hosts' metrics endpoint (``beanfleet metrics-endpoint``): one per host,
+    serving the sum of its worker processes' metrics."""
+    m = fleet.monitoring
+    port = int(m["worker_port"])
+    return {
+        "enabled": bool(m["enabled"]),
+        "dir": METRICS_DIR,
+        "port": port,
+        "unit": "beanfleet-metrics.service",
+        "program": "beanfleet-metrics",
+        "command": f"{VENV}/bin/beanfleet metrics-endpoint --dir {METRICS_DIR} "
+        f"--listen {_listen('0.0.0.0', port)}",  # noqa: S104 - the firewall limits who connects
+        "scrape_group": m["scrape_group"],
+        "scrape_allow": m["scrape_allow"],
+        "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
+        "allow_v6": [a for a in m["scrape_allow"] if ":" in a],
+        "nft": NFT,
+        "nft_file": METRICS_NFT_FILE,
+        "nft_table": METRICS_NFT_TABLE,
+        "hardening": hardening("@privileged @resources"),
+    }
+
+
+def exporter_service(fleet: Fleet) -> dict[str, Any]:
+    """The queue host's ``beanfleet exporter``: on beanstalkd's listen address, asking it
+    on the address the host itself reaches it at."""
+    m = fleet.monitoring
+    v = fleet.vars
+    address = str(v["beanstalkd_listen_address"])
+    local = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104
+    port = int(m["exporter_port"])
+    command = (
+        f"{VENV}/bin/beanfleet exporter --server {_listen(local, int(v['beanstalkd_port']))} "
+        f"--listen {_listen(address, port)}"
+    )
+    if v["beanstalkd_binlog_dir"]:
+        command += f" --binlog-dir {v['beanstalkd_binlog_dir']}"
+    return {
+        "enabled": bool(m["enabled"]),
+        "port": port,
+        "unit": "beanfleet-exporter.service",
+        "command": command,
+        "scrape_group": m["scrape_group"],
+        "scrape_allow": m["scrape_allow"],
+        # In beanstalkd's firewall table (beanstalkd_firewall), next to its port's rule.
+        "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
+        "allow_v6": [a for a in m["scrape_allow"] if ":" in a],
+        "hardening": hardening("@privileged @resources"),
+    }
+
+
+def monitor_plan(fleet: Fleet) -> dict[str, Any]:
+    """What a Prometheus host gets: its scrape config and the alert rules, with the
+    thresholds and ``for:`` durations of the description (plain data, like the others)."""
+    m = fleet.monitoring
+    if not m["enabled"]:
+        raise ConfigError("monitoring_enabled is false: the fleet has no metrics to scrape")
+    # Every queue host runs an exporter of its own beanstalkd (several: one target each).
+    queue_hosts = [parse_server(s)[0] for s in parse_servers(fleet.server)] if fleet.server else []
+    present = fleet.present_pools
+    tubes = sorted({t for p in present for t in p["tubes"]})
+    overrides = m["tube_oldest_ready_age"]
+    files = [
+        _file(f"{PROMETHEUS_DIR}/prometheus.yml", "prometheus.yml.j2", "0644"),
+        _file(f"{PROMETHEUS_DIR}/beanfleet.rules.yml", "beanfleet.rules.yml.j2", "0644"),
+    ]
+    return {
+        "scrape_interval": m["scrape_interval"],
+        "exporter_targets": [_listen(h, int(m["exporter_port"])) for h in queue_hosts],
+        "worker_targets": [_listen(h, int(m["worker_port"])) for h in m["worker_hosts"]],
+        "rules_file": "beanfleet.rules.yml",
+        "alert_for": m["alert_for"],
+        "oldest_ready_age": m["oldest_ready_age"],
+        # One rule per tube with its own threshold; the default rule covers every other.
+        "tube_oldest_ready_age": [{"tube": t, "seconds": s} for t, s in sorted(overrides.items())],
+        # Every tube without a threshold of its own.
+        "oldest_ready_default_selector": "beanfleet_tube_oldest_ready_age_seconds"
+        + ("{" + ",".join(f'tube!="{t}"' for t in sorted(overrides)) + "}" if overrides else ""),
+        "tubes": tubes,
+        "pools": [
+            {
+                "name": p["name"],
+                "processes": int(p["processes"]),
+                "failure_rate": m["pool_failure_rate"].get(p["name"], m["failure_rate"]),
+            }
+            for p in present
+        ],
+        "binlog_free_ratio": m["binlog_free_ratio"],
+        "directories": [{"path": PROMETHEUS_DIR, "mode": "0755"}],
         "files": files,
     }
 

@@ -8,6 +8,7 @@ scrape still succeeds with ``beanfleet_up 0``; the next scrape reconnects.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -50,8 +51,16 @@ SERVER_COUNTERS = {
 class BeanstalkdCollector(Collector):
     """Collects one beanstalkd's metrics per scrape; scrapes are serialised by a lock."""
 
-    def __init__(self, server: str, *, timeout: float = 3.0, scan_limit: int = 100_000) -> None:
+    def __init__(
+        self,
+        server: str,
+        *,
+        timeout: float = 3.0,
+        scan_limit: int = 100_000,
+        binlog_dir: str | None = None,
+    ) -> None:
         self.server = server
+        self.binlog_dir = binlog_dir
         self.admin = Admin(server, timeout=timeout, scan_budget=scan_limit)
         self._lock = threading.Lock()
 
@@ -73,6 +82,8 @@ class BeanstalkdCollector(Collector):
                 families = [*server_metrics(stats), *tube_metrics(tubes)]
                 up = 1
             yield from families
+            if self.binlog_dir is not None:
+                yield from binlog_disk_metrics(self.binlog_dir)
             yield GaugeMetricFamily("beanfleet_up", "1 if beanstalkd answered this scrape", up)
             yield GaugeMetricFamily(
                 "beanfleet_scrape_duration_seconds",
@@ -176,7 +187,27 @@ def tube_metrics(tubes: list[TubeStats]) -> Iterator[Metric]:
     yield from (oldest_exact, next_age, created, deletes, pauses)
 
 
-def make_registry(collector: BeanstalkdCollector) -> CollectorRegistry:
+def binlog_disk_metrics(directory: str) -> Iterator[Metric]:
+    """Free and total bytes of the binlog's file system (beanstalkd does not say; a full
+    disk makes it refuse every put).  Served while beanstalkd is down too: the disk is why
+    it may be down.  Nothing when the directory cannot be read (the series disappear)."""
+    try:
+        fs = os.statvfs(directory)
+    except OSError:
+        return
+    yield GaugeMetricFamily(
+        "beanfleet_binlog_filesystem_avail_bytes",
+        "Bytes of the binlog directory's file system available to beanstalkd",
+        fs.f_bavail * fs.f_frsize,
+    )
+    yield GaugeMetricFamily(
+        "beanfleet_binlog_filesystem_size_bytes",
+        "Size of the binlog directory's file system in bytes",
+        fs.f_blocks * fs.f_frsize,
+    )
+
+
+def make_registry(collector: Collector) -> CollectorRegistry:
     """A registry with only our collector (no process/GC metrics of the exporter itself)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)

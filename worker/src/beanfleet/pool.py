@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import Handler
@@ -39,6 +40,9 @@ from beanfleet.reserved import Reserved
 from beanfleet.retry import RetryPolicy
 from beanfleet.shutdown import ShutdownFlags
 from beanfleet.worker import RECONNECT_CAP, RECONNECT_FIRST, Worker
+
+if TYPE_CHECKING:
+    from beanfleet.worker_metrics import WorkerMetrics
 
 TURN_JOBS = 16  # jobs run from one server before the next server's turn
 RESERVE_NOW = b"reserve-with-timeout 0\r\n"
@@ -62,6 +66,7 @@ class ServersWorker:
         reconnect_cap: float = RECONNECT_CAP,
         prefetch: bool = False,
         state_dir: str | os.PathLike[str] | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.servers = list(servers)
         self.log = log or JobLog()
@@ -79,6 +84,7 @@ class ServersWorker:
                 reconnect_cap=reconnect_cap,
                 prefetch=prefetch,
                 state_dir=state_dir,
+                metrics=metrics,
             )
             for server in self.servers
         ]

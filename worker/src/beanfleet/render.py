@@ -33,8 +33,16 @@ from beanfleet.errors import ConfigError
 
 MANIFEST = ".beanfleet-render"
 # The variable each role's templates read the plan from (the role registers it so).
-PLAN_VARS = {"beanstalkd": "__beanstalkd_model", "beanfleet": "__beanfleet_model"}
-FILE_VARS = {"beanstalkd": "beanstalkd_file", "beanfleet": "beanfleet_file"}
+PLAN_VARS = {
+    "beanstalkd": "__beanstalkd_model",
+    "beanfleet": "__beanfleet_model",
+    "prometheus": "__prometheus_model",
+}
+FILE_VARS = {
+    "beanstalkd": "beanstalkd_file",
+    "beanfleet": "beanfleet_file",
+    "prometheus": "prometheus_file",
+}
 
 
 @dataclass(frozen=True)
@@ -80,13 +88,18 @@ def _render_like_ansible(env: jinja2.Environment, name: str, variables: Mapping[
     return result + "\n" * max(0, missing)
 
 
-def outputs(fleet: fleet_model.Fleet, manager: str, templates: Path) -> list[Output]:
-    """Every file of the fleet for ``manager`` (the plans' file lists), rendered."""
+def outputs(
+    fleet: fleet_model.Fleet, manager: str, templates: Path, *, prometheus: bool = False
+) -> list[Output]:
+    """Every file of the fleet's hosts for ``manager`` (the plans' file lists), rendered;
+    with ``prometheus``, the Prometheus host's files instead."""
     out: list[Output] = []
-    plans = (
+    plans: tuple[tuple[str, dict[str, Any]], ...] = (
         ("beanstalkd", fleet_model.queue_plan(fleet)),
         ("beanfleet", fleet_model.worker_plan(fleet, manager)),
     )
+    if prometheus:
+        plans = (("prometheus", fleet_model.monitor_plan(fleet)),)
     for role, plan in plans:
         env = environment(templates / role)
         for item in plan["files"]:
@@ -152,18 +165,20 @@ def render(
     manager: str | None = None,
     *,
     templates: Path | None = None,
+    prometheus: bool = False,
 ) -> list[Path]:
     """Render the fleet described by ``config`` (FLEET.yml or its mapping) into ``out_dir``.
 
     ``manager`` (``systemd``/``supervisor``) overrides ``beanfleet_manager``.  Everything is
     validated and rendered in memory first: an invalid description raises
     :class:`ConfigError` (one line) before ``out_dir`` is touched.  Returns the paths written.
+    ``prometheus``: the scrape config and alert rules (a Prometheus host's files) instead.
     """
     description = dict(load_description(config) if isinstance(config, Path) else config)
     if manager is not None:
         description["beanfleet_manager"] = manager
     fleet = validate_for_render(description)
-    rendered = outputs(fleet, fleet.manager, templates or templates_dir())
+    rendered = outputs(fleet, fleet.manager, templates or templates_dir(), prometheus=prometheus)
 
     _clean_previous(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import greenstalk
 
@@ -50,6 +51,9 @@ from beanfleet.reserved import Reserved, parse_job_stats
 from beanfleet.retry import RetryOutcome, RetryPolicy, attempt_of, bury, schedule_retry
 from beanfleet.running import RunRecords
 from beanfleet.shutdown import ShutdownFlags
+
+if TYPE_CHECKING:
+    from beanfleet.worker_metrics import WorkerMetrics
 
 RESERVE_TIMEOUT = 5  # server-side wait per reserve; its TIMED_OUT reply proves the link alive
 REPLY_GRACE = 10.0  # no reply this long after RESERVE_TIMEOUT: treat the connection as dead
@@ -93,6 +97,7 @@ class Worker:
         reconnect_cap: float = RECONNECT_CAP,
         prefetch: bool = False,
         state_dir: str | os.PathLike[str] | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         if not handlers:
             raise ConfigError("no tubes to watch: give at least one TUBE=MODULE:FUNCTION")
@@ -109,6 +114,9 @@ class Worker:
         self.log = log or JobLog()
         self.reconnect_cap = reconnect_cap
         self.prefetching = prefetch
+        # Outcomes reach the metrics through ``log`` (a MeteredJobLog); here only the
+        # sampled stats-job asks and the starts they make observable.
+        self.metrics = metrics
         # Without a state directory every job's counters are asked before it starts.
         try:
             self.records = None if state_dir is None else RunRecords(state_dir, *self.address)
@@ -293,9 +301,15 @@ class Worker:
 
     def _needs_stats(self, job: Reserved) -> bool:
         """Must ``job``'s counters be known before it starts?  Only if its tube is unknown
-        or another worker's record on this host names it (that worker may have died in it)."""
+        or another worker's record on this host names it (that worker may have died in it),
+        or, with metrics on, for at most one job a second (their wait sample)."""
         records = self.records
-        return records is None or job.tube is None or records.suspect(job.id)
+        return (
+            records is None
+            or job.tube is None
+            or records.suspect(job.id)
+            or (self.metrics is not None and self.metrics.sample())
+        )
 
     def fetch_stats(self, conn: Connection, job: Reserved) -> dict[str, int | str] | None:
         """``job``'s stats-job now (one round trip unless known); None: the job is gone.
@@ -596,6 +610,8 @@ class Worker:
                     job=job.id,
                 )
         job.started()
+        if self.metrics is not None and job.stats is not None:
+            self.metrics.started(job.tube or "", job.stats)
         self.running = job
         self._timed_out = False
         error: BaseException | None = None

@@ -31,9 +31,15 @@ from beanfleet.render import render
     required=True,
     help="directory to write into, laid out like the hosts (OUT/etc/...)",
 )
-def render_cmd(config: Path, manager: str | None, out: Path) -> None:
-    """Render the fleet's systemd units or supervisor programs and beanstalkd settings."""
-    for path in render(config, out, manager):
+@click.option(
+    "--prometheus",
+    is_flag=True,
+    help="render the Prometheus scrape config and alert rules instead (monitoring_enabled)",
+)
+def render_cmd(config: Path, manager: str | None, out: Path, prometheus: bool) -> None:
+    """Render the fleet's systemd units or supervisor programs and beanstalkd settings,
+    or with --prometheus its Prometheus scrape config and alert rules."""
+    for path in render(config, out, manager, prometheus=prometheus):
         click.echo(path)
 
 

@@ -23,6 +23,7 @@ from beanfleet.retry import (
 )
 from beanfleet.running import STATE_DIR_ENV, default_state_dir
 from beanfleet.worker import Worker
+from beanfleet.worker_metrics import METRICS_DIR_ENV, POOL_ENV, MeteredJobLog, WorkerMetrics
 
 
 def _handlers(
@@ -119,6 +120,22 @@ def _handlers(
     show_default=True,
     help="One line per job outcome on stderr: key=value text, or JSON objects.",
 )
+@click.option(
+    "--metrics-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    envvar=METRICS_DIR_ENV,
+    metavar="DIR",
+    help="Write Prometheus metrics (jobs by outcome, durations, ...) into DIR, shared by the "
+    "workers of the host and served by `beanfleet metrics-endpoint --dir DIR` (default: off).",
+)
+@click.option(
+    "--pool",
+    default=None,
+    envvar=POOL_ENV,
+    metavar="NAME",
+    help="The pool label of the metrics [default: the tubes, joined with ',']",
+)
 def work(
     *,  # click passes options by name
     servers: list[str],
@@ -133,6 +150,8 @@ def work(
     prefetch: bool,
     state_dir: str | None,
     log_format: LogFormat,
+    metrics_dir: str | None,
+    pool: str | None,
 ) -> None:
     """Run jobs from beanstalkd tubes through Python handlers.
 
@@ -143,20 +162,34 @@ def work(
     them all in turns (see README, "Several queue hosts"); job ids in its log and in the
     handler's job.id are SERVER/ID.
     """
+    metrics = None
+    log = JobLog(log_format)
+    if metrics_dir:
+        try:
+            metrics = WorkerMetrics(metrics_dir, pool or ",".join(handlers))
+        except OSError as exc:
+            raise ConfigError(f"cannot use metrics directory {metrics_dir}: {exc}") from None
+        log = MeteredJobLog(log_format, metrics)
     options: dict[str, Any] = {
         "policy": RetryPolicy(max_retries, backoff_base, backoff_cap),
         "timeout": timeout,
         "limits": RecycleLimits(max_jobs, max_time, max_memory),
-        "log": JobLog(log_format),
+        "log": log,
         "prefetch": prefetch,
         "state_dir": state_dir or default_state_dir(),
+        "metrics": metrics,
     }
     worker: Worker | ServersWorker
     if len(servers) == 1:
         worker = Worker(servers[0], handlers, **options)
     else:
         worker = ServersWorker(servers, handlers, **options)
-    worker.run()
+    try:
+        worker.run()
+    finally:
+        if metrics is not None:
+            # No stop signal: run() returned at a recycling limit.
+            metrics.close(recycled=not worker.flags.count)
 
 
 COMMANDS: list[click.Command] = [work]

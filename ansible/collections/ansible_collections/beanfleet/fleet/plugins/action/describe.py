@@ -75,5 +75,11 @@ class ActionModule(ActionBase):
             return {"inventory_hostname": name, **self._templar.template(values)}
 
         queues = tuple(host(n) for n in groups.get("queue", []))
-        addresses = tuple(fleet.host_address(n, host(n)) for n in groups.get("all", []))
-        return fleet.Inventory(queues=queues, addresses=addresses)
+        address = {n: fleet.host_address(n, host(n)) for n in groups.get("all", [])}
+        # Each group's addresses: the monitoring defaults (who may scrape, what to scrape).
+        by_group = {
+            g: tuple(address[n] for n in members if n in address)
+            for g, members in groups.items()
+            if g not in ("all", "ungrouped")
+        }
+        return fleet.Inventory(queues=queues, addresses=tuple(address.values()), groups=by_group)

@@ -1,0 +1,72 @@
+"""Serving a WSGI app for Prometheus scrapes: the ``--listen`` address and the HTTP server
+shared by ``beanfleet exporter`` and ``beanfleet metrics-endpoint``."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import click
+from prometheus_client.exposition import ThreadingWSGIServer
+
+from beanfleet.errors import BeanfleetError, ConfigError
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (all interfaces); port 0 picks a free one."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
+        raise ConfigError(f"invalid listen address {value!r}: expected HOST:PORT")
+    # A metrics endpoint is scraped from other hosts, so ":PORT" means every interface.
+    host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104
+    return host, int(port_text)
+
+
+def listen_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--listen ADDR:PORT`` option; a malformed address is a usage error (exit 2)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        try:
+            parse_listen(value)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return value
+
+    return click.option(
+        "--listen",
+        default=default,
+        show_default=True,
+        callback=check,
+        metavar="ADDR:PORT",
+        help="where to serve /metrics",
+    )
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds would drown stderr; errors still reach the scraper."""
+
+
+class _Server6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+
+def serve(app: Callable[..., Any], listen: str, what: str) -> None:
+    """Serve ``app`` on ``listen`` until interrupted; says where on stderr (``what`` names
+    the metrics: "metrics of beanstalkd HOST:PORT")."""
+    host, port = parse_listen(listen)
+    server_class = _Server6 if ":" in host else ThreadingWSGIServer
+    try:
+        httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
+    except OSError as exc:
+        raise BeanfleetError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(f"serving {what} on http://{shown}:{httpd.server_port}/metrics", err=True)
+    try:
+        httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()

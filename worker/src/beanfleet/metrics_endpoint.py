@@ -1,0 +1,132 @@
+"""The host's worker metrics: the sum of every worker process's files in the metrics
+directory (:mod:`beanfleet.worker_metrics`), tidied before each scrape.
+
+Tidying, under the scrape's lock so a scrape never sees a half-done step:
+
+* a process that is gone (its pid no longer exists, or its file predates the last boot)
+  loses its ``gauge_live*`` files, so ``beanfleet_worker_processes`` counts live ones only
+  (a worker that exits cleanly removes its own; one killed by SIGKILL or OOM cannot);
+* its counter and histogram files are folded into one ``counter_archive.db`` /
+  ``histogram_archive.db`` and deleted.  Their values stay in the sums (a counter that
+  went down would look like a reset to ``rate()``), and the directory does not grow by two
+  files per recycled worker.  The archive is replaced atomically before the folded files are
+  deleted: an endpoint killed in between counts those processes twice (a jump up, never a
+  reset).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import threading
+import time
+from collections.abc import Iterable
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from beanfleet import multiproc_files
+
+_FILE_RE = re.compile(r"^(counter|histogram|gauge_[a-z]+)_(\d+)\.db$")
+FOLDED_TYPES = ("counter", "histogram")
+
+
+def boot_time() -> float:
+    """When this host booted (wall clock); /proc/stat may be hidden in the sandbox."""
+    return time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def tidy(directory: str) -> None:
+    """Drop dead processes' live gauges; fold their counters and histograms into archives."""
+    booted = boot_time()
+    dead: dict[str, list[str]] = {}
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        match = _FILE_RE.match(os.path.basename(path))
+        if match is None:
+            continue
+        typ, pid = match.group(1), int(match.group(2))
+        try:
+            stale = os.stat(path).st_mtime < booted
+        except FileNotFoundError:
+            continue  # a worker exiting now removed it
+        if pid_alive(pid) and not stale:
+            continue
+        if typ.startswith("gauge_live"):
+            _unlink(path)
+        elif typ in FOLDED_TYPES:
+            dead.setdefault(typ, []).append(path)
+    for typ, paths in dead.items():
+        _fold(directory, typ, paths)
+
+
+def _fold(directory: str, typ: str, paths: list[str]) -> None:
+    archive = os.path.join(directory, f"{typ}_archive.db")
+    sources = [archive, *paths] if os.path.exists(archive) else paths
+    merged = multiproc_files.merge(sources, accumulate=False)
+    temporary = os.path.join(directory, f".{typ}_archive.tmp")  # not *.db: never collected
+    _unlink(temporary)
+    out = multiproc_files.ValuesFile(temporary)
+    try:
+        for key, value in _values(merged):
+            out.write(key, value)
+    finally:
+        out.close()
+    os.replace(temporary, archive)
+    for path in paths:
+        _unlink(path)
+
+
+def _values(metrics: Iterable[Metric]) -> Iterable[tuple[str, float]]:
+    for metric in metrics:
+        for sample in metric.samples:
+            names = list(sample.labels)
+            key = multiproc_files.key(
+                metric.name,
+                sample.name,
+                names,
+                [sample.labels[n] for n in names],
+                metric.documentation,
+            )
+            yield key, sample.value
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class MetricsDirCollector(Collector):
+    """Collects a metrics directory; each scrape tidies it first (one scrape at a time)."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = os.fspath(directory)
+        os.makedirs(self.directory, exist_ok=True)
+        self._lock = threading.Lock()
+        tidy(self.directory)
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            tidy(self.directory)
+            paths = glob.glob(os.path.join(self.directory, "*.db"))
+            return multiproc_files.merge(paths, accumulate=True)
+
+
+def make_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MetricsDirCollector(directory))
+    return registry
