@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from beanfleet import Producer
 from fleetlib import MAILDIR, RECORD_LOG, Fleet, _seq_base, wait_for
 
 BEANFLEET = str(Path(sys.executable).parent / "beanfleet")
@@ -29,14 +30,26 @@ def cli(fleet: Fleet, *args: str) -> str:
 
 @pytest.mark.vm
 def test_record_jobs_processed_on_every_worker(fleet: Fleet) -> None:
+    # A steady trickle (not one burst, which the first idle host can take whole: with two
+    # queue hosts an idle process waits on each server in turn), spread over every queue
+    # host, until every worker host has run some; each job exactly once.
     base = _seq_base()
-    seqs = [base + i for i in range(40)]
-    with fleet.producer() as producer:
-        producer.put_many("record", [{"seq": s} for s in seqs])
+    seqs: list[int] = []
+
+    def hosts() -> set[str]:
+        return {w for w, _, s in fleet.record_lines() if s >= base}
+
+    with Producer(servers=fleet.servers) as producer:
+        deadline = time.monotonic() + 60
+        while hosts() != set(fleet.workers) and time.monotonic() < deadline:
+            batch = [base + len(seqs) + i for i in range(10)]
+            for s in batch:
+                producer.put("record", {"seq": s})
+                time.sleep(0.05)
+            seqs += batch
     counts = fleet.wait_recorded(set(seqs))
     assert all(c == 1 for c in counts.values()), counts
-    hosts = {w for w, _, s in fleet.record_lines() if s in set(seqs)}
-    assert hosts == set(fleet.workers), f"jobs only ran on {hosts}"
+    assert hosts() == set(fleet.workers), f"{len(seqs)} jobs in 60 s only ran on {hosts()}"
 
 
 @pytest.mark.vm
