@@ -307,10 +307,13 @@ def _seq_base() -> int:
 
 
 class Stream:
-    """Put ``record`` jobs at a steady rate from a thread until stopped."""
+    """Put ``record`` jobs at a steady rate from a thread until stopped: to the fleet's
+    first queue host, or spread over ``servers`` (at-least-once: a put whose reply was lost
+    is put again on another server, so its seq may run twice)."""
 
-    def __init__(self, fleet: Fleet, rate: float = 20.0) -> None:
+    def __init__(self, fleet: Fleet, rate: float = 20.0, servers: list[str] | None = None) -> None:
         self.fleet = fleet
+        self.servers = servers
         self.interval = 1.0 / rate
         self.base = _seq_base()
         self.seqs: list[int] = []
@@ -320,7 +323,11 @@ class Stream:
 
     def _run(self) -> None:
         try:
-            with self.fleet.producer() as producer:
+            if self.servers:
+                producer = Producer(servers=self.servers, at_least_once=True)
+            else:
+                producer = self.fleet.producer()
+            with producer:
                 n = 0
                 while not self._stop.is_set():
                     seq = self.base + n
@@ -330,6 +337,9 @@ class Stream:
                     self._stop.wait(self.interval)
         except BaseException as exc:  # reported by stop()
             self.errors.append(exc)
+
+    def count(self) -> int:
+        return len(self.seqs)
 
     def __enter__(self) -> Stream:
         self._thread.start()

@@ -11,13 +11,20 @@ producer puts again because the stream asks for at-least-once).
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 from beanfleet import Producer
-from fleetlib import BEANSTALKD_PORT, RECORD_LOG, Fleet, _seq_base, port_open, wait_for
+from fleetlib import (
+    BEANSTALKD_PORT,
+    RECORD_LOG,
+    Fleet,
+    Stream,
+    _seq_base,
+    port_open,
+    wait_for,
+)
 
 PROBE = (
     'python3 -c "import socket,sys; s=socket.socket(); s.settimeout(3); '
@@ -62,45 +69,6 @@ def test_every_pool_serves_every_queue_host(two: Fleet) -> None:
     assert {w for w, _, _ in lines} == set(two.workers), lines
 
 
-class SpreadStream:
-    """``record`` jobs spread over every queue host from a thread, at-least-once: a put
-    whose reply was lost is put again elsewhere (its seq may then run twice)."""
-
-    def __init__(self, fleet: Fleet, rate: float = 20.0) -> None:
-        self.fleet, self.interval, self.base = fleet, 1.0 / rate, _seq_base()
-        self.seqs: list[int] = []
-        self.errors: list[BaseException] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            with Producer(servers=self.fleet.servers, at_least_once=True) as producer:
-                while not self._stop.is_set():
-                    seq = self.base + len(self.seqs)
-                    producer.put("record", {"seq": seq})
-                    self.seqs.append(seq)
-                    self._stop.wait(self.interval)
-        except BaseException as exc:  # reported by stop()
-            self.errors.append(exc)
-
-    def count(self) -> int:
-        return len(self.seqs)
-
-    def __enter__(self) -> SpreadStream:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> list[int]:
-        self._stop.set()
-        self._thread.join(timeout=60)
-        assert not self.errors, f"putting jobs failed: {self.errors!r}"
-        return self.seqs
-
-
 def _recorded(fleet: Fleet) -> int:
     total = 0
     for worker in fleet.workers:
@@ -132,7 +100,7 @@ def test_stream_survives_a_queue_host_killed_and_stopped(two: Fleet) -> None:
     # at-least-once put per incident whose reply was lost (put again on the other host).
     in_flight_bound = 2 * (2 * _record_processes(two) + 1)
     figures: dict[str, float] = {}
-    with SpreadStream(two) as stream:
+    with Stream(two, servers=two.servers) as stream:
         _more("the stream to start", stream.count, 0, 40)
         recorded = _recorded(two)
         _more("jobs to run", lambda: _recorded(two), recorded, 20)
