@@ -14,11 +14,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import greenstalk
 from beanfleet.handlers import Handler
@@ -27,21 +26,9 @@ from beanfleet.recycle import RecycleLimits
 from beanfleet.retry import RetryPolicy
 from beanfleet.worker import Worker
 from beanstalkd_server import Beanstalkd
+from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
-T = TypeVar("T")
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str) -> T:
-    """Poll until ``predicate()`` is truthy; fail naming ``what`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 class Queue:
