@@ -9,7 +9,6 @@ from beanstalkd_server import Beanstalkd
 from waiting import wait_for  # noqa: F401 - the tests import it from here
 
 
-
 def tube_count(server: Beanstalkd, tube: str, state: str = "ready") -> int:
     with greenstalk.Client(server.pair, encoding=None) as client:
         try:
