@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,60 +13,18 @@ import pytest
 from beanfleet.metrics import BeanstalkdCollector, make_registry
 from beanstalkd_server import Beanstalkd, free_port
 from prometheus_client import generate_latest
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
+from scraping import Served, parse, scrape
 
 BEANFLEET = str(Path(sys.executable).with_name("beanfleet"))
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
-
-def parse(text: str) -> Samples:
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        sample: Sample
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        assert response.status == 200
-        return parse(response.read().decode())
-
-
-class Exporter:
+def Exporter(server: str, *extra: str) -> Served:
     """``beanfleet exporter`` as a child process on a port of its own choosing."""
-
-    def __init__(self, server: str, *extra: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                BEANFLEET,
-                "exporter",
-                "--server",
-                server,
-                "--listen",
-                "127.0.0.1:0",
-                *extra,
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()  # "serving metrics of ... on http://HOST:PORT/metrics"
-        assert "/metrics" in line, line
-        self.port = int(line.rsplit(":", 1)[1].split("/")[0])
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
+    return Served([BEANFLEET, "exporter", "--server", server, *extra])
 
 
 @pytest.fixture
-def exporter(beanstalkd: Beanstalkd) -> Iterator[Exporter]:
+def exporter(beanstalkd: Beanstalkd) -> Iterator[Served]:
     running = Exporter(beanstalkd.address)
     try:
         yield running

@@ -5,60 +5,20 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import greenstalk
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
+from scraping import Samples, Served
 from worker_support import Queue, WorkerProcess, beanfleet_argv, read_records, wait_for
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 HANDLERS = "handlers_for_tests"
 
 
-def parse(text: str) -> Samples:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-class Endpoint:
+def Endpoint(directory: Path) -> Served:
     """``beanfleet metrics-endpoint`` as a child process on a port of its own choosing."""
-
-    def __init__(self, directory: Path) -> None:
-        self.proc = subprocess.Popen(
-            [
-                *beanfleet_argv(),
-                "metrics-endpoint",
-                "--dir",
-                str(directory),
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stderr is not None
-        line = self.proc.stderr.readline()  # "serving ... on http://HOST:PORT/metrics"
-        assert "/metrics" in line, line
-        self.port = int(line.rsplit(":", 1)[1].split("/")[0])
-
-    def scrape(self) -> Samples:
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            assert response.status == 200
-            return parse(response.read().decode())
-
-    def stop(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-        assert self.proc.stderr is not None
-        self.proc.stderr.close()
+    return Served([*beanfleet_argv(), "metrics-endpoint", "--dir", str(directory)])
 
 
 @pytest.fixture
@@ -67,7 +27,7 @@ def metrics_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def endpoint(metrics_dir: Path) -> Iterator[Endpoint]:
+def endpoint(metrics_dir: Path) -> Iterator[Served]:
     running = Endpoint(metrics_dir)
     try:
         yield running
@@ -91,7 +51,7 @@ def pool_series(s: Samples, name: str, pool: str) -> float | None:
 def test_every_outcome_is_counted(
     queue: Queue,
     spawn_worker: Callable[..., WorkerProcess],
-    endpoint: Endpoint,
+    endpoint: Served,
     metrics_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -135,7 +95,7 @@ def test_every_outcome_is_counted(
 def test_a_job_whose_outcome_cannot_be_applied_is_lost(
     queue: Queue,
     spawn_worker: Callable[..., WorkerProcess],
-    endpoint: Endpoint,
+    endpoint: Served,
     metrics_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -166,7 +126,7 @@ def test_a_job_whose_outcome_cannot_be_applied_is_lost(
 def test_two_processes_are_summed_and_a_dead_ones_gauge_goes(
     queue: Queue,
     spawn_worker: Callable[..., WorkerProcess],
-    endpoint: Endpoint,
+    endpoint: Served,
     metrics_dir: Path,
     tmp_path: Path,
 ) -> None:
@@ -209,7 +169,7 @@ def test_two_processes_are_summed_and_a_dead_ones_gauge_goes(
 def test_recycles_and_the_wait_sample_of_the_fast_path(
     queue: Queue,
     spawn_worker: Callable[..., WorkerProcess],
-    endpoint: Endpoint,
+    endpoint: Served,
     metrics_dir: Path,
 ) -> None:
     count = 200
