@@ -89,6 +89,7 @@ export IMAGE_PACKAGES="systemd systemd-sysv dbus openssh-server sudo python3 ipr
 # image. Add more without editing: BEANFLEET_APT_EXTRA="pkg1 pkg2".
 export REPO_PACKAGES="beanstalkd supervisor nftables python3-venv python3-pip python3-apt python3-packaging
  python3-setuptools acl rsync netcat-openbsd procps curl ca-certificates lsof psmisc less
+ prometheus
  ${BEANFLEET_APT_EXTRA:-}"
 
 # apt sources lines (one-line format) of the Debian archive for RELEASE.

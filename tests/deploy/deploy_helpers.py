@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
 TEMPLATES = REPO / "templates"
 EXAMPLE_FLEET = ANSIBLE_DIR / "inventories" / "example" / "group_vars" / "all.yml"
-ROLES = ("beanstalkd", "beanfleet", "supervisor")
+ROLES = ("beanstalkd", "beanfleet", "supervisor", "monitoring")
 BIN = Path(sys.executable).parent
 
 

@@ -56,6 +56,7 @@ CORNERS: dict[str, Any] = {
     "beanstalkd_max_job_size": 1048576,
     "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": ["10.1.2.0/24", "fd00::/64", "127.0.0.1"],
+    "beanstalkd_exporter_wheelhouse": "/nonexistent/wheelhouse",
     "monitoring_enabled": True,
     "monitoring_scrape_group": "prom_hosts",
     "monitoring_scrape_allow": ["10.1.2.50", "fd00::50"],
@@ -111,3 +112,36 @@ def test_ansible_and_render_write_the_same_bytes(tmp_path: Path, manager: str, f
         assert got[path][0] == kind, path
         assert got[path][1] == mode, f"{path}: mode {got[path][1]:o} != {mode:o}"
         assert got[path][2] == content, f"{path} differs:\n{got[path][2]!r}\n{content!r}"
+
+
+@pytest.mark.parametrize("fleet", ["example", "corners"])
+def test_monitoring_role_and_render_write_the_same_prometheus_files(
+    tmp_path: Path, fleet: str
+) -> None:
+    if fleet == "example":
+        config = EXAMPLE_FLEET
+    else:
+        config = tmp_path / "corners.yml"
+        config.write_text(yaml.safe_dump(CORNERS), encoding="utf-8")
+    by_render = tmp_path / "render"
+    by_ansible = tmp_path / "ansible"
+    by_ansible.mkdir()
+    render(config, by_render, prometheus=True)
+    result = run_playbook(
+        PLAYBOOK,
+        "-e", f"@{config}",
+        "-e", f"__beanfleet_root={tmp_path / 'workers'}",
+        "-e", f"__beanstalkd_root={tmp_path / 'queue'}",
+        "-e", f"__monitoring_root={by_ansible}",
+        "-e", "beanfleet_render_prometheus=true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    expected = tree(by_render)
+    expected.pop(MANIFEST)
+    got = tree(by_ansible)
+    assert sorted(got) == sorted(expected) == [
+        "etc/prometheus/beanfleet.rules.yml",
+        "etc/prometheus/prometheus.yml",
+    ]
+    for path, (kind, mode, content) in expected.items():
+        assert got[path] == (kind, mode, content), path

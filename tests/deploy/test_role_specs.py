@@ -9,7 +9,7 @@ import pytest
 from beanfleet import fleet
 from deploy_helpers import ANSIBLE_DIR, ROLES, load_yaml
 
-ROLE_PREFIX = {"beanstalkd": "beanstalkd_", "beanfleet": "beanfleet_"}
+ROLE_PREFIX = {"beanstalkd": "beanstalkd_", "beanfleet": "beanfleet_", "monitoring": "monitoring_"}
 PY_TYPES = {
     "str": str,
     "int": int,
@@ -54,7 +54,7 @@ def test_role_layout(role: str) -> None:
             assert line.split(":")[0] in readme, f"{role}: README does not mention {line}"
 
 
-@pytest.mark.parametrize("role", ["beanstalkd", "beanfleet"])
+@pytest.mark.parametrize("role", sorted(ROLE_PREFIX))
 def test_role_defaults_equal_the_fleet_model(role: str) -> None:
     defaults = role_file(role, "defaults/main.yml")
     expected = {k: v for k, v in fleet.FLEET_DEFAULTS.items() if k.startswith(ROLE_PREFIX[role])}
@@ -67,7 +67,7 @@ def test_role_defaults_equal_the_fleet_model(role: str) -> None:
         assert type(defaults[key]) is type(value), key
 
 
-@pytest.mark.parametrize("role", ["beanstalkd", "beanfleet"])
+@pytest.mark.parametrize("role", sorted(ROLE_PREFIX))
 def test_argument_specs_equal_the_fleet_model(role: str) -> None:
     options = spec(role)
     defaults = role_file(role, "defaults/main.yml")
@@ -119,7 +119,7 @@ def test_role_vars_hold_no_rules_or_derivations(role: str) -> None:
     """vars/main.yml keeps plain constants only: beanfleet.fleet knows the rest."""
     text = (ANSIBLE_DIR / "roles" / role / "vars/main.yml").read_text(encoding="utf-8")
     assert "{{" not in text and "{%" not in text
-    allowed = {"beanfleet": {"__beanfleet_root"}, "beanstalkd": {"__beanstalkd_root"}}
+    allowed = {f"{r}": {f"__{r}_root"} for r in ROLE_PREFIX}
     values = role_file(role, "vars/main.yml")
     if role in allowed:
         assert set(values) == allowed[role]

@@ -54,7 +54,7 @@ BEANSTALKD_PORT = 11300
 # The trixie container fleet has two queue hosts (test_8_queues.py: spreading, failover);
 # bookworm keeps the default single queue host, so both shapes run every other test.
 TWO_QUEUE_RELEASES = ("trixie",)
-TWO_QUEUE_MACHINES = "queue queue2 worker1 worker2 outsider"
+TWO_QUEUE_MACHINES = "queue queue2 worker1 worker2 monitor outsider"
 
 # Timings for the terminal summary: release -> [(label, seconds)], (release, module) -> s.
 FLEET_TIMES: dict[str, list[tuple[str, float]]] = defaultdict(list)

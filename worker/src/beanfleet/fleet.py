@@ -45,6 +45,7 @@ PARTS = ("workers", "queue")
 # Where things live on the hosts (not settings).
 HOME = "/opt/beanfleet"
 VENV = f"{HOME}/venv"
+EXPORTER_VENV = f"{HOME}/exporter-venv"
 WHEELHOUSE_DEST = f"{HOME}/wheelhouse"
 STATE_DIR = "/var/lib/beanfleet"
 USER = "beanfleet"
@@ -55,11 +56,14 @@ BEANSTALKD_DROPIN = "/etc/systemd/system/beanstalkd.service.d/beanfleet.conf"
 NFT_FILE = "/etc/beanfleet/beanstalkd.nft"
 NFT_TABLE = "inet beanfleet_beanstalkd"
 NFT = "/usr/sbin/nft"
+SETPRIV = "/usr/bin/setpriv"
 METRICS_NFT_FILE = "/etc/beanfleet/metrics.nft"
 METRICS_NFT_TABLE = "inet beanfleet_metrics"
 # Worker metrics: every worker process of a host writes its files here (StateDirectory=).
 METRICS_DIR = f"{STATE_DIR}/metrics"
 PROMETHEUS_DIR = "/etc/prometheus"
+PROMTOOL = "/usr/bin/promtool"
+PROMETHEUS_PORT = 9090
 
 # Pool names become unit instance names (``beanfleet-worker@NAME-1``), supervisor program
 # names and file names.
@@ -132,6 +136,7 @@ FLEET_DEFAULTS: dict[str, Any] = {
     "beanstalkd_max_job_size": 65535,
     "beanstalkd_firewall": True,
     "beanstalkd_firewall_allow": None,
+    "beanstalkd_exporter_wheelhouse": "",
     # worker metrics, the exporter, Prometheus (beanfleet.fleet_monitoring)
     **fleet_monitoring.DEFAULTS,
 }
@@ -152,6 +157,7 @@ FLEET_TYPES: dict[str, str] = {
     "beanstalkd_max_job_size": "int",
     "beanstalkd_firewall": "bool",
     "beanstalkd_firewall_allow": "list",
+    "beanstalkd_exporter_wheelhouse": "str",
     **fleet_monitoring.TYPES,
 }
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -159,8 +165,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "beanfleet_log_format": LOG_FORMATS,
     "state": POOL_STATES,
 }
-# The one default Ansible computes itself: a controller path next to the playbook.
-ANSIBLE_COMPUTED = ("beanfleet_wheelhouse",)
+# Defaults Ansible computes itself: controller paths next to the playbook.
+ANSIBLE_COMPUTED = ("beanfleet_wheelhouse", "beanstalkd_exporter_wheelhouse")
 PREFIXES = {"workers": "beanfleet_", "queue": "beanstalkd_"}
 # Settings every part reads (the monitoring ports and who may scrape them).
 SHARED_PREFIX = fleet_monitoring.PREFIX
@@ -621,6 +627,9 @@ def _check_queue(c: _Checking) -> list[str]:
     c.problems.check(
         _int, "beanstalkd_max_job_size", c.merged["beanstalkd_max_job_size"], 1, MAX_JOB_SIZE_LIMIT
     )
+    c.problems.check(
+        _str, "beanstalkd_exporter_wheelhouse", c.merged["beanstalkd_exporter_wheelhouse"]
+    )
     firewall = c.problems.check(_bool, "beanstalkd_firewall", c.merged["beanstalkd_firewall"])
     allow = c.merged["beanstalkd_firewall_allow"]
     if allow is None:
@@ -788,6 +797,14 @@ def worker_plan(fleet: Fleet, manager: str | None = None) -> dict[str, Any]:
         raise ConfigError(
             f"beanfleet_manager must be one of: {', '.join(MANAGERS)}, got {manager!r}"
         )
+    # A change to these restarts the metrics endpoint (which loads its firewall table).
+    endpoint_files = (
+        f"{UNIT_DIR}/{metrics['unit']}",
+        f"{SUPERVISOR_DIR}/{metrics['program']}.conf",
+        METRICS_NFT_FILE,
+    )
+    for f in files:
+        f["endpoint"] = f["path"] in endpoint_files
     return {
         "manager": manager,
         "server": fleet.server,
@@ -833,10 +850,12 @@ def queue_plan(fleet: Fleet) -> dict[str, Any]:
         files.append(_file(NFT_FILE, "beanstalkd.nft.j2", "0644"))
         files[1]["restart"] = False
         files[1]["validate"] = f"{NFT} -c -f %s"
+    for f in files:
+        f["kind"] = "beanstalkd" if f["restart"] else "firewall"
     exporter = exporter_service(fleet)
     if exporter["enabled"]:
         unit = _file(f"{UNIT_DIR}/{exporter['unit']}", f"{exporter['unit']}.j2", "0644")
-        files.append({**unit, "restart": False, "validate": ""})
+        files.append({**unit, "restart": False, "validate": "", "kind": "exporter"})
     return {
         "listen_address": address,
         "port": port,
@@ -868,14 +887,21 @@ def metrics_endpoint(fleet: Fleet) -> dict[str, Any]:
     serving the sum of its worker processes' metrics."""
     m = fleet.monitoring
     port = int(m["worker_port"])
+    command = (
+        f"{VENV}/bin/beanfleet metrics-endpoint --dir {METRICS_DIR} "
+        f"--listen {_listen('0.0.0.0', port)}"  # noqa: S104 - the firewall limits who connects
+    )
     return {
         "enabled": bool(m["enabled"]),
         "dir": METRICS_DIR,
         "port": port,
         "unit": "beanfleet-metrics.service",
         "program": "beanfleet-metrics",
-        "command": f"{VENV}/bin/beanfleet metrics-endpoint --dir {METRICS_DIR} "
-        f"--listen {_listen('0.0.0.0', port)}",  # noqa: S104 - the firewall limits who connects
+        "command": command,
+        # supervisor has no ExecStartPre=: the program loads the table as root, then drops
+        # to the workers' user (fails closed like the systemd unit: no table, no endpoint).
+        "supervisor_command": f"/bin/sh -c '{NFT} -f {METRICS_NFT_FILE} && exec "
+        f"{SETPRIV} --reuid={USER} --regid={USER} --init-groups {command}'",
         "scrape_group": m["scrape_group"],
         "scrape_allow": m["scrape_allow"],
         "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
@@ -896,7 +922,7 @@ def exporter_service(fleet: Fleet) -> dict[str, Any]:
     local = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104
     port = int(m["exporter_port"])
     command = (
-        f"{VENV}/bin/beanfleet exporter --server {_listen(local, int(v['beanstalkd_port']))} "
+        f"{EXPORTER_VENV}/bin/beanfleet exporter --server {_listen(local, int(v['beanstalkd_port']))} "
         f"--listen {_listen(address, port)}"
     )
     if v["beanstalkd_binlog_dir"]:
@@ -905,6 +931,7 @@ def exporter_service(fleet: Fleet) -> dict[str, Any]:
         "enabled": bool(m["enabled"]),
         "port": port,
         "unit": "beanfleet-exporter.service",
+        "unit_path": f"{UNIT_DIR}/beanfleet-exporter.service",
         "command": command,
         "scrape_group": m["scrape_group"],
         "scrape_allow": m["scrape_allow"],
@@ -912,6 +939,12 @@ def exporter_service(fleet: Fleet) -> dict[str, Any]:
         "allow_v4": [a for a in m["scrape_allow"] if ":" not in a],
         "allow_v6": [a for a in m["scrape_allow"] if ":" in a],
         "hardening": hardening("@privileged @resources"),
+        # A venv of its own (beanfleet only, no handler packages): on a host that is also a
+        # worker host, the workers' venv and its updates stay theirs.
+        "home": HOME,
+        "venv": EXPORTER_VENV,
+        "wheelhouse_dest": WHEELHOUSE_DEST,
+        "packages": ["beanfleet"],
     }
 
 
@@ -926,15 +959,24 @@ def monitor_plan(fleet: Fleet) -> dict[str, Any]:
     present = fleet.present_pools
     tubes = sorted({t for p in present for t in p["tubes"]})
     overrides = m["tube_oldest_ready_age"]
+    # Rules first: Prometheus' config names the rules file. Both are checked by promtool
+    # before they replace the old ones (a bad file never reaches a running Prometheus).
     files = [
-        _file(f"{PROMETHEUS_DIR}/prometheus.yml", "prometheus.yml.j2", "0644"),
-        _file(f"{PROMETHEUS_DIR}/beanfleet.rules.yml", "beanfleet.rules.yml.j2", "0644"),
+        {
+            **_file(f"{PROMETHEUS_DIR}/beanfleet.rules.yml", "beanfleet.rules.yml.j2", "0644"),
+            "validate": f"{PROMTOOL} check rules %s",
+        },
+        {
+            **_file(f"{PROMETHEUS_DIR}/prometheus.yml", "prometheus.yml.j2", "0644"),
+            "validate": f"{PROMTOOL} check config --syntax-only %s",
+        },
     ]
     return {
         "scrape_interval": m["scrape_interval"],
         "exporter_targets": [_listen(h, int(m["exporter_port"])) for h in queue_hosts],
         "worker_targets": [_listen(h, int(m["worker_port"])) for h in m["worker_hosts"]],
-        "rules_file": "beanfleet.rules.yml",
+        # Absolute: promtool checks a config written to a temporary file (Ansible's validate).
+        "rules_file": f"{PROMETHEUS_DIR}/beanfleet.rules.yml",
         "alert_for": m["alert_for"],
         "oldest_ready_age": m["oldest_ready_age"],
         # One rule per tube with its own threshold; the default rule covers every other.
@@ -952,6 +994,10 @@ def monitor_plan(fleet: Fleet) -> dict[str, Any]:
             for p in present
         ],
         "binlog_free_ratio": m["binlog_free_ratio"],
+        # Debian's package (its unit reloads on SIGHUP; it listens on :9090).
+        "package": "prometheus",
+        "service": "prometheus.service",
+        "port": PROMETHEUS_PORT,
         "directories": [{"path": PROMETHEUS_DIR, "mode": "0755"}],
         "files": files,
     }

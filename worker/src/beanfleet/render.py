@@ -36,12 +36,12 @@ MANIFEST = ".beanfleet-render"
 PLAN_VARS = {
     "beanstalkd": "__beanstalkd_model",
     "beanfleet": "__beanfleet_model",
-    "prometheus": "__prometheus_model",
+    "prometheus": "__monitoring_model",
 }
 FILE_VARS = {
     "beanstalkd": "beanstalkd_file",
     "beanfleet": "beanfleet_file",
-    "prometheus": "prometheus_file",
+    "prometheus": "monitoring_file",
 }
 
 

@@ -2,7 +2,7 @@
 
 Reads the role's settings from the task's variables (role defaults included), the queue
 host's and every host's addresses from the inventory, and returns beanfleet.fleet's plan
-for this host (worker_plan or queue_plan), or fails with every problem, one line each.
+for this host (worker_plan, queue_plan or monitor_plan), or fails with every problem, one line each.
 It touches no host, so a role's first task can run it before anything changes.
 """
 
@@ -21,7 +21,7 @@ _HOST_VARS = (
     "beanstalkd_listen_address",
     "beanstalkd_port",
 )
-_PARTS = ("workers", "queue")
+_PARTS = ("workers", "queue", "monitor")
 
 
 class ActionModule(ActionBase):
@@ -47,23 +47,36 @@ class ActionModule(ActionBase):
                     f"({exc}): pip install beanfleet next to ansible-core"
                 ),
             }
+        # The Prometheus host reads the whole description (pools and tubes for its rules).
+        checked = None if part == "monitor" else part
         description = self._templar.template(
-            {k: task_vars[k] for k in fleet.settings(part) if k in task_vars}
+            {k: task_vars[k] for k in fleet.settings(checked) if k in task_vars}
         )
         model, problems = fleet.check(
-            description, inventory=self._inventory(task_vars, fleet), part=part
+            description, inventory=self._inventory(task_vars, fleet), part=checked
         )
         if model is None:
             return {**result, "failed": True, "msg": "\n".join(problems)}
         if part == "workers":
             plan = fleet.worker_plan(model)
-            plan["wheelhouse_digest"] = fleet.wheelhouse_digest(
-                str(description.get("beanfleet_wheelhouse") or ""), plan["packages"]
-            )
-        else:
+            self._venv(fleet, plan, description.get("beanfleet_wheelhouse"))
+        elif part == "queue":
             plan = fleet.queue_plan(model)
+            self._venv(fleet, plan["exporter"], description.get("beanstalkd_exporter_wheelhouse"))
+        else:
+            try:
+                plan = fleet.monitor_plan(model)
+            except fleet.ConfigError as exc:
+                return {**result, "failed": True, "msg": str(exc)}
         # The plan holds the pools' env (secrets): never print it.
         return {**result, **plan, "changed": False, "_ansible_no_log": True}
+
+    @staticmethod
+    def _venv(fleet: Any, plan: dict[str, Any], wheelhouse: Any) -> None:
+        """Where a venv's wheels come from, and their digest (tasks/venv.yml of role
+        beanfleet installs nothing while the venv's recorded digest matches)."""
+        plan["wheelhouse"] = str(wheelhouse or "")
+        plan["wheelhouse_digest"] = fleet.wheelhouse_digest(plan["wheelhouse"], plan["packages"])
 
     def _inventory(self, task_vars: dict[str, Any], fleet: Any) -> Any:
         groups = task_vars.get("groups", {})
