@@ -139,9 +139,13 @@ def test_monitoring_role_and_render_write_the_same_prometheus_files(
     expected = tree(by_render)
     expected.pop(MANIFEST)
     got = tree(by_ansible)
-    assert sorted(got) == sorted(expected) == [
-        "etc/prometheus/beanfleet.rules.yml",
-        "etc/prometheus/prometheus.yml",
-    ]
+    assert (
+        sorted(got)
+        == sorted(expected)
+        == [
+            "etc/prometheus/beanfleet.rules.yml",
+            "etc/prometheus/prometheus.yml",
+        ]
+    )
     for path, (kind, mode, content) in expected.items():
         assert got[path] == (kind, mode, content), path

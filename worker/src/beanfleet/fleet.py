@@ -921,8 +921,9 @@ def exporter_service(fleet: Fleet) -> dict[str, Any]:
     address = str(v["beanstalkd_listen_address"])
     local = "127.0.0.1" if address in ("0.0.0.0", "::") else address  # noqa: S104
     port = int(m["exporter_port"])
+    server = _listen(local, int(v["beanstalkd_port"]))
     command = (
-        f"{EXPORTER_VENV}/bin/beanfleet exporter --server {_listen(local, int(v['beanstalkd_port']))} "
+        f"{EXPORTER_VENV}/bin/beanfleet exporter --server {server} "
         f"--listen {_listen(address, port)}"
     )
     if v["beanstalkd_binlog_dir"]:

@@ -20,8 +20,8 @@ options:
   part:
     description:
       - C(workers) (role beanfleet, variables beanfleet_*), C(queue) (role beanstalkd,
-        variables beanstalkd_*) or C(monitor) (role monitoring, the Prometheus host: the
-        whole description, since its rules name the fleet's pools and tubes). All three
+        variables beanstalkd_*) or C(monitor) (role monitoring, the Prometheus host, which reads the
+        whole description since its rules name the fleet's pools and tubes). All three
         read the shared monitoring_* settings.
     type: str
     required: true
