@@ -42,3 +42,17 @@ for host in worker1 worker2; do
   echo "== work done on $host"
   docker exec "$c" sh -c 'echo "maildir messages: $(ls /var/lib/beanfleet/maildir/new 2>/dev/null | wc -l)"; echo "reports: $(ls /var/lib/beanfleet/reports 2>/dev/null | wc -l)"' || true
 done
+# The monitor machine's Prometheus (when the fleet has one): its targets and alerts.
+if monitor="$(container monitor 2>/dev/null)"; then
+  addr="$(docker inspect --format '{{.NetworkSettings.IPAddress}}' "$monitor")"
+  echo "== Prometheus: http://$addr:9090"
+  curl -fsS --max-time 10 "http://$addr:9090/api/v1/targets" | "$BIN/python" -c '
+import json, sys
+targets = json.load(sys.stdin)["data"]["activeTargets"]
+up = sum(t["health"] == "up" for t in targets)
+print(f"scrape targets up: {up} of {len(targets)}")' || echo "Prometheus did not answer"
+  curl -fsS --max-time 10 "http://$addr:9090/api/v1/alerts" | "$BIN/python" -c '
+import json, sys
+alerts = [a for a in json.load(sys.stdin)["data"]["alerts"] if a["state"] == "firing"]
+print("alerts firing:", ", ".join(sorted({a["labels"]["alertname"] + "{" + a["labels"].get("tube", "") + "}" for a in alerts})) or "none")' || true
+fi

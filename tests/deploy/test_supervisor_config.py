@@ -43,10 +43,14 @@ def test_programs_parse(
     # The worker metrics endpoint is a program of its own, outside the workers' group.
     assert sorted(groups) == ["beanfleet", "beanfleet-metrics"]
     (endpoint,) = groups["beanfleet-metrics"].process_configs
-    assert endpoint.uid == 4242 and endpoint.autorestart is not False
+    # Started as root to load its firewall table, then the workers' user (setpriv): no
+    # table, no endpoint.
+    assert endpoint.uid is None and endpoint.autorestart is not False
     assert endpoint.command == (
+        f"/bin/sh -c '{fleet.NFT} -f {fleet.METRICS_NFT_FILE} && exec {fleet.SETPRIV} "
+        f"--reuid={fleet.USER} --regid={fleet.USER} --init-groups "
         f"{fleet.VENV}/bin/beanfleet metrics-endpoint --dir {fleet.METRICS_DIR} "
-        "--listen 0.0.0.0:9651"
+        "--listen 0.0.0.0:9651'"
     )
     group = groups["beanfleet"]
     by_name = {p.name: p for p in group.process_configs}

@@ -20,7 +20,7 @@ from fleetlib import FLEET_TIMES, PROVIDER, REPO, _provider_problem
 from test_3_idempotence import recap
 
 pytestmark = pytest.mark.skipif(PROVIDER != "docker", reason="the default fleet is docker's")
-MACHINES = ["queue", "worker1", "worker2", "outsider"]
+MACHINES = ["queue", "worker1", "worker2", "monitor", "outsider"]
 
 
 def plain_env() -> dict[str, str]:
