@@ -99,7 +99,7 @@ def test_vagrant_provision_changes_nothing(default_fleet: None) -> None:
     (REPO / "build" / "vagrant-provision.log").write_text(res.stdout + res.stderr)
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     hosts = recap(res.stdout)
-    assert set(hosts) == {"queue", "worker1", "worker2"}, res.stdout[-2000:]
+    assert set(hosts) == {"queue", "worker1", "worker2", "monitor"}, res.stdout[-2000:]
     changed = {h: r["changed"] for h, r in hosts.items() if r["changed"] or r["failed"]}
     assert not changed, f"changed on `vagrant provision`: {changed_tasks(res.stdout)}"
 
