@@ -166,16 +166,19 @@ def test_two_processes_are_summed_and_a_dead_ones_gauge_goes(
     assert jobs(s, "p", "ok", "deleted") == 40
 
 
+@pytest.mark.parametrize("prefetch", [False, True], ids=["plain", "prefetch"])
 def test_recycles_and_the_wait_sample_of_the_fast_path(
     queue: Queue,
     spawn_worker: Callable[..., WorkerProcess],
     endpoint: Served,
     metrics_dir: Path,
+    prefetch: bool,
 ) -> None:
     count = 200
     worker = spawn_worker(
         "--server", queue.server.address, "--tube", f"one={HANDLERS}:noop",
         "--max-jobs", str(count), "--metrics-dir", str(metrics_dir),
+        *(["--prefetch"] if prefetch else []),
     )  # fmt: skip
     for _ in range(count):
         queue.put("one", {})

@@ -6,15 +6,19 @@ job back when it stops or when the current job runs long, without counting an at
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from beanfleet import worker_metrics
 from beanfleet.address import parse_server
 from beanfleet.handlers import JobInfo
 from beanfleet.protocol import Connection
+from beanfleet.reserved import Reserved
 from beanfleet.worker import Worker
+from beanfleet.worker_metrics import WorkerMetrics
 from worker_support import Queue, WorkerProcess, read_records, run_worker, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -140,6 +144,47 @@ def test_a_handler_runs_with_at_most_two_jobs_held_and_no_stats_round_trip(
     # One stats-job per job, each asked a job before it starts (in the write that carries
     # the reserves), so no job waits for its own.
     assert queue.server_stats()["cmd-stats-job"] - before == len(ids)
+    assert all(queue.state(job_id) is None for job_id in ids)
+
+
+def _spy_waits(worker: Worker, waited: list[int]) -> None:
+    """Record the jobs whose own stats-job is asked at their start (they wait for it)."""
+    start = worker.prefetch.start
+
+    def spied(conn: Connection, job: Reserved, done: Reserved | None, ask: bool) -> None:
+        asked = job.stats_asked
+        start(conn, job, done, ask)
+        if job.stats_asked and not asked:
+            waited.append(job.id)
+
+    worker.prefetch.start = spied  # type: ignore[method-assign]
+
+
+def test_the_metrics_wait_sample_is_asked_a_job_ahead_at_most_once_per_interval(
+    queue: Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One tube and a state directory: only the wait sample asks stats-job.  Its job is
+    # picked while held, so its stats-job rides an earlier write; only the first two jobs,
+    # never held before they start (nothing was reserved ahead yet), may wait for theirs.
+    interval = 0.05
+    monkeypatch.setattr(worker_metrics, "WAIT_SAMPLE_INTERVAL", interval)
+    ids = [queue.put("work", {"n": n}) for n in range(16)]
+    waited: list[int] = []
+    before = queue.server_stats()["cmd-stats-job"]
+    began = time.monotonic()
+    run_worker(
+        queue.server.address,
+        {"work": lambda data, job: time.sleep(0.02)},
+        max_jobs=len(ids),
+        prefetch=True,
+        state_dir=tmp_path / "state",
+        metrics=WorkerMetrics(tmp_path / "metrics", "p"),
+        before_run=lambda worker: _spy_waits(worker, waited),
+    )
+    elapsed = time.monotonic() - began
+    asked = queue.server_stats()["cmd-stats-job"] - before
+    assert 2 <= asked <= 1 + elapsed / interval
+    assert set(waited) <= set(ids[:2])
     assert all(queue.state(job_id) is None for job_id in ids)
 
 

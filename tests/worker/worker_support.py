@@ -25,6 +25,7 @@ from beanfleet.joblog import JobLog, LogFormat
 from beanfleet.recycle import RecycleLimits
 from beanfleet.retry import RetryPolicy
 from beanfleet.worker import Worker
+from beanfleet.worker_metrics import MeteredJobLog, WorkerMetrics
 from beanstalkd_server import Beanstalkd
 from waiting import wait_for
 
@@ -122,17 +123,20 @@ def run_worker(
     before_run: Callable[[Worker], None] | None = None,
     prefetch: bool = False,
     state_dir: Path | None = None,
+    metrics: WorkerMetrics | None = None,
 ) -> tuple[str, list[str]]:
     """Run a Worker in this (main) thread; return its stop reason and log lines."""
     stream = io.StringIO()
+    log = JobLog(fmt, stream) if metrics is None else MeteredJobLog(fmt, metrics, stream)
     worker = worker_class(
         server,
         handlers,
         policy=policy or RetryPolicy(max_retries=3, backoff_base=0),
         limits=RecycleLimits(max_jobs=max_jobs, max_time=max_time),
-        log=JobLog(fmt, stream),
+        log=log,
         prefetch=prefetch,
         state_dir=state_dir,
+        metrics=metrics,
     )
     if before_run is not None:
         before_run(worker)

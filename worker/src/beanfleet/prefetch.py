@@ -92,8 +92,16 @@ class Prefetch:
         if done is not None:
             out.append(b"delete %d\r\n" % done.id)
             self.owed.append(("delete", done))
+        # Whether a job needs its stats-job is decided once, when the job is first seen
+        # (held, or here at its start if it never was).  Asked again at its start, the
+        # worker metrics' wait sample (``WorkerMetrics.sample``) would land on the starting
+        # job, which then waits a round trip for its own stats-job, and every job would pay
+        # a second ``_needs_stats``; decided while held, the sample rides a job ahead.
         for ahead in (job, *self.held):
-            if not ahead.stats_asked and self._needs_stats(ahead):
+            if ahead.stats_checked or ahead.stats_asked:
+                continue
+            ahead.stats_checked = True
+            if self._needs_stats(ahead):
                 ahead.stats_asked = True
                 out.append(b"stats-job %d\r\n" % ahead.id)
                 self.owed.append(("stats", ahead))

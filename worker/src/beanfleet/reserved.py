@@ -36,6 +36,7 @@ class Reserved:
         "next_touch",
         "stats",
         "stats_asked",
+        "stats_checked",
         "stats_known",
         "tube",
     )
@@ -49,6 +50,9 @@ class Reserved:
         self.stats: dict[str, int | str] | None = None  # None once known: job gone
         self.stats_asked = False
         self.stats_known = False
+        # Worker._needs_stats was asked: once per job, even when prefetch sees it held
+        # and again at its start (see Prefetch.start).
+        self.stats_checked = False
         self.info: JobInfo | None = None
         self.duration: float | None = None
         self.next_touch = time.monotonic() + HEARTBEAT_AFTER

@@ -16,7 +16,8 @@ Which jobs the wait and attempt histograms see: a started job whose ``stats-job`
 had before it started (see :meth:`WorkerMetrics.sample`).  On its fast path (one watched tube,
 a state directory) the worker skips that round trip, so it asks it for at most one job per
 :data:`WAIT_SAMPLE_INTERVAL` to keep a sample: every job of a quiet pool, a negligible
-share of a busy one's (one round trip a second, whatever the job rate).
+share of a busy one's (one round trip a second, whatever the job rate; with ``--prefetch``
+none: the sampled job is one held ahead, its ``stats-job`` rides an earlier write).
 """
 
 from __future__ import annotations
@@ -243,7 +244,9 @@ class MeteredJobLog(JobLog):
         self._finished = metrics.finished
 
     def deleted(self, job_id: int, tube: str, attempt: int | None, duration: float) -> None:
-        super().deleted(job_id, tube, attempt, duration)
+        # The hot path: a direct call, since zero-argument super() builds a proxy object per
+        # call on Python 3.11 (~0.15 µs a job, most of what metrics added to this method).
+        JobLog.deleted(self, job_id, tube, attempt, duration)
         self._finished.append((tube, "deleted", duration))
 
     def job(self, result: JobOutcome) -> None:
