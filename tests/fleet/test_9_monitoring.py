@@ -233,3 +233,36 @@ def test_metrics_ports_are_closed_to_the_outsider_and_open_to_the_monitor(fleet:
         res = fleet.run_outside(probe)
         assert res.returncode != 0, (machine, port, res.stdout)
         assert "timed out" in res.stderr or "refused" in res.stderr, (machine, port, res.stderr)
+
+
+def test_monitoring_off_removes_the_endpoints_and_on_brings_them_back(fleet: Fleet) -> None:
+    # Two provisions of the queue and worker hosts: one release proves it (both managers).
+    if fleet.release != "bookworm":
+        pytest.skip("run on the bookworm fleet only")
+    limit = ",".join([*fleet.queues, *fleet.workers])
+    off = fleet.dir / "monitoring-off.json"
+    off.write_text(json.dumps({"monitoring_enabled": False}))
+    res = fleet.fleet_sh("provision", "--", "-e", f"@{off}", "--limit", limit)
+    (fleet.dir / "provision-monitoring-off.log").write_text(res.stdout + res.stderr)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    for queue in fleet.queues:
+        assert fleet.run(queue, "systemctl is-active beanfleet-exporter").returncode != 0
+        fleet.check(queue, "test ! -e /etc/systemd/system/beanfleet-exporter.service")
+        table = fleet.check(queue, "nft list table inet beanfleet_beanstalkd")
+        assert "dport 11300" in table and "beanfleet_exporter" not in table, table
+    for worker, manager in fleet.workers.items():
+        status = (
+            "systemctl is-active beanfleet-metrics"
+            if manager == "systemd"
+            else "supervisorctl status beanfleet-metrics"
+        )
+        assert fleet.run(worker, status).returncode != 0, worker
+        assert fleet.run(worker, "nft list table inet beanfleet_metrics").returncode != 0
+        fleet.check(worker, "test ! -e /etc/beanfleet/metrics.nft")
+        assert "--metrics-dir" not in fleet.check(worker, "ps -eo args | grep '[b]eanfleet work'")
+
+    res = fleet.fleet_sh("provision", "--", "--limit", limit)
+    (fleet.dir / "provision-monitoring-on.log").write_text(res.stdout + res.stderr)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    # Prometheus scrapes them all again.
+    test_every_target_is_up(fleet)
