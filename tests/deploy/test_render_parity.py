@@ -79,6 +79,15 @@ def test_the_corners_fleet_uses_every_setting() -> None:
     fleet.validate(CORNERS, offline=True)
 
 
+def description(fleet: str, tmp_path: Path) -> Path:
+    """The FLEET.yml of ``fleet``: the example fleet's, or the corners' written out."""
+    if fleet == "example":
+        return EXAMPLE_FLEET
+    config = tmp_path / "corners.yml"
+    config.write_text(yaml.safe_dump(CORNERS), encoding="utf-8")
+    return config
+
+
 def ansible_render(config: Path, manager: str, root: Path) -> None:
     result = run_playbook(
         PLAYBOOK,
@@ -93,11 +102,7 @@ def ansible_render(config: Path, manager: str, root: Path) -> None:
 @pytest.mark.parametrize("manager", ["systemd", "supervisor"])
 @pytest.mark.parametrize("fleet", ["example", "corners"])
 def test_ansible_and_render_write_the_same_bytes(tmp_path: Path, manager: str, fleet: str) -> None:
-    if fleet == "example":
-        config = EXAMPLE_FLEET
-    else:
-        config = tmp_path / "corners.yml"
-        config.write_text(yaml.safe_dump(CORNERS), encoding="utf-8")
+    config = description(fleet, tmp_path)
     by_render = tmp_path / "render"
     by_ansible = tmp_path / "ansible"
     by_ansible.mkdir()
@@ -118,11 +123,7 @@ def test_ansible_and_render_write_the_same_bytes(tmp_path: Path, manager: str, f
 def test_monitoring_role_and_render_write_the_same_prometheus_files(
     tmp_path: Path, fleet: str
 ) -> None:
-    if fleet == "example":
-        config = EXAMPLE_FLEET
-    else:
-        config = tmp_path / "corners.yml"
-        config.write_text(yaml.safe_dump(CORNERS), encoding="utf-8")
+    config = description(fleet, tmp_path)
     by_render = tmp_path / "render"
     by_ansible = tmp_path / "ansible"
     by_ansible.mkdir()

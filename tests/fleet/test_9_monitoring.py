@@ -13,18 +13,17 @@ import json
 import math
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from typing import Any
 
+import dashboard
 import greenstalk
 import pytest
 from beanfleet import Producer
-from fleetlib import REPO, Fleet, Stream, wait_for
+from fleetlib import Fleet, Stream, wait_for
 
 PROMETHEUS_PORT = 9090
 EXPORTER_PORT = 9650
 WORKER_PORT = 9651
-DASHBOARD = REPO / "grafana" / "beanfleet-dashboard.json"
 # Grafana's "All" for the tube and pool variables; a rate window a few scrapes long.
 VARIABLES = {"$__rate_interval": "1m", "$tube": ".*", "$pool": ".*"}
 PROBE = (
@@ -190,20 +189,8 @@ def test_stopping_beanstalkd_fires_the_down_alert_and_starting_it_clears_it(
     assert query(fleet, tube_series), "per-tube series did not come back"
 
 
-def dashboard_queries() -> list[tuple[str, str]]:
-    dashboard = json.loads(Path(DASHBOARD).read_text(encoding="utf-8"))
-    out = []
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for name, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
-                expr = expr.replace(name, value)
-            out.append((panel["title"], expr))
-    return out
-
-
 def test_every_dashboard_query_returns_data(fleet: Fleet) -> None:
-    queries = dashboard_queries()
+    queries = dashboard.queries(dashboard.load(), VARIABLES)
     assert len(queries) >= 10
     missing: dict[str, str] = dict(queries)
 

@@ -8,7 +8,6 @@ real (not NaN) sample.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+from dashboard import load, queries
 
-REPO = Path(__file__).resolve().parents[2]
-DASHBOARD = REPO / "grafana" / "beanfleet-dashboard.json"
 # A Grafana variable's value for the check: one tube, one pool, a rate window.
 VARIABLES = {"$__rate_interval": "5m", "$tube": "emails", "$pool": "emails"}
 
@@ -50,21 +48,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(panel title, PromQL) of every target of every panel, variables substituted."""
-    out = []
-    for panel in dashboard["panels"]:
-        for target in panel["targets"]:
-            expr = target["expr"]
-            for name, value in sorted(VARIABLES.items(), key=lambda kv: -len(kv[0])):
-                expr = expr.replace(name, value)
-            out.append((panel["title"], expr))
-    return out
-
-
 def test_the_dashboard_covers_what_operators_look_at() -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
-    text = " ".join(expr for _, expr in queries(dashboard))
+    dashboard = load()
+    text = " ".join(expr for _, expr in queries(dashboard, VARIABLES))
     for needed in (
         'state="ready"', 'state="reserved"', 'state="buried"',
         "beanfleet_tube_oldest_ready_age_seconds",
@@ -75,7 +61,7 @@ def test_the_dashboard_covers_what_operators_look_at() -> None:
         assert needed in text, needed
     names = {v["name"] for v in dashboard["templating"]["list"]}
     assert names == {"datasource", "tube", "pool"}
-    for _, expr in queries(dashboard):
+    for _, expr in queries(dashboard, VARIABLES):
         assert "$" not in expr, f"variable left in {expr}"
 
 
@@ -88,7 +74,7 @@ def evaluate(dashboard: dict[str, Any], tmp_path: Path) -> subprocess.CompletedP
             "eval_time": "20m",
             "exp_samples": [{"labels": "{}", "value": 1}],
         }
-        for _, expr in queries(dashboard)
+        for _, expr in queries(dashboard, VARIABLES)
     ]
     unit = {
         "rule_files": [],
@@ -113,8 +99,8 @@ def evaluate(dashboard: dict[str, Any], tmp_path: Path) -> subprocess.CompletedP
 
 
 def test_every_panel_query_parses_and_returns_data(tmp_path: Path) -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
-    assert len(queries(dashboard)) >= 10
+    dashboard = load()
+    assert len(queries(dashboard, VARIABLES)) >= 10
     result = evaluate(dashboard, tmp_path)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
 
@@ -123,7 +109,7 @@ def test_every_panel_query_parses_and_returns_data(tmp_path: Path) -> None:
     "expr", ["beanfleet_no_such_metric", "sum by (tube) (beanfleet_tube_jobs{state=ready})"]
 )
 def test_a_query_without_data_or_that_does_not_parse_fails(tmp_path: Path, expr: str) -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
+    dashboard = load()
     dashboard["panels"][0]["targets"][0]["expr"] = expr
     result = evaluate(dashboard, tmp_path)
     assert result.returncode != 0
