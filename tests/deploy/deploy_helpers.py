@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -68,6 +69,25 @@ def run_playbook(
         timeout=timeout,
         check=False,
     )
+
+
+def run_in_inventory(
+    tmp_path: Path, playbook: str, inventory: str, description: dict[str, Any]
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``playbook`` (its text) in ``inventory`` (ini text) with ``description`` as extra
+    vars; the playbook writes its answer to the file named by variable ``out_file``, whose
+    path is returned with the result (the file exists only if the playbook got that far)."""
+    (tmp_path / "hosts.ini").write_text(inventory)
+    (tmp_path / "playbook.yml").write_text(playbook)
+    (tmp_path / "fleet.json").write_text(json.dumps(description))
+    out = tmp_path / "out.json"
+    result = run_playbook(
+        tmp_path / "playbook.yml",
+        "-e", f"@{tmp_path / 'fleet.json'}",
+        "-e", f"out_file={out}",
+        inventory=str(tmp_path / "hosts.ini"),
+    )  # fmt: skip
+    return result, out
 
 
 def load_yaml(path: Path) -> Any:

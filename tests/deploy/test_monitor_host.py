@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import yaml
-from deploy_helpers import EXAMPLE_FLEET, run_playbook
+from deploy_helpers import EXAMPLE_FLEET, run_in_inventory
 
 PLAYBOOK = """
 - name: Describe the Prometheus host
@@ -26,7 +26,7 @@ PLAYBOOK = """
     - name: Write the plan
       ansible.builtin.copy:
         content: "{{ __monitoring_model | to_json }}"
-        dest: "{{ plan_file }}"
+        dest: "{{ out_file }}"
         mode: "0644"
 """
 INVENTORY = (
@@ -42,22 +42,12 @@ INVENTORY = (
 
 
 def describe(tmp_path: Path, **settings: object) -> tuple[int, str, dict[str, object]]:
-    (tmp_path / "hosts.ini").write_text(INVENTORY)
-    playbook = tmp_path / "describe.yml"
-    playbook.write_text(PLAYBOOK)
     # The example fleet's pools and thresholds; addresses from the inventory.
     example = yaml.safe_load(EXAMPLE_FLEET.read_text())
     for key in ("beanfleet_server", "monitoring_scrape_allow", "monitoring_worker_hosts"):
         example.pop(key)
     example.update(settings)
-    (tmp_path / "fleet.json").write_text(json.dumps(example))
-    out = tmp_path / "plan.json"
-    result = run_playbook(
-        playbook,
-        "-e", f"@{tmp_path / 'fleet.json'}",
-        "-e", f"plan_file={out}",
-        inventory=str(tmp_path / "hosts.ini"),
-    )  # fmt: skip
+    result, out = run_in_inventory(tmp_path, PLAYBOOK, INVENTORY, example)
     plan = json.loads(out.read_text()) if out.exists() else {}
     return result.returncode, result.stdout + result.stderr, plan
 

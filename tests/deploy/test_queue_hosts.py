@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import yaml
-from deploy_helpers import EXAMPLE_FLEET, run_playbook
+from deploy_helpers import EXAMPLE_FLEET, run_in_inventory
 
 PLAYBOOK = """
 - name: Describe the pools
@@ -28,29 +28,19 @@ PLAYBOOK = """
         content: >-
           {{ {"commands": __beanfleet_model.pools.values() | map(attribute='command') | list,
               "scrape_allow": __beanfleet_model.metrics.scrape_allow} | to_json }}
-        dest: "{{ commands_file }}"
+        dest: "{{ out_file }}"
         mode: "0644"
 """
 
 
 def describe(tmp_path: Path, inventory: str, **settings: object) -> dict[str, list[str]]:
-    (tmp_path / "hosts.ini").write_text(inventory)
-    playbook = tmp_path / "describe.yml"
-    playbook.write_text(PLAYBOOK)
     # The example fleet's pools only: the server list and each queue host's port come
     # from the inventory (extra vars would override its host vars).
     example = yaml.safe_load(EXAMPLE_FLEET.read_text())
     description = {k: v for k, v in example.items() if k.startswith("beanfleet_")}
     description.pop("beanfleet_server", None)
     description.update(settings)
-    (tmp_path / "fleet.json").write_text(json.dumps(description))
-    out = tmp_path / "commands.json"
-    result = run_playbook(
-        playbook,
-        "-e", f"@{tmp_path / 'fleet.json'}",
-        "-e", f"commands_file={out}",
-        inventory=str(tmp_path / "hosts.ini"),
-    )  # fmt: skip
+    result, out = run_in_inventory(tmp_path, PLAYBOOK, inventory, description)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     described: dict[str, list[str]] = json.loads(out.read_text())
     return described
