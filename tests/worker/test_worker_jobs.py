@@ -186,12 +186,12 @@ def test_retry_later_uses_its_delay_then_buries_when_exhausted(
     assert (stats["state"], stats["delay"]) == ("delayed", 7)
 
     queue.client.kick_job(job_id)  # make it ready now instead of waiting 7 s
-    # The operator's kick gives one attempt back (retry.attempt_of): two more runs to bury.
-    run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
-    assert queue.state(job_id) == "delayed"
-    queue.client.kick_job(job_id)
-    run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
-    assert queue.state(job_id) == "delayed"
+    # A kick of a delayed job gives no attempt back (retry.attempt_of): the second run is
+    # attempt 2 of 2, and exhausted, it is buried.
+    _, lines = run_worker(server_address, {"work": h.retry_later}, max_jobs=1, policy=policy)
+    assert queue.state(job_id) == "buried"
+    [line] = [line for line in lines if f"job={job_id} " in line]
+    assert "attempt=2" in line and "retries exhausted after 2 attempts" in line
 
 
 @pytest.mark.parametrize(

@@ -82,9 +82,9 @@ def test_stop_gives_the_prefetched_job_back_unstarted(queue: Queue) -> None:
     stats = queue.stats(second)
     assert stats is not None
     # It was reserved (prefetched) and handed back: ready, same priority, and its one
-    # reservation marked as not started by the kick (retry.attempt_of).
+    # reservation marked as not started by the bury before the kick (retry.attempt_of).
     assert (stats["state"], stats["pri"], stats["reserves"]) == ("ready", 2000, 1)
-    assert (stats["releases"], stats["kicks"], stats["buries"]) == (1, 1, 0)
+    assert (stats["releases"], stats["buries"], stats["kicks"]) == (0, 1, 1)
     attempts: list[tuple[int, Any]] = []
     run_worker(queue.server.address, {"work": attempts_of(attempts)}, max_jobs=1)
     assert attempts == [(second, 1)]
@@ -101,18 +101,14 @@ def test_prefetched_job_is_handed_back_when_the_current_job_runs_long(
     wait_for(lambda: read_records(out), 10, "the long job to start")
 
     # Handed back once the long job runs past the heartbeat: ready again, same priority,
-    # the reservation marked as not started by its kick.
+    # the reservation marked as not started by its bury (then kicked).
     def handed_back() -> dict[str, Any] | None:
         stats = queue.stats(waiting)
         return stats if stats and stats["state"] == "ready" and stats["reserves"] else None
 
     stats = wait_for(handed_back, 10, "the prefetched job to be handed back")
-    assert (stats["reserves"], stats["releases"], stats["kicks"], stats["pri"]) == (
-        1,
-        1,
-        1,
-        1024,
-    )
+    assert (stats["reserves"], stats["releases"], stats["buries"], stats["kicks"]) == (1, 0, 1, 1)
+    assert stats["pri"] == 1024
 
     # Another worker takes it while the long job still runs; it is that job's attempt 1.
     second = spawn_worker("--server", queue.server.address, "--tube", SLOW)
@@ -188,22 +184,33 @@ def test_the_metrics_wait_sample_is_asked_a_job_ahead_at_most_once_per_interval(
     assert all(queue.state(job_id) is None for job_id in ids)
 
 
-def test_a_hand_back_cut_off_after_its_release_strands_nothing(queue: Queue) -> None:
-    # The worker dies between the two commands of a hand-back: the job was released with a
-    # one-second delay and becomes ready by itself (it counts as an attempt: no kick).
+def test_a_hand_back_whose_worker_is_gone_before_the_server_reads_it_strands_nothing(
+    queue: Queue,
+) -> None:
+    # The hand-back's bury and kick-job go in one write.  The worker dies right after it,
+    # before beanstalkd (stopped here) has read a byte: beanstalkd still runs both, so the
+    # job is ready, not left buried, and its reservation is not counted as an attempt.
     job_id = queue.put("work", {}, priority=7)
     conn = Connection(parse_server(queue.server.address))
+    server = queue.server.proc
+    assert server is not None
     try:
         conn.send([b"watch work", b"reserve-with-timeout 0"])
         conn.expect(b"WATCHING")
         _, values = conn.expect(b"RESERVED")
         conn.read_chunk(int(values[1]))
-        conn.call(b"release %d 7 1" % job_id, b"RELEASED")
+        server.send_signal(signal.SIGSTOP)
+        conn.send([b"bury %d 7" % job_id, b"kick-job %d" % job_id])
     finally:
         conn.close()
-    wait_for(lambda: queue.state(job_id) == "ready", 10, "the released job to be ready")
+        server.send_signal(signal.SIGCONT)
+    wait_for(lambda: queue.state(job_id) == "ready", 10, "the handed-back job to be ready")
     stats = queue.stats(job_id)
-    assert stats is not None and (stats["pri"], stats["buries"]) == (7, 0)
+    assert stats is not None
+    assert (stats["pri"], stats["buries"], stats["kicks"], stats["releases"]) == (7, 1, 1, 0)
+    attempts: list[tuple[int, Any]] = []
+    run_worker(queue.server.address, {"work": attempts_of(attempts)}, max_jobs=1)
+    assert attempts == [(job_id, 1)]
 
 
 def test_prefetch_survives_a_server_restart_mid_stream_without_repeats(queue: Queue) -> None:

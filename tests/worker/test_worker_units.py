@@ -9,7 +9,7 @@ import pytest
 from beanfleet.errors import ConfigError, JobTimeout, PermanentFailure, RetryLater
 from beanfleet.handlers import HandlerSpec, load_handlers
 from beanfleet.joblog import JobLog, JobOutcome
-from beanfleet.retry import RetryPolicy, attempt_of
+from beanfleet.retry import RetryPolicy, attempt_of, unfinished_of
 
 
 def test_handler_spec_parses_dotted_module_and_attribute() -> None:
@@ -32,19 +32,33 @@ def test_load_handlers_imports_and_resolves() -> None:
 
 
 @pytest.mark.parametrize(
-    ("reserves", "kicks", "attempt"), [(1, 0, 1), (3, 0, 3), (3, 1, 2), (2, 2, 1), (0, 0, 1)]
+    ("reserves", "buries", "kicks", "attempt"),
+    [(1, 0, 0, 1), (3, 0, 0, 3), (3, 1, 1, 2), (2, 2, 2, 1), (0, 0, 0, 1), (3, 0, 2, 3)],
 )
-def test_attempt_counts_reservations_minus_hand_backs(
-    reserves: int, kicks: int, attempt: int
+def test_attempt_counts_reservations_minus_buries(
+    reserves: int, buries: int, kicks: int, attempt: int
 ) -> None:
-    assert attempt_of({"reserves": reserves, "kicks": kicks, "releases": 9}) == attempt
+    # Kicks of delayed jobs (the last case: kicked twice in its retry backoff) count nothing.
+    stats = {"reserves": reserves, "buries": buries, "kicks": kicks, "releases": 9}
+    assert attempt_of(stats) == attempt
 
 
-def test_crash_loop_buries_after_max_retries_plus_one_starts() -> None:
+@pytest.mark.parametrize(
+    ("reserves", "releases", "buries", "unfinished"),
+    [(1, 0, 0, 0), (4, 0, 0, 3), (5, 4, 0, 0), (5, 1, 1, 2), (6, 2, 2, 1), (0, 0, 0, 0)],
+)
+def test_unfinished_counts_reservations_that_ended_with_no_outcome(
+    reserves: int, releases: int, buries: int, unfinished: int
+) -> None:
+    stats = {"reserves": reserves, "releases": releases, "buries": buries, "kicks": 9}
+    assert unfinished_of(stats) == unfinished
+
+
+def test_crash_loop_buries_after_max_retries_plus_one_unfinished_starts() -> None:
     policy = RetryPolicy(max_retries=2)
-    assert [policy.crashed_too_often(n) is None for n in (1, 2, 3, 4)] == [True] * 3 + [False]
-    why = policy.crashed_too_often(4)
-    assert why is not None and "3 attempts started and none finished" in why
+    assert [policy.crashed_too_often(n) is None for n in (0, 1, 2, 3)] == [True] * 3 + [False]
+    why = policy.crashed_too_often(3)
+    assert why is not None and "3 attempts ended with no outcome" in why
 
 
 def test_backoff_doubles_with_jitter_and_is_capped() -> None:

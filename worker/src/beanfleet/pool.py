@@ -135,7 +135,7 @@ class ServersWorker:
             for member in self.members:
                 member._drop_connection()
                 if member.records is not None:
-                    member.records.close()
+                    member.records.close(keep=member._current is not None)
             if previous_alarm is not None:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous_alarm)

@@ -12,11 +12,18 @@ While a handler runs the worker holds at most two jobs it has not started (one r
 with its counters asked, one being reserved).  Owed replies are read before any other
 exchange, so every other exchange reads its own reply.
 
-A held job is given back (:meth:`hand_back`) with ``release <id> <pri> 1`` then
-``kick-job <id>`` in one write.  Neither step can strand it: released, it is delayed for one
-second and becomes ready on its own if the worker dies before the kick; kicked, it is ready at
-once with its id, priority and body.  ``kick-job`` is what marks the reservation as one that
-never started: :func:`beanfleet.retry.attempt_of` subtracts ``kicks`` from ``reserves``.
+A held job is given back (:meth:`hand_back`) with ``bury <id> <pri>`` then ``kick-job <id>``
+in one write: ready at once with its id, priority and body, and the ``bury`` marks the
+reservation as one that never started (:func:`beanfleet.retry.attempt_of` subtracts
+``buries`` from ``reserves``; a ``release`` would count it as an attempt, and ``kicks`` cannot
+tell a hand-back from an operator's kick of a job in its retry backoff).  beanstalkd reads
+both commands from the one write and runs the kick as soon as it has written ``BURIED``, so
+a worker that dies after the write still leaves the job ready (checked with beanstalkd 1.12
+stopped until the worker had exited).  It stays buried, for an operator to kick, only if
+the connection is reset before beanstalkd reads the write (a socket closed with replies
+unread: every owed reply is read before a hand-back, so not by this worker dying) or if a
+full binlog disk refuses the kick (the log line says so).  A held job whose connection is
+lost goes back to ready with no command, and that reservation counts as an attempt.
 """
 
 from __future__ import annotations
@@ -129,15 +136,15 @@ class Prefetch:
             if job.stats is None:  # NOT_FOUND: its TTR ran out, it is back already
                 self._log_returned(job, f"prefetched, not started; {why}")
                 continue
-            conn.send([b"release %d %d 1" % (job.id, job.priority), b"kick-job %d" % job.id])
-            released, _ = conn.read_reply()
+            conn.send([b"bury %d %d" % (job.id, job.priority), b"kick-job %d" % job.id])
+            buried, _ = conn.read_reply()
             kicked, _ = conn.read_reply()
             note = why
-            if (released, kicked) != (b"RELEASED", b"KICKED"):
-                # Released but not kicked: ready in a second all the same, but this
-                # reservation will count as an attempt.
+            if (buried, kicked) == (b"BURIED", b"NOT_FOUND"):
+                note += " (kick-job refused: binlog disk full?); left buried, kick it"
+            elif (buried, kicked) != (b"BURIED", b"KICKED"):
                 note += (
-                    f" (release replied {released.decode(errors='replace')}, kick-job "
+                    f" (bury replied {buried.decode(errors='replace')}, kick-job "
                     f"{kicked.decode(errors='replace')})"
                 )
             self._log_returned(job, f"prefetched, not started; {note}")

@@ -14,11 +14,12 @@ HEARTBEAT_AFTER = 0.5  # touch only jobs still running this long after they star
 # The stats-job fields a start needs (``age``: the worker metrics' wait).  One findall
 # instead of a general YAML parse of its ~15 lines: the parse runs once per job, on the hot
 # path.
-_NEEDED = re.compile(rb"^(tube|pri|ttr|age|reserves|kicks): ([^\r\n]*)", re.MULTILINE)
+_NEEDED = re.compile(rb"^(tube|pri|ttr|age|reserves|releases|buries): ([^\r\n]*)", re.MULTILINE)
 
 
 def parse_job_stats(data: bytes) -> dict[str, int | str]:
-    """``tube``, ``pri``, ``ttr``, ``age``, ``reserves`` and ``kicks`` from a stats-job body."""
+    """``tube``, ``pri``, ``ttr``, ``age``, ``reserves``, ``releases`` and ``buries`` from a
+    stats-job body."""
     found = {key.decode(): value for key, value in _NEEDED.findall(data)}
     stats: dict[str, int | str] = {k: int(v) for k, v in found.items() if k != "tube"}
     stats["tube"] = found["tube"].decode().strip('"')

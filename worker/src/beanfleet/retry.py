@@ -7,7 +7,12 @@ deleted (upstream #622), so ``max_retries`` bounds the records a job can hold: a
 per retry (drill 6 measures it).
 
 The attempt number comes from beanstalkd's own counters (:func:`attempt_of`), so it counts
-every start, including one that killed its worker, and survives worker restarts.
+every start, including one that killed its worker, and survives worker restarts.  A crash
+loop is told apart by the same counters (:func:`unfinished_of`): reservations that ended
+with no ``release``, ``bury`` or ``delete``.  beanstalkd 1.12 moves the job counters so:
+``reserves`` at every reservation; ``releases`` and ``buries`` only at those commands (a
+connection closed with the job reserved and a TTR that ran out move neither; the TTR moves
+``timeouts``); ``kicks`` at every kick, of a buried job and of a delayed one alike.
 """
 
 from __future__ import annotations
@@ -29,15 +34,25 @@ MAX_DELAY = 2**32 - 1  # beanstalkd answers BAD_FORMAT to a larger delay
 
 
 def attempt_of(stats: Mapping[str, int | str]) -> int:
-    """The 1-based attempt number of a job reserved now, from its ``stats-job``.
+    """The 1-based attempt number of a job reserved now, from its ``stats-job``:
+    ``reserves - buries``.
 
-    ``reserves`` counts every reservation, including this one and those whose worker died
-    (its connection closed: no other counter moves).  The only reservations that are not
-    starts are prefetch hand-backs, and those alone end in ``kick-job`` (see
-    :mod:`beanfleet.prefetch`), so they are subtracted as ``kicks``.  An operator's ``kick``
-    of a buried or delayed job counts the same way: it gives the job one more attempt.
+    ``reserves`` counts every reservation, including this one and those whose worker died.
+    A job being reserved is not buried, so each earlier ``bury`` was followed by a kick out
+    of the buried state, and those reservations are not counted: a prefetch hand-back is a
+    ``bury`` then ``kick-job`` (see :mod:`beanfleet.prefetch`), and an operator's kick of a
+    job buried after its last attempt gives it one more.  A kick of a delayed job (one
+    waiting in its retry backoff) moves no ``buries``, so it leaves the count alone.
     """
-    return max(1, int(stats["reserves"]) - int(stats["kicks"]))
+    return max(1, int(stats["reserves"]) - int(stats["buries"]))
+
+
+def unfinished_of(stats: Mapping[str, int | str]) -> int:
+    """How many earlier reservations of a job reserved now ended with no outcome sent
+    (no ``release``, ``bury`` or ``delete``): its worker died or lost its connection, or
+    the TTR ran out.  ``reserves - releases - buries - 1`` (this reservation)."""
+    earlier = int(stats["reserves"]) - 1
+    return max(0, earlier - int(stats["releases"]) - int(stats["buries"]))
 
 
 def clamp_delay(seconds: float) -> int:
@@ -89,17 +104,18 @@ class RetryPolicy:
             return Decision("release", clamp_delay(error.delay), reason)
         return Decision("release", self.backoff(attempt), reason)
 
-    def crashed_too_often(self, attempt: int) -> str | None:
-        """Why a job must be buried before it starts again, or None.
+    def crashed_too_often(self, unfinished: int) -> str | None:
+        """Why a job that started before must be buried before it starts again, or None.
 
-        Attempt ``max_retries + 2`` means ``max_retries + 1`` earlier starts ended with no
-        outcome sent: the worker died (killed, out of memory, a crash in C code), its
-        connection dropped, or the TTR ran out.
+        ``unfinished`` (:func:`unfinished_of`) earlier reservations ended with no outcome
+        sent; at ``max_retries + 1`` of them the job is a crash loop.  Only the caller knows
+        whether they were starts: a job held by prefetch goes back the same way when its
+        worker dies (see ``Worker._process``).
         """
-        if attempt <= self.max_retries + 1:
+        if unfinished <= self.max_retries:
             return None
         return (
-            f"retries exhausted: {attempt - 1} attempts started and none finished "
+            f"retries exhausted: {unfinished} attempts ended with no outcome "
             "(the worker died, lost its connection or ran past the TTR during each)"
         )
 

@@ -5,13 +5,18 @@ Each worker owns one small file, ``<state dir>/running/<server>/<pid>``, open fo
 life.  Before a handler starts it overwrites the file in place with the job's id: one
 ``pwrite`` of a fixed-width line, no create, unlink or fsync (a per-job file cost more in
 file-system metadata than the ``stats-job`` round trip it replaces).  A worker that exits
-normally removes its file; one that dies leaves it, naming the job it was running.
+normally removes its file; one that dies leaves it, naming the job it was running (so does
+one that an exception ends with a job unfinished).
 
 A worker reads the other workers' files when it starts and again at most every
 ``RESCAN`` seconds, and treats their job ids as suspects.  Only a suspect job pays a
-``stats-job`` before it starts, to count its starts (:func:`beanfleet.retry.attempt_of`) and
-bury a crash loop.  A live worker's file names the job it runs (reserved by it: nobody else
-gets it) or its last one (finished): at worst one extra ``stats-job`` for a retry of it.
+``stats-job`` before it starts, to count its reservations that ended with no outcome
+(:func:`beanfleet.retry.unfinished_of`) and bury a crash loop; only a suspect job can be
+buried that way, whatever else asked its counters.  A record is the one evidence that a job
+*started* on a worker that may have died: a job held by prefetch (reserved, not started)
+goes back the same way when its worker dies, and no record names it.  A live worker's file
+names the job it runs (reserved by it: nobody else gets it) or its last one (finished): at
+worst one extra ``stats-job`` for a retry of it.
 Every worker process on the host shares the directory, so a restarted worker (a new pid)
 sees what its predecessor left; the server's address is part of the path because job ids
 are only unique per beanstalkd.
@@ -86,12 +91,16 @@ class RunRecords:
         """The job was buried as a crash loop: no more suspicion here."""
         self.suspects.discard(job_id)
 
-    def close(self) -> None:
-        """A normal exit: the last job did not kill this worker, so no record is left."""
+    def close(self, keep: bool = False) -> None:
+        """A normal exit: the last job did not kill this worker, so no record is left.
+        ``keep``: the worker leaves with a job it started unfinished (an exception out of
+        the worker loop), so the record stays as the evidence a death would leave."""
         if self._fd < 0:
             return
         os.close(self._fd)
         self._fd = -1
+        if keep:
+            return
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.own)
 

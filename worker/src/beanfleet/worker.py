@@ -8,16 +8,24 @@ the main thread uses it and no reply is left unread except the prefetch ones
 (:mod:`beanfleet.prefetch`).
 
 Per job: the finished job's ``delete`` goes out in the same write as the next reserve, and
-that is the only round trip (:meth:`Worker._deleted` logs every delete).  A job whose earlier
-starts all killed their worker must be buried before it runs again, but the reserve reply
-carries no counters: a ``stats-job`` would cost a second round trip per job.  So the worker
-asks only for a job named by another worker's record in the per-host state directory
-(:mod:`beanfleet.running`): a worker on this host may have died while running it.  Any
-other job starts at once; its attempt number is asked when something needs it (a failure, the
-handler reading ``job.attempt``, the heartbeat's TTR).  A worker watching several tubes still
-asks every job's ``stats-job``: the reserve reply does not say which tube the job came from.
-With prefetch those asks go out a job earlier and cost no round trip
-(:mod:`beanfleet.prefetch`).
+that is the only round trip (:meth:`Worker._deleted` logs every delete).  A job that keeps
+killing its workers must be buried before it runs again, but the reserve reply carries no
+counters: a ``stats-job`` would cost a second round trip per job.  So the worker asks only
+for a job named by another worker's record in the per-host state directory
+(:mod:`beanfleet.running`): a worker on this host started it and may have died running it.
+Such a job is buried unstarted once ``max_retries + 1`` of its reservations ended with no
+outcome (:func:`beanfleet.retry.unfinished_of`); a release (another client's, a second
+SIGTERM's) or a prefetch hand-back is an outcome, not a crash.  Any other job starts at once;
+its attempt number is asked when something needs it (a failure, the handler reading
+``job.attempt``, the heartbeat's TTR).  A worker watching several tubes still asks every
+job's ``stats-job`` (the reserve reply does not say which tube the job came from), and with
+metrics one a second is sampled; counters asked for those reasons never bury a job no
+record names, so whether a job runs is the same in every configuration.  With prefetch the
+asks go out a job earlier and cost no round trip (:mod:`beanfleet.prefetch`).
+
+A handler that raises, ``SystemExit`` and ``KeyboardInterrupt`` included, has failed an
+attempt (retried or buried); an exception of the worker's own that ends it with a job
+started and unfinished leaves the run record, as a death would.
 """
 
 from __future__ import annotations
@@ -48,7 +56,14 @@ from beanfleet.prefetch import Prefetch
 from beanfleet.protocol import Connection
 from beanfleet.recycle import RecycleLimits, Recycler
 from beanfleet.reserved import Reserved, parse_job_stats
-from beanfleet.retry import RetryOutcome, RetryPolicy, attempt_of, bury, schedule_retry
+from beanfleet.retry import (
+    RetryOutcome,
+    RetryPolicy,
+    attempt_of,
+    bury,
+    schedule_retry,
+    unfinished_of,
+)
 from beanfleet.running import RunRecords
 from beanfleet.shutdown import ShutdownFlags
 
@@ -184,7 +199,7 @@ class Worker:
                 signal.signal(signal.SIGALRM, previous_alarm)
             self.flags.restore()
             if self.records is not None:
-                self.records.close()
+                self.records.close(keep=self._current is not None)
             self.log.flush()
         self.log.event("stopped", f"worker exiting: {reason}", jobs=self.recycler.jobs)
         return reason
@@ -554,8 +569,11 @@ class Worker:
             if job.tube is None:  # several tubes watched: the counters were asked
                 assert job.stats is not None
                 job.tube = str(job.stats["tube"])
-            if attempt is not None:
-                died = self.policy.crashed_too_often(attempt)
+            # Counters asked for another reason (the tube, a metrics sample) must not
+            # decide whether a job runs: only a record says that it started before.  With
+            # no state directory (API use only) nothing does, so every job is checked.
+            if job.stats is not None and (self.records is None or self.records.suspect(job.id)):
+                died = self.policy.crashed_too_often(unfinished_of(job.stats))
                 if died is not None:
                     self._bury(job, died)
                     if self.records is not None:
@@ -624,7 +642,10 @@ class Worker:
             finally:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, 0)
-        except (Exception, JobTimeout) as exc:
+        except BaseException as exc:
+            # SystemExit and KeyboardInterrupt too: the worker's own signals only set flags
+            # (beanfleet.shutdown), so these come from the handler, and a failed attempt is
+            # what they are; let through, they would end the worker with the job unfinished.
             error = exc
         job.duration = time.monotonic() - started
         if error is None and self._timed_out and self.timeout is not None:

@@ -33,6 +33,7 @@ from typing import TextIO
 
 from beanfleet import multiproc_files
 from beanfleet.joblog import JobLog, JobOutcome, LogFormat
+from beanfleet.retry import attempt_of
 
 METRICS_DIR_ENV = "BEANFLEET_METRICS_DIR"
 POOL_ENV = "BEANFLEET_POOL"
@@ -109,9 +110,7 @@ class WorkerMetrics:
 
     def started(self, tube: str, stats: Mapping[str, int | str]) -> None:
         """A job starts whose stats-job the worker has (its attempt and age are known)."""
-        self.starts.append(
-            (tube, int(stats["reserves"]) + int(stats["kicks"]), int(stats.get("age", -1)))
-        )
+        self.starts.append((tube, attempt_of(stats), int(stats.get("age", -1))))
 
     # -- writing -----------------------------------------------------------------------
 
