@@ -2,7 +2,8 @@
 
 They report through files named in the job body, so a test can assert on what really ran.
 Body keys: ``out`` (file to append a JSON line per call to), ``go`` (file to wait for),
-``seconds`` (how long to sleep), ``delay`` (RetryLater), ``mb`` (memory to hold).
+``seconds`` (how long to sleep), ``delay`` (RetryLater), ``mb`` (memory to hold), ``kill``,
+``server`` and ``held`` (kill_or_record), ``raise`` (raise_base).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import signal
 import time
 from typing import Any
 
+import greenstalk
 from beanfleet import PermanentFailure, RetryLater
 from beanfleet.handlers import JobInfo
 
@@ -71,3 +73,29 @@ def kill_worker(data: Any, job: JobInfo) -> None:
     """Record the start, then die as an OOM kill or a segfault would: no outcome sent."""
     _record(data, job, "started")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_or_record(data: Any, job: JobInfo) -> None:
+    """``kill`` in the body: record the start, wait until the tube ``work`` has ``held``
+    jobs reserved (with ``--prefetch``: the next job is held, not started), then die as
+    :func:`kill_worker` does.  Otherwise as :func:`record`."""
+    if not data.get("kill"):
+        record(data, job)
+        return
+    _record(data, job, "started")
+    host, port = data["server"].rsplit(":", 1)
+    with greenstalk.Client((host, int(port))) as client:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if client.stats_tube("work")["current-jobs-reserved"] >= data["held"]:
+                break
+            time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def raise_base(data: Any, job: JobInfo) -> None:
+    """Record the start, then raise ``SystemExit(0)`` or ``KeyboardInterrupt`` (``raise``)."""
+    _record(data, job, "started")
+    if data["raise"] == "SystemExit":
+        raise SystemExit(0)
+    raise KeyboardInterrupt
