@@ -64,7 +64,16 @@ RECONNECT_CAP = 5.0
 CONNECT_TIMEOUT = 5.0
 
 _RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
-_decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type checks
+
+
+def _refuse_constant(name: str) -> object:
+    # NaN, Infinity and -Infinity are not JSON (other clients and our producer refuse them);
+    # called only for bodies that hold one, so the hot path pays nothing.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# json.loads minus its per-call type checks, and strict about the constants.
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
 
 
 def describe_error(error: BaseException) -> str:
