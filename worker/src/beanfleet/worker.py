@@ -2,7 +2,7 @@
 
 Threads: the handler runs in the main thread (so ``--timeout`` can interrupt it with
 SIGALRM); the monitor thread (:mod:`beanfleet.monitor`) touches long-running jobs, releases
-the running job on a second SIGTERM/SIGINT and writes the queued log lines.  Both share one
+the running job on a second stop signal and writes the queued log lines.  Both share one
 connection: while a handler runs, every use of it holds ``lock``; outside that window only
 the main thread uses it and no reply is left unread except the prefetch ones
 (:mod:`beanfleet.prefetch`).
