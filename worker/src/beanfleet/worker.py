@@ -41,7 +41,7 @@ from beanfleet.address import check_tube, parse_server
 from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.client import describe_os_error
 from beanfleet.errors import ConfigError, JobNotFound, JobTimeout
-from beanfleet.handlers import Handler, JobInfo
+from beanfleet.handlers import Handler, JobInfo, check_handler, returned_unrun
 from beanfleet.joblog import JobLog, JobOutcome
 from beanfleet.monitor import Monitor
 from beanfleet.prefetch import Prefetch
@@ -113,8 +113,9 @@ class Worker:
         self.server = server
         self.address = parse_server(server)
         self.handlers = dict(handlers)
-        for tube in self.handlers:
+        for tube, handler in self.handlers.items():
             check_tube(tube)
+            check_handler(tube, handler)
         self.policy = policy or RetryPolicy()
         if timeout is not None:
             check_number(timeout, "timeout", low=0, low_open=True, high=MAX_SECONDS)
@@ -624,12 +625,13 @@ class Worker:
         self.running = job
         self._timed_out = False
         error: BaseException | None = None
+        result: object = None
         started = time.monotonic()
         try:
             try:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, self.timeout)
-                handler(data, job.info)
+                result = handler(data, job.info)
             finally:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -638,6 +640,8 @@ class Worker:
         job.duration = time.monotonic() - started
         if error is None and self._timed_out and self.timeout is not None:
             error = JobTimeout(self.timeout)  # the handler caught and swallowed it
+        if error is None and result is not None:
+            error = returned_unrun(result)  # a coroutine or generator: the work was not done
         with self.lock:
             self.running = None
         return error
