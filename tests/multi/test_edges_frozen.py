@@ -40,10 +40,10 @@ def spawn(tmp_path: Path) -> Iterator[list[WorkerProcess]]:
             process.stop()
 
 
-def _worker(started: list[WorkerProcess], tmp_path: Path, pair: Pair) -> WorkerProcess:
+def _worker(started: list[WorkerProcess], tmp_path: Path, pair: Pair, *extra: str) -> WorkerProcess:
     a, b = pair
     process = WorkerProcess(
-        ["--server", f"{a.address},{b.address}", "--tube", SLOW],
+        ["--server", f"{a.address},{b.address}", "--tube", SLOW, *extra],
         tmp_path / f"worker-{len(started)}.log",
     )
     started.append(process)
@@ -102,15 +102,17 @@ def _touches(server: Beanstalkd) -> int:
         return int(client.stats()["cmd-touch"])
 
 
-@pytest.mark.parametrize("lost_by", ["touch", "delete"])
+@pytest.mark.parametrize(
+    ("lost_by", "prefetch"), [("touch", False), ("delete", False), ("delete", True)]
+)
 def test_a_frozen_server_with_a_job_in_flight_does_not_stall_the_other_server(
-    pair: Pair, spawn: list[WorkerProcess], tmp_path: Path, lost_by: str
+    pair: Pair, spawn: list[WorkerProcess], tmp_path: Path, lost_by: str, prefetch: bool
 ) -> None:
     """Issue 18 item 9: B freezes while its job runs, so a heartbeat touch (``touch``) or
     the finished job's delete (``delete``) gets no reply: A's jobs are still served, the
     first SIGTERM stops the worker (exit 0) while B stays frozen, and B's finished job is
     deleted once B resumes (its delete was written before the connection was dropped), so
-    it does not run again."""
+    it does not run again.  With ``--prefetch`` too (its replies are read later)."""
     a, b = pair
     out, out_a, go = tmp_path / "out", tmp_path / "out-a", tmp_path / "go"
     # TTR 6: touched 0.5 s after its start and every 2 s, into the freeze.  TTR 60: touched
@@ -119,7 +121,7 @@ def test_a_frozen_server_with_a_job_in_flight_does_not_stall_the_other_server(
     with greenstalk.Client(b.pair, encoding=None, use="work") as client:
         body = b'{"out": "%s", "go": "%s"}' % (str(out).encode(), str(go).encode())
         on_b = client.put(body, ttr=ttr)
-    worker = _worker(spawn, tmp_path, pair)
+    worker = _worker(spawn, tmp_path, pair, *(["--prefetch"] if prefetch else []))
     try:
         wait_for(lambda: _events(out, on_b) == ["started"], 15, "b's job to start")
         if lost_by == "delete":
@@ -145,12 +147,14 @@ def test_a_frozen_server_with_a_job_in_flight_does_not_stall_the_other_server(
     assert not any("Traceback" in line for line in worker.lines())
 
 
+@pytest.mark.parametrize("signals", [1, 2])
 def test_a_stop_while_a_frozen_servers_job_runs_exits_and_its_delete_still_applies(
-    pair: Pair, spawn: list[WorkerProcess], tmp_path: Path
+    pair: Pair, spawn: list[WorkerProcess], tmp_path: Path, signals: int
 ) -> None:
     """Issue 18 item 9: SIGTERM while B's job runs and B is frozen: the job finishes, its
     delete is sent, its reply waited for only up to a bound, and the worker exits 0 while B
-    stays frozen; once B resumes the job is gone (it does not run again)."""
+    stays frozen; once B resumes the job is gone (it does not run again).  A second SIGTERM
+    once the job is done (the worker waiting for B's reply) leaves it deleted too."""
     _, b = pair
     out, go = tmp_path / "out", tmp_path / "go"
     body = b'{"out": "%s", "go": "%s"}' % (str(out).encode(), str(go).encode())
@@ -162,6 +166,9 @@ def test_a_stop_while_a_frozen_servers_job_runs_exits_and_its_delete_still_appli
         worker.signal(signal.SIGTERM)
         worker.wait_log("event=stopping", BOUND)
         go.touch()
+        if signals == 2:
+            wait_for(lambda: _events(out, on_b) == ["started", "done"], BOUND, "b's job done")
+            worker.signal(signal.SIGTERM)
         assert worker.wait_exit(BOUND) == 0
         assert b.proc is not None and b.proc.poll() is None  # still frozen all along
         assert _events(out, on_b) == ["started", "done"]
