@@ -241,7 +241,7 @@ class Worker:
             # From here every reply (touch, delete, stats-job, ...) is waited for at most
             # ``reply_limit`` (the reserve's own wait is bounded in _wait_readable): a
             # frozen server costs that wait, then its connection, never the process.
-            conn.sock.settimeout(self.reply_limit)
+            conn.bound_waits(self.reply_limit)
         except BaseException:
             conn.close()
             raise
