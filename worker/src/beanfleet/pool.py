@@ -7,7 +7,9 @@ list, reconnect backoff, prefetch and per-host run records) and serves them in t
   ``TURN_JOBS`` of them, then moves on, so a busy server cannot starve another;
 * when a whole round found no job the next round waits ``reserve-with-timeout 1`` on each
   server in turn (beanstalkd's shortest blocking wait), so an idle process notices a new
-  job on any server within about a second and a busy one at once;
+  job on any of N servers within about 2*(N-1) seconds (each round starts one server
+  further on, so a server can be first in one round and last in the next) and a busy one
+  at once;
 * before leaving a server its finished jobs are deleted and prefetched ones run (no job
   stays reserved here while another server's jobs run, so no TTR runs out unseen);
 * a server that cannot be reached is skipped until its backoff ends (connect and reply
