@@ -9,7 +9,11 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
+import handlers_for_edges
 import pytest
+from beanfleet.errors import ConfigError
+from beanfleet.pool import ServersWorker
+from beanfleet.worker import Worker
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -62,6 +66,19 @@ def test_a_handler_that_would_not_run_is_refused_at_start(
     stats = queue.stats(job_id)
     assert stats is not None and stats["state"] == "ready" and stats["reserves"] == 0
     assert read_records(out) == []
+
+
+def test_the_worker_api_refuses_an_async_handler_too(queue: Queue) -> None:
+    """Issue 18 item 1: ``Worker`` (the API ``beanfleet work`` and the pool build on)
+    refuses an async handler when it is made, with the same one-line ConfigError."""
+    with pytest.raises(ConfigError, match=r"tube 'work' is an async function: .*asyncio\.run"):
+        Worker(queue.server.address, {"work": handlers_for_edges.async_handler}, state_dir=None)
+    with pytest.raises(ConfigError, match="is a generator function"):
+        ServersWorker(
+            [queue.server.address, "127.0.0.1:1"],  # never connected: refused when made
+            {"work": handlers_for_edges.generator_handler},
+            state_dir=None,
+        )
 
 
 @pytest.mark.parametrize(
