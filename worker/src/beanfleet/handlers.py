@@ -1,19 +1,24 @@
 """Job handlers: the ``TUBE=MODULE:FUNCTION`` spec, importing it, and the job info it gets.
 
 A handler is called as ``handler(data, job)``: ``data`` is the decoded JSON body and ``job``
-a :class:`JobInfo` with ``.id``, ``.tube`` and ``.attempt`` (1-based).
+a :class:`JobInfo` with ``.id``, ``.tube`` and ``.attempt`` (1-based).  It does its work
+before it returns: an ``async def`` or generator function would only return a coroutine or
+generator, its body never run, so such handlers are refused (:func:`check_handler`) and a
+call that returns one fails its job for good (:func:`returned_unrun`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from beanfleet.address import check_tube
-from beanfleet.errors import ConfigError
+from beanfleet.errors import ConfigError, PermanentFailure
 
 Handler = Callable[[Any, "JobInfo"], object]
 
@@ -108,8 +113,69 @@ class HandlerSpec:
                 ) from None
         if not callable(obj):
             raise ConfigError(f"handler {self.target} for tube {self.tube!r} is not callable")
+        check_handler(self.tube, obj, self.target)
         handler: Handler = obj
         return handler
+
+
+_WRAP_ASYNC = "def handler(data, job): asyncio.run(handle(data, job))"
+# What calling each kind returns without running its body, and how to make it run.
+_UNRUN_KINDS: tuple[tuple[Callable[[object], bool], str, str], ...] = (
+    (inspect.iscoroutinefunction, "an async function", f"wrap it in {_WRAP_ASYNC}"),
+    (
+        inspect.isasyncgenfunction,
+        "an async generator function",
+        f"make it a plain async function and wrap that in {_WRAP_ASYNC}",
+    ),
+    (
+        inspect.isgeneratorfunction,
+        "a generator function",
+        "make it return instead of yield, or wrap it in "
+        "def handler(data, job): list(handle(data, job))",
+    ),
+)
+
+
+def check_handler(tube: str, handler: object, name: str | None = None) -> None:
+    """Refuse a handler whose call would not run its body (async def, generator function),
+    whose jobs would otherwise be deleted undone; raise ConfigError in one line."""
+    # A callable object is judged by its __call__ (inspect sees through partials itself).
+    targets = [handler]
+    if not inspect.isroutine(handler) and not inspect.isclass(handler):
+        targets.append(getattr(type(handler), "__call__", None))  # noqa: B004 - not a test
+    for test, kind, hint in _UNRUN_KINDS:
+        if any(test(target) for target in targets):
+            name = name or getattr(handler, "__qualname__", None) or repr(handler)
+            raise ConfigError(
+                f"handler {name} for tube {tube!r} is {kind}: calling it does not run it, "
+                f"so its jobs would be deleted undone; {hint}"
+            )
+
+
+def returned_unrun(result: object) -> PermanentFailure | None:
+    """The failure of a handler call that returned a coroutine, generator or other
+    awaitable (a lambda or wrapper around an async function, which :func:`check_handler`
+    cannot see): the work was not done, and running it again cannot help.  The coroutine or
+    generator is closed, so it never warns "never awaited".  None for any other value."""
+    if inspect.iscoroutine(result):
+        kind = "a coroutine"
+    elif inspect.isgenerator(result):
+        kind = "a generator"
+    elif inspect.isasyncgen(result):
+        kind = "an async generator"
+    elif inspect.isawaitable(result):
+        kind = f"an awaitable ({type(result).__name__})"
+    else:
+        return None
+    close = getattr(result, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+    return PermanentFailure(
+        f"the handler returned {kind} instead of doing its work (an async function or "
+        f"generator behind a wrapper?); run it to the end inside the handler, e.g. "
+        f"{_WRAP_ASYNC}"
+    )
 
 
 def load_handlers(specs: list[str]) -> dict[str, Handler]:

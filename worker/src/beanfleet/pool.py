@@ -7,12 +7,20 @@ list, reconnect backoff, prefetch and per-host run records) and serves them in t
   ``TURN_JOBS`` of them, then moves on, so a busy server cannot starve another;
 * when a whole round found no job the next round waits ``reserve-with-timeout 1`` on each
   server in turn (beanstalkd's shortest blocking wait), so an idle process notices a new
-  job on any server within about a second and a busy one at once;
+  job on any of N servers within about 2*(N-1) seconds (each round starts one server
+  further on, so a server can be first in one round and last in the next) and a busy one
+  at once;
 * before leaving a server its finished jobs are deleted and prefetched ones run (no job
   stays reserved here while another server's jobs run, so no TTR runs out unseen);
 * a server that cannot be reached is skipped until its backoff ends (connect and reply
   waits are short), so a dead server costs a failed connect every few seconds, not a
-  share of the process.
+  share of the process;
+* a frozen server (SIGSTOP, a paused VM) is one whose reply does not come: every reply
+  (reserve, touch, delete, stats-job) is waited for at most ``REPLY_LIMIT``, then the
+  connection is dropped and the server backs off like a dead one.  A finished job's
+  ``delete`` is written before the drop (:meth:`Worker._write_deletes`): the frozen
+  server's kernel holds it and the server applies it when it resumes, so the job does not
+  run again.
 
 Why not one process per server: a pool split over servers idles the processes of an empty
 server while another server's jobs wait, and a dead server idles its share of the pool
@@ -48,7 +56,7 @@ TURN_JOBS = 16  # jobs run from one server before the next server's turn
 RESERVE_NOW = b"reserve-with-timeout 0\r\n"
 RESERVE_IDLE = b"reserve-with-timeout 1\r\n"
 CONNECT_TIMEOUT = 1.0  # a host that drops packets must not hold up the other servers
-REPLY_LIMIT = 3.0  # no reply to a 0-1 s reserve this long after sending: the link is dead
+REPLY_LIMIT = 3.0  # no reply this long (to a 0-1 s reserve or any other command): frozen or dead
 
 
 class ServersWorker:
@@ -202,6 +210,12 @@ class ServersWorker:
                 member._process(job)
                 done += 1
                 command = RESERVE_NOW
+            if member.conn is not None and member.conn_broken:
+                # The monitor found it dead while a handler ran (a touch got no reply): drop
+                # it now, writing the finished job's delete first, and back off.
+                member._cut_off()
+                self._rest(index)
+                return done
             self._backoff[index] = RECONNECT_FIRST
         except OSError as exc:  # ConnectionError, reset, no reply, ...
             member._connection_lost(exc, pause=False)

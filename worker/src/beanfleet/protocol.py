@@ -10,6 +10,7 @@ classes so callers handle one set of server errors.
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Iterable
 
 import greenstalk
@@ -55,9 +56,23 @@ class Connection:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buf = bytearray()
+        self._wait_limit: float | None = None
 
     def close(self) -> None:
         self.sock.close()
+
+    def bound_waits(self, seconds: float) -> None:
+        """Make every later read give up after ``seconds`` with TimeoutError (and a write
+        stuck on a full buffer with an OSError), so a frozen server cannot hold the caller.
+
+        Kernel timeouts (SO_RCVTIMEO / SO_SNDTIMEO) on the blocking socket: ``settimeout``
+        would add a poll() to every send and recv of the worker's hot path."""
+        whole = int(seconds)
+        timeval = struct.pack("ll", whole, int((seconds - whole) * 1_000_000))
+        self.sock.settimeout(None)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+        self._wait_limit = seconds
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -79,7 +94,10 @@ class Connection:
     # -- reading ---------------------------------------------------------------------------
 
     def _fill(self) -> None:
-        data = self.sock.recv(65536)
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:  # SO_RCVTIMEO ran out (bound_waits)
+            raise TimeoutError(f"no reply from beanstalkd in {self._wait_limit:g}s") from None
         if not data:
             raise ConnectionError("connection closed by beanstalkd")
         self._buf += data

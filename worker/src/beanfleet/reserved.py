@@ -31,6 +31,7 @@ class Reserved:
 
     __slots__ = (
         "body",
+        "delete_sent",
         "duration",
         "id",
         "info",
@@ -56,6 +57,8 @@ class Reserved:
         self.stats_checked = False
         self.info: JobInfo | None = None
         self.duration: float | None = None
+        # Its delete was written (maybe unanswered): not written again on a closing connection.
+        self.delete_sent = False
         self.next_touch = time.monotonic() + HEARTBEAT_AFTER
 
     @property

@@ -1,8 +1,11 @@
-"""SIGTERM/SIGINT handling, rq/Celery style: the handlers only count signals.
+"""SIGTERM/SIGINT/SIGHUP handling, rq/Celery style: the handlers only count signals.
 
 First signal: stop taking jobs, finish the current one.  Second signal: give the current
-job back at once and exit.  The worker loop and its monitor thread read the count; doing
-the work there (not in the handler) keeps the handler safe to run at any bytecode.
+job back at once and exit.  SIGHUP counts like SIGTERM (its default would kill the worker
+mid-job): under systemd ``Restart=always`` or supervisor ``autorestart=true`` the manager
+starts a fresh process, so SIGHUP is a graceful restart, as Celery and gunicorn users
+expect.  The worker loop and its monitor thread read the count; doing the work there (not
+in the handler) keeps the handler safe to run at any bytecode.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import threading
 from types import FrameType
 from typing import Any
 
-SIGNALS = (signal.SIGTERM, signal.SIGINT)
+SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class ShutdownFlags:

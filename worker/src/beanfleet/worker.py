@@ -2,7 +2,7 @@
 
 Threads: the handler runs in the main thread (so ``--timeout`` can interrupt it with
 SIGALRM); the monitor thread (:mod:`beanfleet.monitor`) touches long-running jobs, releases
-the running job on a second SIGTERM/SIGINT and writes the queued log lines.  Both share one
+the running job on a second stop signal and writes the queued log lines.  Both share one
 connection: while a handler runs, every use of it holds ``lock``; outside that window only
 the main thread uses it and no reply is left unread except the prefetch ones
 (:mod:`beanfleet.prefetch`).
@@ -49,7 +49,7 @@ from beanfleet.address import check_tube, parse_server
 from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.client import describe_os_error
 from beanfleet.errors import ConfigError, JobNotFound, JobTimeout
-from beanfleet.handlers import Handler, JobInfo
+from beanfleet.handlers import Handler, JobInfo, check_handler, returned_unrun
 from beanfleet.joblog import JobLog, JobOutcome
 from beanfleet.monitor import Monitor
 from beanfleet.prefetch import Prefetch
@@ -79,7 +79,16 @@ RECONNECT_CAP = 5.0
 CONNECT_TIMEOUT = 5.0
 
 _RESERVE = b"reserve-with-timeout %d\r\n" % RESERVE_TIMEOUT
-_decode_json = json.JSONDecoder().decode  # json.loads minus its per-call type checks
+
+
+def _refuse_constant(name: str) -> object:
+    # NaN, Infinity and -Infinity are not JSON (other clients and our producer refuse them);
+    # called only for bodies that hold one, so the hot path pays nothing.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# json.loads minus its per-call type checks, and strict about the constants.
+_decode_json = json.JSONDecoder(parse_constant=_refuse_constant).decode
 
 
 def describe_error(error: BaseException) -> str:
@@ -119,8 +128,9 @@ class Worker:
         self.server = server
         self.address = parse_server(server)
         self.handlers = dict(handlers)
-        for tube in self.handlers:
+        for tube, handler in self.handlers.items():
             check_tube(tube)
+            check_handler(tube, handler)
         self.policy = policy or RetryPolicy()
         if timeout is not None:
             check_number(timeout, "timeout", low=0, low_open=True, high=MAX_SECONDS)
@@ -243,7 +253,10 @@ class Worker:
             conn.send(commands)
             for _ in commands:
                 conn.expect(b"WATCHING")
-            conn.sock.settimeout(None)
+            # From here every reply (touch, delete, stats-job, ...) is waited for at most
+            # ``reply_limit`` (the reserve's own wait is bounded in _wait_readable): a
+            # frozen server costs that wait, then its connection, never the process.
+            conn.bound_waits(self.reply_limit)
         except BaseException:
             conn.close()
             raise
@@ -255,6 +268,8 @@ class Worker:
         Gives up (False) when a stop is requested or a recycling limit is reached (they
         apply while reconnecting too), or after ``attempts`` tries.
         """
+        if self.conn is not None:  # the monitor found it dead while a handler ran
+            self._cut_off()
         tries = 0
         while attempts is None or tries < attempts:
             if attempts is None and self._stop_reason() is not None:
@@ -363,7 +378,30 @@ class Worker:
         with self.lock:
             conn, self.conn = self.conn, None
         if conn is not None:
+            self._write_deletes(conn)
             conn.close()
+
+    def _write_deletes(self, conn: Connection) -> None:
+        """Before closing ``conn``, write the deletes of succeeded jobs not written yet,
+        without waiting (the link may be dead).  A frozen server's kernel holds the bytes
+        and the server reads them before the close when it resumes, so the job is deleted;
+        sent after a reconnect instead, the delete would find the job reserved by the old
+        connection (NOT_FOUND) or back in ready, where another worker may take it."""
+        unsent = [
+            job
+            for job in (self._pending_delete, *self._unconfirmed)
+            if job is not None and not job.delete_sent
+        ]
+        if not unsent:
+            return
+        data = b"".join(b"delete %d\r\n" % job.id for job in unsent)
+        try:
+            conn.sock.settimeout(0)
+            if conn.sock.send(data) == len(data):
+                for job in unsent:
+                    job.delete_sent = True
+        except OSError:
+            pass  # dead: the deletes after reconnecting are all there is
 
     def _connection_lost(self, exc: OSError, *, pause: bool = True) -> None:
         self.log.event(
@@ -371,6 +409,15 @@ class Worker:
             f"lost connection to beanstalkd at {self.server}: {describe_os_error(exc)}",
             level="error",
         )
+        self._cut_off()
+        if pause and not self._healthy:
+            # Lost again before it ever answered a reserve: back off instead of spinning.
+            self._pause(self._backoff * random.uniform(0.5, 1.0))
+            self._backoff = min(self._backoff * 2, self.reconnect_cap)
+
+    def _cut_off(self) -> None:
+        """Close the connection: the job whose outcome was not sent goes back to ready, and
+        the succeeded jobs whose delete is unconfirmed are deleted again after reconnecting."""
         self._drop_connection()
         job, self._current = self._current, None
         if job is not None:
@@ -379,7 +426,7 @@ class Worker:
                 "returned",
                 "connection lost before its outcome was sent; beanstalkd puts it back to ready",
             )
-        cut_off = self.prefetch.forget("connection lost")
+        cut_off = self._forget_prefetch("connection lost")
         done, self._pending_delete = self._pending_delete, None
         if done is not None:
             cut_off.append(done)
@@ -392,10 +439,14 @@ class Worker:
                 job=done.id,
             )
         self._unconfirmed.extend(cut_off)
-        if pause and not self._healthy:
-            # Lost again before it ever answered a reserve: back off instead of spinning.
-            self._pause(self._backoff * random.uniform(0.5, 1.0))
-            self._backoff = min(self._backoff * 2, self.reconnect_cap)
+
+    def _forget_prefetch(self, why: str) -> list[Reserved]:
+        """The connection is going: the succeeded jobs whose pipelined delete is unanswered
+        (written: prefetch owes only the replies of commands it wrote)."""
+        cut_off = self.prefetch.forget(why)
+        for job in cut_off:
+            job.delete_sent = True
+        return cut_off
 
     def _send_after_delete(
         self, conn: Connection, commands: bytes, *, after_reconnect: bool = False
@@ -412,6 +463,7 @@ class Worker:
                 conn.sock.sendall(commands)
             return
         conn.sock.sendall(b"delete %d\r\n%s" % (done.id, commands))
+        done.delete_sent = True
         status, _ = conn.read_reply()
         self._pending_delete = None
         self._deleted(done, status, after_reconnect=after_reconnect)
@@ -454,7 +506,7 @@ class Worker:
                 self._send_after_delete(conn, b"")
         except (OSError, greenstalk.Error) as exc:
             self._connection_lost(exc if isinstance(exc, OSError) else ConnectionError(exc))
-        self._unconfirmed.extend(self.prefetch.forget("worker stopping"))
+        self._unconfirmed.extend(self._forget_prefetch("worker stopping"))
         if self._pending_delete is not None:
             self._unconfirmed.append(self._pending_delete)
             self._pending_delete = None
@@ -467,7 +519,13 @@ class Worker:
         except OSError:
             pass
         for done in self._unconfirmed:
-            self.log_job(done, "returned", "succeeded, but not deleted: server unreachable")
+            if done.delete_sent:
+                # Written before the connection dropped: a frozen server applies it when it
+                # resumes; a server that lost the connection first did not get it.
+                why = "succeeded; its delete was sent but not confirmed: server unreachable"
+            else:
+                why = "succeeded, but not deleted: server unreachable"
+            self.log_job(done, "returned", why)
         self._unconfirmed.clear()
 
     def _pause(self, seconds: float) -> bool:
@@ -633,12 +691,13 @@ class Worker:
         self.running = job
         self._timed_out = False
         error: BaseException | None = None
+        result: object = None
         started = time.monotonic()
         try:
             try:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, self.timeout)
-                handler(data, job.info)
+                result = handler(data, job.info)
             finally:
                 if self.timeout is not None:
                     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -650,6 +709,8 @@ class Worker:
         job.duration = time.monotonic() - started
         if error is None and self._timed_out and self.timeout is not None:
             error = JobTimeout(self.timeout)  # the handler caught and swallowed it
+        if error is None and result is not None:
+            error = returned_unrun(result)  # a coroutine or generator: the work was not done
         with self.lock:
             self.running = None
         return error

@@ -156,8 +156,9 @@ def work(
     """Run jobs from beanstalkd tubes through Python handlers.
 
     A handler's success deletes its job; an exception retries it after an exponential
-    backoff until --max-retries, then buries it.  SIGTERM/SIGINT: finish the current job and exit;
-    a second one releases the running job and exits at once.  While beanstalkd is
+    backoff until --max-retries, then buries it.  SIGTERM/SIGINT/SIGHUP: finish the current
+    job and exit (under systemd or supervisor: a graceful restart); a second one releases the
+    running job and exits at once.  While beanstalkd is
     unreachable the worker keeps reconnecting.  With several servers one process serves
     them all in turns (see README, "Several queue hosts"); job ids in its log and in the
     handler's job.id are SERVER/ID.
