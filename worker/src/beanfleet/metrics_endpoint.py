@@ -12,6 +12,10 @@ Tidying, under the scrape's lock so a scrape never sees a half-done step:
   files per recycled worker.  The archive is replaced atomically before the folded files are
   deleted: an endpoint killed in between counts those processes twice (a jump up, never a
   reset).
+
+A file that cannot be read (0 bytes, truncated: a disk that filled up, a copy cut short)
+is skipped with one warning on stderr, and the rest is served: one bad file must not fail
+every scrape.  A dead process's unreadable file is deleted when its process is folded.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import click
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -48,8 +53,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def tidy(directory: str) -> None:
-    """Drop dead processes' live gauges; fold their counters and histograms into archives."""
+Unreadable = Callable[[str, Exception], None]
+
+
+def tidy(directory: str, unreadable: Unreadable) -> None:
+    """Drop dead processes' live gauges; fold their counters and histograms into archives
+    (``unreadable(path, error)``: a file that cannot be folded, deleted with the others)."""
     booted = boot_time()
     dead: dict[str, list[str]] = {}
     for path in glob.glob(os.path.join(directory, "*.db")):
@@ -68,13 +77,13 @@ def tidy(directory: str) -> None:
         elif typ in FOLDED_TYPES:
             dead.setdefault(typ, []).append(path)
     for typ, paths in dead.items():
-        _fold(directory, typ, paths)
+        _fold(directory, typ, paths, unreadable)
 
 
-def _fold(directory: str, typ: str, paths: list[str]) -> None:
+def _fold(directory: str, typ: str, paths: list[str], unreadable: Unreadable) -> None:
     archive = os.path.join(directory, f"{typ}_archive.db")
     sources = [archive, *paths] if os.path.exists(archive) else paths
-    merged = multiproc_files.merge(sources, accumulate=False)
+    merged = multiproc_files.merge(multiproc_files.readable(sources, unreadable), accumulate=False)
     temporary = os.path.join(directory, f".{typ}_archive.tmp")  # not *.db: never collected
     _unlink(temporary)
     out = multiproc_files.ValuesFile(temporary)
@@ -114,16 +123,28 @@ class MetricsDirCollector(Collector):
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self._lock = threading.Lock()
-        tidy(self.directory)
+        self._warned: set[str] = set()
+        tidy(self.directory, self._unreadable)
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            tidy(self.directory)
+            tidy(self.directory, self._unreadable)
             paths = glob.glob(os.path.join(self.directory, "*.db"))
-            return multiproc_files.merge(paths, accumulate=True)
+            good = multiproc_files.readable(paths, self._unreadable)
+            return multiproc_files.merge(good, accumulate=True)
+
+    def _unreadable(self, path: str, error: Exception) -> None:
+        """Once per file: it stays unreadable, and scrapes come every few seconds."""
+        if path in self._warned:
+            return
+        self._warned.add(path)
+        reason = " ".join((str(error) or type(error).__name__).split())
+        click.echo(
+            f"beanfleet: warning: skipping unreadable metrics file {path}: {reason}", err=True
+        )
 
 
 def make_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:
