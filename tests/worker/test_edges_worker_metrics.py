@@ -1,0 +1,128 @@
+"""Issue 18, metrics must never hurt jobs: a real `beanfleet work --metrics-dir` process
+whose metrics directory is removed, or whose file system is full."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from worker_support import Queue, WorkerProcess, read_records, wait_for
+
+HANDLERS = "handlers_for_tests"
+METRICS_OFF = "event=metrics-off"
+
+
+def _fill(directory: Path) -> None:
+    """Write zeros into a file until the file system is full."""
+    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs of the test's own (skipped where mounting is not permitted)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        # Lazy: a worker killed by the test may still hold its files for a moment.
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _worker_args(queue: Queue, metrics_dir: Path, handler: str = "record") -> list[str]:
+    return [
+        "--server", queue.server.address, "--tube", f"work={HANDLERS}:{handler}",
+        "--metrics-dir", str(metrics_dir), "--pool", "p",
+    ]  # fmt: skip
+
+
+def _one_metrics_off_line(worker: WorkerProcess) -> str:
+    [line] = [line for line in worker.lines() if METRICS_OFF in line]
+    assert " error " in line and "worker metrics switched off" in line, line
+    assert "Traceback" not in worker.log_path.read_text()
+    return line
+
+
+def test_removing_the_metrics_dir_keeps_touches_and_log_lines(
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
+    """Issue 18 item 10: after its metrics directory is removed, a worker says once that
+    metrics are off and its monitor goes on: a 5 s job with a 2 s TTR is touched (runs
+    once, no TTR timeout) and job lines still appear while the worker runs."""
+    metrics_dir = tmp_path / "metrics"
+    worker = spawn_worker(*_worker_args(queue, metrics_dir, "slow"))
+    worker.wait_log("event=connected")
+    shutil.rmtree(metrics_dir)  # its next new file cannot be created
+    out = tmp_path / "out.jsonl"
+    long = queue.put("work", {"out": str(out), "seconds": 5}, ttr=2)
+    wait_for(lambda: read_records(out), 10, "the long job to start")
+    [line] = worker.wait_outcomes(long, timeout=15)
+    assert "outcome=deleted" in line
+    assert [r["event"] for r in read_records(out)] == ["started", "done"]  # ran once
+    assert queue.server_stats()["job-timeouts"] == 0  # touched in time
+    short = queue.put("work", {"out": str(out), "seconds": 0})
+    assert "outcome=deleted" in worker.wait_outcomes(short)[0]  # lines flushed while running
+    _one_metrics_off_line(worker)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit() == 0
+
+
+def test_a_full_metrics_file_system_at_start_does_not_stop_jobs(
+    queue: Queue,
+    small_tmpfs: Path,
+    spawn_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    """Issue 18 item 11: a worker started with its metrics directory on a full file system
+    says once that metrics are off (no SIGBUS, rc 135) and runs its jobs."""
+    _fill(small_tmpfs)
+    worker = spawn_worker(*_worker_args(queue, small_tmpfs))
+    job = queue.put("work", {"out": str(tmp_path / "out.jsonl")})
+    assert "outcome=deleted" in worker.wait_outcomes(job)[0]
+    assert "no space left on device" in _one_metrics_off_line(worker)
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit() == 0
+
+
+def test_a_metrics_file_system_filling_up_while_running_does_not_stop_jobs(
+    queue: Queue,
+    small_tmpfs: Path,
+    spawn_worker: Callable[..., WorkerProcess],
+    tmp_path: Path,
+) -> None:
+    """Issue 18 item 11: the metrics file system fills up while the worker runs: its next
+    new metrics file cannot get space; metrics go off with one line (no SIGBUS), jobs go on."""
+    worker = spawn_worker(*_worker_args(queue, small_tmpfs))
+    worker.wait_log("event=connected")
+    _fill(small_tmpfs)
+    out = tmp_path / "out.jsonl"
+    for _ in range(3):  # one after the other: the worker must outlive its first flush
+        job = queue.put("work", {"out": str(out)})
+        assert "outcome=deleted" in worker.wait_outcomes(job)[0]
+    assert "no space left on device" in _one_metrics_off_line(worker)
+    with contextlib.suppress(FileNotFoundError):
+        (small_tmpfs / "filler").unlink()
+    worker.signal(signal.SIGTERM)
+    assert worker.wait_exit() == 0
