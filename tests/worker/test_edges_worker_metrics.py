@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import shutil
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from beanfleet.handlers import JobInfo
+from beanfleet.joblog import JobLog
+from beanfleet.recycle import RecycleLimits
+from beanfleet.worker import Worker
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 HANDLERS = "handlers_for_tests"
@@ -126,3 +134,47 @@ def test_a_metrics_file_system_filling_up_while_running_does_not_stop_jobs(
         (small_tmpfs / "filler").unlink()
     worker.signal(signal.SIGTERM)
     assert worker.wait_exit() == 0
+
+
+class _FlushFailsOnceInTheMonitor(JobLog):
+    """A log whose first flush from the monitor thread raises."""
+
+    def __init__(self) -> None:
+        super().__init__("text", io.StringIO())
+        self.failed = False
+
+    def flush(self) -> None:
+        if not self.failed and threading.current_thread().name == "beanfleet-monitor":
+            self.failed = True
+            raise RuntimeError("flush failed once")
+        super().flush()
+
+    def lines(self) -> list[str]:
+        assert isinstance(self._stream, io.StringIO)
+        return self._stream.getvalue().splitlines()
+
+
+def test_a_failing_monitor_step_is_logged_once_and_the_monitor_goes_on(queue: Queue) -> None:
+    """Issue 18 item 10: whatever a monitor step raises, the monitor thread says so once and
+    goes on: a 3 s job with a 1 s TTR is still touched (no TTR timeout) and deleted."""
+    ran: list[int] = []
+
+    def handler(data: Any, job: JobInfo) -> None:
+        ran.append(job.id)
+        time.sleep(3)
+
+    job = queue.put("work", {}, ttr=1)
+    log = _FlushFailsOnceInTheMonitor()
+    worker = Worker(
+        queue.server.address,
+        {"work": handler},
+        log=log,
+        limits=RecycleLimits(max_jobs=1, max_time=20),
+    )
+    assert worker.run().startswith("max-jobs")
+    assert ran == [job]
+    assert queue.stats(job) is None  # deleted
+    assert queue.server_stats()["job-timeouts"] == 0
+    [line] = [line for line in log.lines() if "event=monitor-error" in line]
+    assert "RuntimeError: flush failed once" in line
+    assert f"job={job} tube=work attempt=1" in "\n".join(log.lines())
