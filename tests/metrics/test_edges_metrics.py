@@ -17,6 +17,7 @@ import pytest
 from beanfleet.worker_metrics import WorkerMetrics
 from beanstalkd_server import Beanstalkd
 from scraping import Samples, Served, parse
+from small_tmpfs import fill, mounted
 from waiting import wait_for
 
 BEANFLEET = str(Path(sys.executable).with_name("beanfleet"))
@@ -182,3 +183,39 @@ def test_unreadable_db_files_are_skipped_with_one_warning_each(tmp_path: Path) -
     for line in warnings:
         assert line.startswith("beanfleet: warning: skipping unreadable metrics file "), line
     assert "Traceback" not in "\n".join(warnings)
+
+
+def test_a_full_file_system_does_not_stop_the_endpoint(tmp_path: Path) -> None:
+    """Issue 18 item 11: with the metrics directory's file system full, the endpoint starts
+    and serves (a dead worker's files, which it cannot fold into the archive, are summed as
+    they are), says so once, and folds them once there is space again."""
+    source = tmp_path / "source"
+    metrics = WorkerMetrics(source, "p")
+    metrics.finished.append(("t", "deleted", 0.01))
+    metrics.flush()
+    valid = (source / f"counter_{os.getpid()}.db").read_bytes()
+    metrics.close()
+    key = ("beanfleet_worker_jobs_total", (("outcome", "deleted"), ("pool", "p"), ("tube", "t")))
+    with mounted(tmp_path / "small") as directory:
+        dead = directory / f"counter_{_dead_pid()}.db"
+        dead.write_bytes(valid)
+        filler = fill(directory)
+        endpoint = Served([BEANFLEET, "metrics-endpoint", "--dir", str(directory)])
+        try:
+            for _ in range(2):
+                assert scrape_within(endpoint.port)[key] == 1
+            assert dead.exists()
+            filler.unlink()
+            assert scrape_within(endpoint.port)[key] == 1
+            assert not dead.exists()  # folded into the archive
+            assert (directory / "counter_archive.db").exists()
+        finally:
+            endpoint.proc.kill()
+            assert endpoint.proc.stderr is not None
+            warnings = [*endpoint.before, *endpoint.proc.stderr.read().splitlines()]
+            endpoint.stop()
+    [line] = warnings
+    assert line == (
+        f"beanfleet: warning: cannot tidy metrics directory {directory}: "
+        "no space left on device; serving its files as they are"
+    )

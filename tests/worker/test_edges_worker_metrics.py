@@ -4,12 +4,9 @@ whose metrics directory is removed, or whose file system is full."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
-import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,42 +18,17 @@ from beanfleet.handlers import JobInfo
 from beanfleet.joblog import JobLog
 from beanfleet.recycle import RecycleLimits
 from beanfleet.worker import Worker
+from small_tmpfs import fill, mounted
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 HANDLERS = "handlers_for_tests"
 METRICS_OFF = "event=metrics-off"
 
 
-def _fill(directory: Path) -> None:
-    """Write zeros into a file until the file system is full."""
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        while True:
-            os.write(fd, b"\0" * 4096)
-    except OSError as exc:
-        assert exc.errno == errno.ENOSPC, exc
-    finally:
-        os.close(fd)
-
-
 @pytest.fixture
 def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs of the test's own (skipped where mounting is not permitted)."""
-    mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
-    try:
+    with mounted(tmp_path / "small") as mount:
         yield mount
-    finally:
-        # Lazy: a worker killed by the test may still hold its files for a moment.
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def _worker_args(queue: Queue, metrics_dir: Path, handler: str = "record") -> list[str]:
@@ -105,7 +77,7 @@ def test_a_full_metrics_file_system_at_start_does_not_stop_jobs(
 ) -> None:
     """Issue 18 item 11: a worker started with its metrics directory on a full file system
     says once that metrics are off (no SIGBUS, rc 135) and runs its jobs."""
-    _fill(small_tmpfs)
+    fill(small_tmpfs)
     worker = spawn_worker(*_worker_args(queue, small_tmpfs))
     job = queue.put("work", {"out": str(tmp_path / "out.jsonl")})
     assert "outcome=deleted" in worker.wait_outcomes(job)[0]
@@ -124,7 +96,7 @@ def test_a_metrics_file_system_filling_up_while_running_does_not_stop_jobs(
     new metrics file cannot get space; metrics go off with one line (no SIGBUS), jobs go on."""
     worker = spawn_worker(*_worker_args(queue, small_tmpfs))
     worker.wait_log("event=connected")
-    _fill(small_tmpfs)
+    fill(small_tmpfs)
     out = tmp_path / "out.jsonl"
     for _ in range(3):  # one after the other: the worker must outlive its first flush
         job = queue.put("work", {"out": str(out)})

@@ -16,6 +16,8 @@ Tidying, under the scrape's lock so a scrape never sees a half-done step:
 A file that cannot be read (0 bytes, truncated: a disk that filled up, a copy cut short)
 is skipped with one warning on stderr, and the rest is served: one bad file must not fail
 every scrape.  A dead process's unreadable file is deleted when its process is folded.
+Tidying that fails (no space left for the archive) is said once; the files are then served
+as they are, still summed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from beanfleet import multiproc_files
+from beanfleet.client import describe_os_error
 
 _FILE_RE = re.compile(r"^(counter|histogram|gauge_[a-z]+)_(\d+)\.db$")
 FOLDED_TYPES = ("counter", "histogram")
@@ -124,27 +127,39 @@ class MetricsDirCollector(Collector):
         os.makedirs(self.directory, exist_ok=True)
         self._lock = threading.Lock()
         self._warned: set[str] = set()
-        tidy(self.directory, self._unreadable)
+        self._tidy()
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            tidy(self.directory, self._unreadable)
+            self._tidy()
             paths = glob.glob(os.path.join(self.directory, "*.db"))
             good = multiproc_files.readable(paths, self._unreadable)
             return multiproc_files.merge(good, accumulate=True)
 
+    def _tidy(self) -> None:
+        try:
+            tidy(self.directory, self._unreadable)
+        except OSError as exc:
+            self._warn(
+                "tidy",
+                f"cannot tidy metrics directory {self.directory}: {describe_os_error(exc)}; "
+                "serving its files as they are",
+            )
+        else:
+            self._warned.discard("tidy")  # say it again if it fails again
+
     def _unreadable(self, path: str, error: Exception) -> None:
-        """Once per file: it stays unreadable, and scrapes come every few seconds."""
-        if path in self._warned:
-            return
-        self._warned.add(path)
         reason = " ".join((str(error) or type(error).__name__).split())
-        click.echo(
-            f"beanfleet: warning: skipping unreadable metrics file {path}: {reason}", err=True
-        )
+        self._warn(path, f"skipping unreadable metrics file {path}: {reason}")
+
+    def _warn(self, key: str, message: str) -> None:
+        """Once per file or trouble: it lasts, and scrapes come every few seconds."""
+        if key not in self._warned:
+            self._warned.add(key)
+            click.echo(f"beanfleet: warning: {message}", err=True)
 
 
 def make_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:
