@@ -34,7 +34,7 @@ class ValuesFile:
     """
 
     def __init__(self, path: str) -> None:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # as open("a+b"): the umask decides
         try:
             _allocate(fd, 0, mmap.PAGESIZE)  # the header: the mapping's first page
         except OSError:
