@@ -45,7 +45,17 @@ def main() -> None:
         for i in range(args.tubes):
             preload(srv, f"tube-{i:03d}", per_tube + (1 if i < extra else 0))
         exporter = subprocess.Popen(
-            [*beanfleet_exe(), "exporter", "--server", srv.address, "--listen", "127.0.0.1:0"],
+            # The whole cold scan, however long (the default --timeout would cut it off).
+            [
+                *beanfleet_exe(),
+                "exporter",
+                "--server",
+                srv.address,
+                "--listen",
+                "127.0.0.1:0",
+                "--timeout",
+                "120",
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )

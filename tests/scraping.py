@@ -26,15 +26,20 @@ def scrape(port: int) -> Samples:
 
 
 class Served:
-    """``argv`` plus ``--listen 127.0.0.1:0``; the port is read from its first stderr line
-    ("serving ... on http://HOST:PORT/metrics")."""
+    """``argv`` plus ``--listen 127.0.0.1:0``; the port is read from its stderr line
+    "serving ... on http://HOST:PORT/metrics" (warning lines before it are kept in
+    ``before``)."""
 
     def __init__(self, argv: list[str]) -> None:
         self.proc = subprocess.Popen(
             [*argv, "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True
         )
         assert self.proc.stderr is not None
+        self.before: list[str] = []
         line = self.proc.stderr.readline()
+        while line.startswith("beanfleet: warning: "):
+            self.before.append(line.rstrip("\n"))
+            line = self.proc.stderr.readline()
         assert "/metrics" in line, line
         self.port = int(line.rsplit(":", 1)[1].split("/")[0])
 

@@ -178,7 +178,7 @@ def test_collector_in_process(beanstalkd: Beanstalkd, filled: greenstalk.Client[
         beanstalkd.kill()
         assert parse(generate_latest(registry).decode())[("beanfleet_up", ())] == 0
     finally:
-        collector.admin.close()
+        collector.close()
 
 
 def test_binlog_disk_space_is_served_while_beanstalkd_is_down(

@@ -49,7 +49,14 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes every few seconds would drown stderr; errors still reach the scraper."""
 
 
-class _Server6(ThreadingWSGIServer):
+class _Server(ThreadingWSGIServer):
+    # socketserver's listen backlog is 5: a burst of scrapers (several Prometheus, a
+    # federation, curl loops) arriving while the process is busy had their connections
+    # dropped.  The kernel caps this at net.core.somaxconn.
+    request_queue_size = socket.SOMAXCONN
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
@@ -57,7 +64,7 @@ def serve(app: Callable[..., Any], listen: str, what: str) -> None:
     """Serve ``app`` on ``listen`` until interrupted; says where on stderr (``what`` names
     the metrics: "metrics of beanstalkd HOST:PORT")."""
     host, port = parse_listen(listen)
-    server_class = _Server6 if ":" in host else ThreadingWSGIServer
+    server_class = _Server6 if ":" in host else _Server
     try:
         httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
     except OSError as exc:

@@ -4,6 +4,10 @@ Server-wide values come from ``stats``, per-tube ones from ``stats-tube`` and th
 oldest-ready scan of :class:`~beanfleet.admin.Admin` (which remembers what it learnt between
 scrapes, so each job id is examined about once).  When beanstalkd cannot be reached the
 scrape still succeeds with ``beanfleet_up 0``; the next scrape reconnects.
+
+A scrape waits for beanstalkd at most ``timeout`` seconds (:class:`ServerQuery`): a frozen
+server (SIGSTOP, a paused VM: the kernel accepts the connection, nothing answers) is
+``beanfleet_up 0`` for that scrape instead of hanging it and every scrape after it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import greenstalk
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -21,6 +26,10 @@ from beanfleet.admin import Admin, Stats, TubeStats
 from beanfleet.errors import BeanfleetError
 
 Metric = GaugeMetricFamily | CounterMetricFamily | InfoMetricFamily
+
+# Under Prometheus' scrape timeout (10 s by default, the scrape interval when shorter: 5 s
+# in the Vagrant fleet).
+DEFAULT_TIMEOUT = 4.0
 
 JOB_STATES = ("ready", "reserved", "delayed", "buried")
 
@@ -48,48 +57,108 @@ SERVER_COUNTERS = {
 }
 
 
+Answer = tuple[Stats, list[TubeStats]]
+
+
+@dataclass(eq=False)
+class _Question:
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    finished: float = 0.0  # time.monotonic() when done
+    answer: Answer | None = None  # None once done: beanstalkd failed to answer
+
+
+class ServerQuery:
+    """Asks one beanstalkd for its stats in a thread of its own, waited for with a deadline.
+
+    Only the asking thread uses the :class:`~beanfleet.admin.Admin`, and one question per
+    server is in flight: a scrape that finds the previous question unanswered waits for
+    that one (until its own deadline) instead of asking again, so a frozen server holds one
+    thread, and a long first oldest-ready scan finishes in the background for the next
+    scrape.  Scrapes never wait for each other's servers.
+    """
+
+    def __init__(self, server: str, *, timeout: float, scan_limit: int) -> None:
+        self.server = server
+        self.admin = Admin(server, timeout=timeout, scan_budget=scan_limit)
+        self._lock = threading.Lock()
+        self._current: _Question | None = None
+
+    def ask(self) -> _Question:
+        with self._lock:
+            question = self._current
+            if question is None or question.done.is_set():
+                question = self._current = _Question()
+                threading.Thread(
+                    target=self._ask,
+                    args=(question,),
+                    name=f"beanfleet-scrape {self.server}",
+                    daemon=True,  # a frozen server must not keep the exporter from exiting
+                ).start()
+            return question
+
+    def _ask(self, question: _Question) -> None:
+        try:
+            question.answer = (self.admin.server_stats(), self.admin.tube_stats())
+        except (BeanfleetError, greenstalk.Error, OSError):
+            pass
+        finally:
+            if question.answer is None:
+                self.admin.close()  # reconnect next time, whatever half-state we are in
+            question.finished = time.monotonic()
+            question.done.set()
+
+    @staticmethod
+    def wait(question: _Question, since: float, deadline: float) -> tuple[Answer | None, float]:
+        """The answer if it came by ``deadline`` (else None), and the seconds spent on it
+        from ``since`` (the scrape's start; times are ``time.monotonic()``)."""
+        question.done.wait(max(0.0, deadline - time.monotonic()))
+        if not question.done.is_set():
+            return None, time.monotonic() - since
+        return question.answer, question.finished - max(since, question.started)
+
+    def close(self) -> None:
+        self.admin.close()
+
+
 class BeanstalkdCollector(Collector):
-    """Collects one beanstalkd's metrics per scrape; scrapes are serialised by a lock."""
+    """Collects one beanstalkd's metrics per scrape, waiting at most ``timeout`` seconds."""
 
     def __init__(
         self,
         server: str,
         *,
-        timeout: float = 3.0,
+        timeout: float = DEFAULT_TIMEOUT,
         scan_limit: int = 100_000,
         binlog_dir: str | None = None,
     ) -> None:
         self.server = server
         self.binlog_dir = binlog_dir
-        self.admin = Admin(server, timeout=timeout, scan_budget=scan_limit)
-        self._lock = threading.Lock()
+        self.timeout = timeout
+        self.query = ServerQuery(server, timeout=timeout, scan_limit=scan_limit)
 
     def describe(self) -> list[Metric]:
         # Nothing at registration time: describing would need a scrape of beanstalkd.
         return []
 
+    def close(self) -> None:
+        self.query.close()
+
     def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            started = time.monotonic()
-            try:
-                stats = self.admin.server_stats()
-                tubes = self.admin.tube_stats()
-            except (BeanfleetError, greenstalk.Error, OSError):
-                self.admin.close()  # reconnect next time, whatever half-state we are in
-                families: list[Metric] = []
-                up = 0
-            else:
-                families = [*server_metrics(stats), *tube_metrics(tubes)]
-                up = 1
-            yield from families
-            if self.binlog_dir is not None:
-                yield from binlog_disk_metrics(self.binlog_dir)
-            yield GaugeMetricFamily("beanfleet_up", "1 if beanstalkd answered this scrape", up)
-            yield GaugeMetricFamily(
-                "beanfleet_scrape_duration_seconds",
-                "Time spent asking beanstalkd during this scrape",
-                time.monotonic() - started,
-            )
+        started = time.monotonic()
+        answer, took = self.query.wait(self.query.ask(), started, started + self.timeout)
+        if answer is not None:
+            yield from server_metrics(answer[0])
+            yield from tube_metrics(answer[1])
+        if self.binlog_dir is not None:
+            yield from binlog_disk_metrics(self.binlog_dir)
+        up = 0 if answer is None else 1
+        yield GaugeMetricFamily("beanfleet_up", "1 if beanstalkd answered this scrape", up)
+        yield GaugeMetricFamily(
+            "beanfleet_scrape_duration_seconds",
+            "Time spent asking beanstalkd during this scrape",
+            max(0.0, took),
+        )
 
 
 def server_metrics(stats: Stats) -> Iterator[Metric]:

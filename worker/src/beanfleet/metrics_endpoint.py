@@ -12,6 +12,12 @@ Tidying, under the scrape's lock so a scrape never sees a half-done step:
   files per recycled worker.  The archive is replaced atomically before the folded files are
   deleted: an endpoint killed in between counts those processes twice (a jump up, never a
   reset).
+
+A file that cannot be read (0 bytes, truncated: a disk that filled up, a copy cut short)
+is skipped with one warning on stderr, and the rest is served: one bad file must not fail
+every scrape.  A dead process's unreadable file is deleted when its process is folded.
+Tidying that fails (no space left for the archive) is said once; the files are then served
+as they are, still summed.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
+import click
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from beanfleet import multiproc_files
+from beanfleet.client import describe_os_error
 
 _FILE_RE = re.compile(r"^(counter|histogram|gauge_[a-z]+)_(\d+)\.db$")
 FOLDED_TYPES = ("counter", "histogram")
@@ -48,8 +56,12 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def tidy(directory: str) -> None:
-    """Drop dead processes' live gauges; fold their counters and histograms into archives."""
+Unreadable = Callable[[str, Exception], None]
+
+
+def tidy(directory: str, unreadable: Unreadable) -> None:
+    """Drop dead processes' live gauges; fold their counters and histograms into archives
+    (``unreadable(path, error)``: a file that cannot be folded, deleted with the others)."""
     booted = boot_time()
     dead: dict[str, list[str]] = {}
     for path in glob.glob(os.path.join(directory, "*.db")):
@@ -68,13 +80,13 @@ def tidy(directory: str) -> None:
         elif typ in FOLDED_TYPES:
             dead.setdefault(typ, []).append(path)
     for typ, paths in dead.items():
-        _fold(directory, typ, paths)
+        _fold(directory, typ, paths, unreadable)
 
 
-def _fold(directory: str, typ: str, paths: list[str]) -> None:
+def _fold(directory: str, typ: str, paths: list[str], unreadable: Unreadable) -> None:
     archive = os.path.join(directory, f"{typ}_archive.db")
     sources = [archive, *paths] if os.path.exists(archive) else paths
-    merged = multiproc_files.merge(sources, accumulate=False)
+    merged = multiproc_files.merge(multiproc_files.readable(sources, unreadable), accumulate=False)
     temporary = os.path.join(directory, f".{typ}_archive.tmp")  # not *.db: never collected
     _unlink(temporary)
     out = multiproc_files.ValuesFile(temporary)
@@ -114,16 +126,40 @@ class MetricsDirCollector(Collector):
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self._lock = threading.Lock()
-        tidy(self.directory)
+        self._warned: set[str] = set()
+        self._tidy()
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterable[Metric]:
         with self._lock:
-            tidy(self.directory)
+            self._tidy()
             paths = glob.glob(os.path.join(self.directory, "*.db"))
-            return multiproc_files.merge(paths, accumulate=True)
+            good = multiproc_files.readable(paths, self._unreadable)
+            return multiproc_files.merge(good, accumulate=True)
+
+    def _tidy(self) -> None:
+        try:
+            tidy(self.directory, self._unreadable)
+        except OSError as exc:
+            self._warn(
+                "tidy",
+                f"cannot tidy metrics directory {self.directory}: {describe_os_error(exc)}; "
+                "serving its files as they are",
+            )
+        else:
+            self._warned.discard("tidy")  # say it again if it fails again
+
+    def _unreadable(self, path: str, error: Exception) -> None:
+        reason = " ".join((str(error) or type(error).__name__).split())
+        self._warn(path, f"skipping unreadable metrics file {path}: {reason}")
+
+    def _warn(self, key: str, message: str) -> None:
+        """Once per file or trouble: it lasts, and scrapes come every few seconds."""
+        if key not in self._warned:
+            self._warned.add(key)
+            click.echo(f"beanfleet: warning: {message}", err=True)
 
 
 def make_registry(directory: str | os.PathLike[str]) -> CollectorRegistry:

@@ -4,10 +4,15 @@ The heartbeat ``touch``es a job that runs longer than ``HEARTBEAT_AFTER`` every 
 outlives its TTR while its worker lives; at the first touch it also gives back the job the
 worker holds for prefetch, which would otherwise wait behind the long one.  Everything it
 does on the connection happens under the worker's lock.
+
+The thread must outlive any failure of one of its steps (a dead monitor means no more
+touches, so a long job runs twice, and log lines held back): a step that raises is logged
+once and the loop goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -43,6 +48,8 @@ class Monitor:
         self._running = running
         self.stop = threading.Event()
         self._abort_deadline: float | None = None
+        self._signals_seen = 0
+        self._failed: set[str] = set()  # steps whose failure was logged
         self._thread = threading.Thread(target=self._run, name="beanfleet-monitor", daemon=True)
 
     def start(self) -> None:
@@ -53,17 +60,33 @@ class Monitor:
         self._thread.join(timeout=2)
 
     def _run(self) -> None:
-        flags = self.worker.flags
-        signals_seen = 0
+        steps = (self._signals, self._heartbeat, self.worker.log.flush)
         while not self.stop.wait(MONITOR_INTERVAL):
-            if flags.count != signals_seen:
-                signals_seen = flags.count
-                if self.announce:
-                    self._log_stopping(signals_seen)
-            if flags.aborting:
-                self._abort()
-            self._heartbeat()
-            self.worker.log.flush()
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:
+                    self._step_failed(step.__name__, exc)
+
+    def _step_failed(self, name: str, exc: Exception) -> None:
+        if name in self._failed:
+            return
+        self._failed.add(name)
+        with contextlib.suppress(Exception):  # the log itself may be what fails
+            self.worker.log.event(
+                "monitor-error",
+                f"monitor step {name.strip('_')} failed, going on: {type(exc).__name__}: {exc}",
+                level="error",
+            )
+
+    def _signals(self) -> None:
+        flags = self.worker.flags
+        if flags.count != self._signals_seen:
+            self._signals_seen = flags.count
+            if self.announce:
+                self._log_stopping(self._signals_seen)
+        if flags.aborting:
+            self._abort()
 
     def _log_stopping(self, count: int) -> None:
         # From the monitor thread: the signal handler itself only counts.

@@ -4,7 +4,9 @@ Each server is asked as the one-server collector asks it (same families, same na
 families are then merged by name with ``server="HOST:PORT"`` added to every sample, since a
 name may appear only once in an exposition.  A server that does not answer yields
 ``beanfleet_up{server=...} 0`` and no other series (no stale per-tube figures): its jobs
-wait in its binlog, and an alert on ``beanfleet_up == 0`` says so.
+wait in its binlog, and an alert on ``beanfleet_up == 0`` says so.  The servers are asked at
+the same time, and a scrape waits for them at most ``timeout`` seconds in all: a frozen one
+is ``beanfleet_up{server=...} 0`` and the others are reported as usual.
 
 With one server the exporter keeps :class:`~beanfleet.metrics.BeanstalkdCollector` and its
 output unchanged (no ``server`` label): dashboards and alerts written for it keep working,
@@ -13,68 +15,65 @@ and Prometheus' own ``instance`` label already names the exporter, hence the ser
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator, Sequence
 
-import greenstalk
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric as BaseMetric
 from prometheus_client.registry import Collector
 
-from beanfleet.admin import Admin
-from beanfleet.errors import BeanfleetError
-from beanfleet.metrics import server_metrics, tube_metrics
+from beanfleet.metrics import DEFAULT_TIMEOUT, ServerQuery, server_metrics, tube_metrics
 
 
 class ServersCollector(Collector):
-    """Collects several servers' metrics per scrape, one after the other."""
+    """Collects several servers' metrics per scrape, all asked at once."""
 
     def __init__(
-        self, servers: Sequence[str], *, timeout: float = 3.0, scan_limit: int = 100_000
+        self,
+        servers: Sequence[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        scan_limit: int = 100_000,
     ) -> None:
         self.servers = list(servers)
-        self.admins = {s: Admin(s, timeout=timeout, scan_budget=scan_limit) for s in servers}
-        self._lock = threading.Lock()
+        self.timeout = timeout
+        self.queries = {
+            s: ServerQuery(s, timeout=timeout, scan_limit=scan_limit) for s in self.servers
+        }
 
     def describe(self) -> list[BaseMetric]:
         return []
 
     def close(self) -> None:
-        for admin in self.admins.values():
-            admin.close()
+        for query in self.queries.values():
+            query.close()
 
     def collect(self) -> Iterator[BaseMetric]:
-        with self._lock:
-            merged: dict[str, BaseMetric] = {}
-            up = GaugeMetricFamily(
-                "beanfleet_up", "1 if beanstalkd answered this scrape", labels=["server"]
-            )
-            took = GaugeMetricFamily(
-                "beanfleet_scrape_duration_seconds",
-                "Time spent asking beanstalkd during this scrape",
-                labels=["server"],
-            )
-            for server, admin in self.admins.items():
-                started = time.monotonic()
-                try:
-                    families = [
-                        *server_metrics(admin.server_stats()),
-                        *tube_metrics(admin.tube_stats()),
-                    ]
-                except (BeanfleetError, greenstalk.Error, OSError):
-                    admin.close()  # reconnect next time
-                    families = []
-                for family in families:
-                    target = merged.get(family.name)
-                    if target is None:
-                        target = BaseMetric(family.name, family.documentation, family.type)
-                        merged[family.name] = target
-                    for sample in family.samples:
-                        labels = {"server": server, **sample.labels}
-                        target.samples.append(sample._replace(labels=labels))
-                up.add_metric([server], 1 if families else 0)
-                took.add_metric([server], time.monotonic() - started)
-            yield from merged.values()
-            yield up
-            yield took
+        started = time.monotonic()
+        deadline = started + self.timeout
+        questions = {server: query.ask() for server, query in self.queries.items()}
+        merged: dict[str, BaseMetric] = {}
+        up = GaugeMetricFamily(
+            "beanfleet_up", "1 if beanstalkd answered this scrape", labels=["server"]
+        )
+        took = GaugeMetricFamily(
+            "beanfleet_scrape_duration_seconds",
+            "Time spent asking beanstalkd during this scrape",
+            labels=["server"],
+        )
+        for server, question in questions.items():
+            answer, seconds = ServerQuery.wait(question, started, deadline)
+            families = [*server_metrics(answer[0]), *tube_metrics(answer[1])] if answer else []
+            for family in families:
+                target = merged.get(family.name)
+                if target is None:
+                    target = BaseMetric(family.name, family.documentation, family.type)
+                    merged[family.name] = target
+                for sample in family.samples:
+                    labels = {"server": server, **sample.labels}
+                    target.samples.append(sample._replace(labels=labels))
+            up.add_metric([server], 0 if answer is None else 1)
+            took.add_metric([server], max(0.0, seconds))
+        yield from merged.values()
+        yield up
+        yield took

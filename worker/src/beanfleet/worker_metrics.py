@@ -18,11 +18,18 @@ a state directory) the worker skips that round trip, so it asks it for at most o
 :data:`WAIT_SAMPLE_INTERVAL` to keep a sample: every job of a quiet pool, a negligible
 share of a busy one's (one round trip a second, whatever the job rate; with ``--prefetch``
 none: the sampled job is one held ahead, its ``stats-job`` rides an earlier write).
+
+Metrics must never hurt jobs: a write that fails (directory removed, file system full) is
+logged once by :class:`MeteredJobLog` and switches this process's metrics off
+(:meth:`WorkerMetrics.switch_off`); the monitor thread that flushes goes on touching jobs
+and writing the log.  Space is allocated before the memory-mapped files are written
+(:class:`~beanfleet.multiproc_files.ValuesFile`), so a full disk is an error, not a SIGBUS.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import os
 import threading
 import time
@@ -32,6 +39,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from beanfleet import multiproc_files
+from beanfleet.client import describe_os_error
 from beanfleet.joblog import JobLog, JobOutcome, LogFormat
 from beanfleet.retry import attempt_of
 
@@ -170,14 +178,34 @@ class WorkerMetrics:
 
     def close(self, *, recycled: bool = False) -> None:
         """The process exits: last flush, then its processes gauge goes (the counters stay,
-        summed with the live processes' by the endpoint)."""
-        self.flush(recycled=recycled)
+        summed with the live processes' by the endpoint).  A failing flush raises after
+        that is done."""
+        try:
+            self.flush(recycled=recycled)
+        finally:
+            self._shut()
+            with contextlib.suppress(OSError):  # the directory may be gone
+                multiproc_files.process_dead(self.pid, self.directory)
+
+    def switch_off(self) -> bool:
+        """After a failed write: drop what is queued, queue nothing more (a deque of
+        maxlen 0 drops appends), sample no job, write nothing.  False if already off."""
+        with self._lock:
+            if self._closed:
+                return False
+            self.finished = deque(maxlen=0)
+            self.starts = deque(maxlen=0)
+            self._next_sample = INF
+        self._shut()
+        return True
+
+    def _shut(self) -> None:
         with self._lock:
             self._closed = True
             for mapped in self._files.values():
-                mapped.close()
+                with contextlib.suppress(Exception):  # a failed file may be half made
+                    mapped.close()
             self._files.clear()
-            multiproc_files.process_dead(self.pid, self.directory)
 
     def _observe(self, histogram: Histogram, tube: str, value: float) -> tuple[Histogram, str]:
         # Non-cumulative bucket counts then the sum, as prometheus-client stores them in
@@ -231,6 +259,15 @@ _HELP = {
 }
 
 
+def off_message(directory: str, error: Exception) -> str:
+    """The one line that says why this process's metrics are off."""
+    if isinstance(error, OSError):
+        reason = describe_os_error(error)
+    else:
+        reason = f"{type(error).__name__}: {error}"
+    return f"worker metrics switched off: cannot write into {directory}: {reason}"
+
+
 class MeteredJobLog(JobLog):
     """The job log that also counts each outcome it logs (every outcome passes here once)
     and writes the metrics whenever it flushes."""
@@ -254,4 +291,22 @@ class MeteredJobLog(JobLog):
 
     def flush(self) -> None:
         super().flush()
-        self.metrics.flush()
+        try:
+            self.metrics.flush()
+        except Exception as exc:  # anything: it must not stop the monitor thread
+            self._metrics_failed(exc)
+
+    def close_metrics(self, *, recycled: bool) -> None:
+        """The process exits: the last flush (a failure logged as any other), then
+        :meth:`WorkerMetrics.close`."""
+        try:
+            self.metrics.flush(recycled=recycled)
+        except Exception as exc:
+            self._metrics_failed(exc)
+        with contextlib.suppress(Exception):  # only a race with a failing write gets here
+            self.metrics.close()
+
+    def _metrics_failed(self, error: Exception) -> None:
+        if self.metrics.switch_off():  # once, whichever thread failed first
+            self._finished = self.metrics.finished
+            self.event("metrics-off", off_message(self.metrics.directory, error), level="error")

@@ -23,7 +23,13 @@ from beanfleet.retry import (
 )
 from beanfleet.running import STATE_DIR_ENV, default_state_dir
 from beanfleet.worker import Worker
-from beanfleet.worker_metrics import METRICS_DIR_ENV, POOL_ENV, MeteredJobLog, WorkerMetrics
+from beanfleet.worker_metrics import (
+    METRICS_DIR_ENV,
+    POOL_ENV,
+    MeteredJobLog,
+    WorkerMetrics,
+    off_message,
+)
 
 
 def _handlers(
@@ -169,8 +175,11 @@ def work(
         try:
             metrics = WorkerMetrics(metrics_dir, pool or ",".join(handlers))
         except OSError as exc:
-            raise ConfigError(f"cannot use metrics directory {metrics_dir}: {exc}") from None
-        log = MeteredJobLog(log_format, metrics)
+            # Metrics must never hurt jobs: a directory that cannot be written (full disk,
+            # no permission) is said once, and the worker runs without metrics.
+            log.event("metrics-off", off_message(metrics_dir, exc), level="error")
+        else:
+            log = MeteredJobLog(log_format, metrics)
     options: dict[str, Any] = {
         "policy": RetryPolicy(max_retries, backoff_base, backoff_cap),
         "timeout": timeout,
@@ -188,9 +197,9 @@ def work(
     try:
         worker.run()
     finally:
-        if metrics is not None:
+        if isinstance(log, MeteredJobLog):
             # No stop signal: run() returned at a recycling limit.
-            metrics.close(recycled=not worker.flags.count)
+            log.close_metrics(recycled=not worker.flags.count)
 
 
 COMMANDS: list[click.Command] = [work]
