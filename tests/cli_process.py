@@ -33,9 +33,14 @@ class Ran:
         return lines[0]
 
 
-def run(*args: str, limit: float = 20.0, stdin: bytes = b"") -> Ran:
+def run(*args: str, limit: float = 20.0, stdin: bytes = b"", cwd: Path | None = None) -> Ran:
     """``beanfleet ARGS``; a run longer than ``limit`` seconds fails the test (a hang)."""
     done = subprocess.run(
-        [*BEANFLEET, *args], input=stdin, capture_output=True, timeout=limit, check=False
+        [*BEANFLEET, *args],
+        input=stdin,
+        capture_output=True,
+        timeout=limit,
+        check=False,
+        cwd=cwd,
     )
     return Ran(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))

@@ -110,6 +110,30 @@ def test_json_output_keeps_the_exact_bytes(
     )
 
 
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_worker_log_lines_escape_job_bytes_quoted_by_a_handler(
+    beanstalkd: Beanstalkd, client: greenstalk.Client[bytes], tmp_path: Path, log_format: str
+) -> None:
+    """Issue 18 item 13: a handler's error that quotes its job (ValueError(data)) reaches the
+    worker's log line with ESC, BEL, CR, DEL, C1 and bidi characters escaped, in both log
+    formats (JSON stays valid and keeps the value)."""
+    (tmp_path / "quoting.py").write_text("def fail(data, job):\n    raise ValueError(data)\n")
+    text = "\x1b]0;pwned\x07\x1b[2J\r\x7f\x9b\u202eabc"
+    put(client, "t", json.dumps(text).encode())
+    done = run(
+        *("work", "-s", beanstalkd.address, "--tube", "t=quoting:fail", "--max-jobs", "1"),
+        *("--max-retries", "0", "--log-format", log_format, "--state-dir", str(tmp_path)),
+        cwd=tmp_path,
+    )
+    assert done.code == 0, done.err
+    (line,) = [line for line in done.err.splitlines() if "outcome" in line]
+    assert not unsafe_chars(done.err, "\n")
+    if log_format == "json":
+        assert f"ValueError: {text} (quoting.py:2 in fail)" in json.loads(line)["reason"]
+    else:
+        assert "\\u001b]0;pwned\\u0007" in line and "buried" in line
+
+
 @given(st.binary(max_size=200) | st.text(max_size=100).map(str.encode))
 def test_escaped_text_never_holds_a_control_character(body: bytes) -> None:
     """Issue 18 item 13: whatever the bytes, the shown text has no control, format or

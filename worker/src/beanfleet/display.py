@@ -46,3 +46,21 @@ def for_terminal(data: bytes | str, *, keep: str = "") -> str:
         return _escape(char) if char not in keep and is_unsafe(char) else char
 
     return _SUSPECT.sub(replace, text)
+
+
+def json_safe(encoded: str) -> str:
+    """JSON text (from ``json.dumps(..., ensure_ascii=False)``, which escapes C0 but not DEL,
+    C1 or format characters) with those as ``\\uXXXX`` too: the same value, safe to print.
+    They can only be inside strings, where the escape means the same character."""
+
+    def replace(match: re.Match[str]) -> str:
+        char = match.group()
+        if not is_unsafe(char):
+            return char
+        code = ord(char)
+        if code < 0x10000:
+            return f"\\u{code:04x}"
+        code -= 0x10000  # beyond the BMP: JSON spells it as a surrogate pair
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+    return _SUSPECT.sub(replace, encoded)
