@@ -13,7 +13,10 @@ from pathlib import Path
 import greenstalk
 import pytest
 from admin_helpers import bury, put
+from beanfleet.address import canonical_server, parse_server
+from beanfleet.bounds import parse_int
 from beanfleet.display import for_terminal
+from beanfleet.errors import ConfigError
 from beanstalkd_server import Beanstalkd
 from cli_process import run
 from hypothesis import given
@@ -211,3 +214,28 @@ def test_one_server_spelled_two_ways_is_refused(beanstalkd: Beanstalkd) -> None:
         assert f"{beanstalkd.address} and {spelled} are one server" in done.one_error_line()
     done = run("stats", "-s", f"127.1:0{port}", "--json")  # one spelling alone is fine
     assert done.code == 0 and json.loads(done.out)["server"]["pid"]
+
+
+@given(st.text(max_size=60) | st.from_regex(r"\A\[?[0-9a-fx.:]{0,30}\]?:[0-9]{0,8}\Z"))
+def test_any_address_text_is_canonical_or_a_config_error(text: str) -> None:
+    """Issue 18 items 14 and 16: whatever is typed as an address, parsing gives a canonical
+    address (which parses to itself) or a ConfigError, never another exception."""
+    try:
+        canonical = canonical_server(text)
+    except ConfigError:
+        return
+    assert canonical_server(canonical) == canonical
+    host, port = parse_server(canonical)
+    assert 0 < port < 65536 and (":" not in host or canonical.startswith("["))
+
+
+@given(st.from_regex(r"\A[+-]?[0-9]{0,6000}\Z") | st.text(max_size=20))
+def test_any_integer_text_is_in_range_or_a_config_error(text: str) -> None:
+    """Issue 18 item 14: parse_int takes any text (thousands of digits included) and gives
+    an int within the bounds or a ConfigError."""
+    try:
+        number = parse_int(text, "count", low=1, high=2**32 - 1)
+    except ConfigError as exc:
+        assert len(str(exc)) < 200
+        return
+    assert 1 <= number <= 2**32 - 1
