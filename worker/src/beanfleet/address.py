@@ -102,36 +102,29 @@ def canonical_server(value: str) -> str:
 
 
 def _canonical_host(host: str, value: str) -> str:
+    def bad(reason: str) -> ConfigError:
+        return ConfigError(f"invalid server address {shown(value)}: {reason}")
+
     if host.startswith("[") or host.endswith("]"):
-        inner = host.removeprefix("[").removesuffix("]")
         try:
             if not (host.startswith("[") and host.endswith("]")):
-                raise ValueError
-            return str(ipaddress.IPv6Address(inner))
+                raise ValueError(host)
+            return str(ipaddress.IPv6Address(host[1:-1]))
         except ValueError:
-            raise ConfigError(
-                f"invalid server address {shown(value)}: expected [IPV6]:PORT"
-            ) from None
+            raise bad("expected [IPV6]:PORT") from None
     if ":" in host:
-        raise ConfigError(
-            f"invalid server address {shown(value)}: an IPv6 address needs brackets, "
-            f"e.g. [{host}]:PORT"
-        )
-    if _IPV4_RE.match(host) or host.rsplit(".", 1)[-1].isdigit():  # no name ends in digits
+        port = value.rpartition(":")[2]
+        raise bad(f"an IPv6 address needs brackets, e.g. [{host}]:{port}")
+    if _IPV4_RE.match(host):
         try:
-            if not _IPV4_RE.match(host):
-                raise OSError
             return socket.inet_ntoa(socket.inet_aton(host))
         except OSError:
-            raise ConfigError(
-                f"invalid server address {shown(value)}: not a valid IPv4 address"
-            ) from None
+            raise bad("not a valid IPv4 address") from None
+    if host.rsplit(".", 1)[-1].isdigit():  # no host name ends in a number
+        raise bad("not a valid IPv4 address")
     name = host.removesuffix(".")
-    labels = name.split(".")
-    if len(name) > 253 or not all(_LABEL_RE.match(label) for label in labels):
-        raise ConfigError(
-            f"invalid server address {shown(value)}: {shown(host)} is not a host name or IP address"
-        )
+    if len(name) > 253 or not all(_LABEL_RE.match(label) for label in name.split(".")):
+        raise bad(f"{shown(host)} is not a host name or IP address")
     return name.lower()
 
 
