@@ -7,6 +7,7 @@ changes a job's state unless its name says so (kick, delete, pause).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -16,7 +17,7 @@ import greenstalk
 
 from beanfleet.address import check_tube, resolve_server
 from beanfleet.client import ServerLinks, connect_error, open_client, open_connection
-from beanfleet.errors import JobNotFound, UnknownTube
+from beanfleet.errors import ConnectError, JobNotFound, UnknownTube
 from beanfleet.jobscan import (
     OldestReady,
     OldestReadyFinder,
@@ -78,7 +79,14 @@ class JobInfo:
     body: bytes
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "stats": self.stats, "body": self.body.decode("utf-8", "replace")}
+        """``body`` is the text when the bytes are UTF-8, else None (no lossy stand-in that
+        looks like the body); ``body_base64`` always has the exact bytes."""
+        try:
+            text: str | None = self.body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        exact = base64.b64encode(self.body).decode("ascii")
+        return {"id": self.id, "stats": self.stats, "body": text, "body_base64": exact}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +99,10 @@ class BuriedListing:
 
 class Admin(ServerLinks):
     """An admin connection to one beanstalkd: greenstalk for single commands, a pipelining
-    :class:`~beanfleet.protocol.Connection` (opened on first need) for id scans."""
+    :class:`~beanfleet.protocol.Connection` (opened on first need) for id scans.
+
+    ``timeout`` bounds the connect and every wait for a reply: a frozen server (SIGSTOP, a
+    paused VM) accepts connections but never answers, and must not hang the caller."""
 
     def __init__(
         self, server: str | None = None, *, timeout: float = 5.0, scan_budget: int = 1_000_000
@@ -108,6 +119,11 @@ class Admin(ServerLinks):
         """Turn a broken link into ConnectError and start afresh on the next call."""
         try:
             yield
+        except TimeoutError as exc:
+            self.close()  # a reply may still come: this link is out of step
+            raise ConnectError(
+                f"no reply from beanstalkd at {self.server} within {self.timeout:g}s"
+            ) from exc
         except OSError as exc:
             self.close()
             raise connect_error(self.server, exc) from exc
@@ -119,13 +135,17 @@ class Admin(ServerLinks):
 
     def _conn(self) -> greenstalk.Client[bytes]:
         if self._client is None:
-            self._client = open_client(self.server, timeout=self.timeout)
+            self._client = open_client(
+                self.server, timeout=self.timeout, reply_timeout=self.timeout
+            )
             self._using = greenstalk.DEFAULT_TUBE
         return self._client
 
     def _scan_conn(self) -> Connection:
         if self._pipe is None:
-            self._pipe = open_connection(self.server, timeout=self.timeout)
+            self._pipe = open_connection(
+                self.server, timeout=self.timeout, reply_timeout=self.timeout
+            )
         return self._pipe
 
     def _use(self, tube: str) -> greenstalk.Client[bytes]:

@@ -1,5 +1,10 @@
-"""The numbers the worker takes (seconds, megabytes, counts): finite and in range, checked
-once at start, with one message format for the command line and for code."""
+"""The numbers beanfleet takes (seconds, megabytes, counts, ids, ports): finite and in range,
+checked once at start, with one message format for the command line and for code.
+
+Integers typed by people are parsed here (:func:`parse_int`, :class:`Count`) and never with a
+bare ``int()``: Python refuses more than 4,300 digits with a ValueError, and a number beyond
+what beanstalkd reads (32 or 64 bits) comes back as BAD_FORMAT at run time.  Both are usage
+errors, reported on one line with the value cut short."""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from beanfleet.errors import ConfigError
 MAX_SECONDS = 2**32 - 1  # beanstalkd's delays and TTRs are unsigned 32-bit seconds
 MAX_MEGABYTES = 2**32 - 1
 MAX_RETRIES = 2**32 - 2  # beanstalkd counts reserves in 32 bits: max_retries + 1 must fit
+MAX_U32 = 2**32 - 1  # beanstalkd's counts (kick bound) and priorities
+MAX_JOB_ID = 2**64 - 1  # beanstalkd's job ids are unsigned 64-bit
+MAX_COUNT = 2**63 - 1  # counts kept by Python only (max-jobs): any sane bound
 
 
 def check_number(
@@ -21,21 +29,69 @@ def check_number(
     """``value`` as a float if it is a finite real number in ``[low, high]`` (``(low, high]``
     with ``low_open``); else ConfigError naming ``what`` and the range."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"invalid {what} {value!r}: not a number")
+        raise ConfigError(f"invalid {what} {shown(value)}: not a number")
     number = float(value) if isinstance(value, float) or abs(value) < 2**1000 else math.inf
     low_ok = number > low if low_open else number >= low
     if not (math.isfinite(number) and low_ok and number <= high):
         lower = f"> {low:g}" if low_open else f">= {low:g}"
         raise ConfigError(
-            f"invalid {what} {value!r}: must be a finite number {lower} and <= {high:.0f}"
+            f"invalid {what} {shown(value)}: must be a finite number {lower} and <= {high:.0f}"
         )
     return number
 
 
 def check_count(value: object, what: str, *, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"invalid {what} {value!r}: must be an integer {low}..{high}")
+        raise ConfigError(f"invalid {what} {shown(value)}: must be an integer {low}..{high}")
     return value
+
+
+def parse_int(text: str, what: str, *, low: int, high: int) -> int:
+    """``text`` (decimal digits, an optional sign, leading zeros allowed) as an int in
+    ``[low, high]``; ConfigError naming ``what`` otherwise.  The digits are counted before
+    ``int()`` sees them, so a number of any length is an error, never a ValueError."""
+    body = text.strip()
+    digits = body.lstrip("+-")
+    if not (digits.isascii() and digits.isdigit()) or len(body) - len(digits) > 1:
+        raise ConfigError(f"invalid {what} {shown(text)}: not an integer")
+    significant = digits.lstrip("0") or "0"
+    if len(significant) > max(len(str(abs(low))), len(str(abs(high)))):
+        number = None  # out of range whatever the digits; int() might refuse them anyway
+    else:
+        number = -int(significant) if body.startswith("-") else int(significant)
+    if number is None or not low <= number <= high:
+        raise ConfigError(f"invalid {what} {shown(text)}: must be an integer {low}..{high}")
+    return number
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut short, so a 5,000-digit number still gives a one-line message
+    (and an int too long for ``repr`` gives no ValueError)."""
+    # An int surely longer than the limit (and maybe over 4,300 digits, which repr refuses):
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+class Count(click.ParamType[int, Any]):
+    """A command-line integer in ``[low, high]`` (:func:`parse_int`; a usage error, exit 2)."""
+
+    name = "integer"
+
+    def __init__(self, what: str, *, low: int, high: int) -> None:
+        self.what = what
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a default, checked like a typed value
+        try:
+            return parse_int(str(value), self.what, low=self.low, high=self.high)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 class Number(click.ParamType[float, Any]):
@@ -55,10 +111,10 @@ class Number(click.ParamType[float, Any]):
         try:
             number = float(value)
         except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
+            self.fail(f"{shown(value)} is not a number", param, ctx)
         try:
             return check_number(
                 number, self.what, low=self.low, high=self.high, low_open=self.low_open
             )
         except ConfigError as exc:
-            self.fail(str(exc).replace(repr(number), repr(value)), param, ctx)
+            self.fail(str(exc).replace(shown(number), shown(value)), param, ctx)

@@ -38,12 +38,16 @@ def open_client(
     use: str = greenstalk.DEFAULT_TUBE,
     watch: str | Iterable[str] = greenstalk.DEFAULT_TUBE,
     timeout: float = 5.0,
+    reply_timeout: float | None = None,
 ) -> greenstalk.Client[bytes]:
-    """A greenstalk client with raw-bytes bodies (decoding is ours: JSON, with clear errors)."""
+    """A greenstalk client with raw-bytes bodies (decoding is ours: JSON, with clear errors).
+
+    ``reply_timeout`` bounds every later read (TimeoutError, an OSError): a server stopped
+    with SIGSTOP still accepts connections in the kernel but never answers."""
     address = parse_server(server)
     try:
         sock = socket.create_connection(address, timeout=timeout)
-        sock.settimeout(None)
+        sock.settimeout(reply_timeout)
         return greenstalk.Client(sock, encoding=None, use=use, watch=watch)
     except OSError as exc:
         raise connect_error(server, exc) from exc
@@ -77,9 +81,14 @@ class ServerLinks:
             pipe.close()
 
 
-def open_connection(server: str, timeout: float = 5.0) -> Connection:
-    """A pipelining :class:`~beanfleet.protocol.Connection`, with the same one-line errors."""
+def open_connection(
+    server: str, timeout: float = 5.0, reply_timeout: float | None = None
+) -> Connection:
+    """A pipelining :class:`~beanfleet.protocol.Connection`, with the same one-line errors
+    (``reply_timeout`` as for :func:`open_client`)."""
     try:
-        return Connection(parse_server(server), connect_timeout=timeout)
+        conn = Connection(parse_server(server), connect_timeout=timeout)
     except OSError as exc:
         raise connect_error(server, exc) from exc
+    conn.sock.settimeout(reply_timeout)
+    return conn

@@ -11,17 +11,21 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import click
 from prometheus_client.exposition import ThreadingWSGIServer
 
+from beanfleet.address import parse_port
+from beanfleet.bounds import shown
 from beanfleet.errors import BeanfleetError, ConfigError
 
 
 def parse_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT``, ``[V6]:PORT`` or ``:PORT`` (all interfaces); port 0 picks a free one."""
     host, sep, port_text = value.rpartition(":")
-    if not sep or not (port_text.isascii() and port_text.isdigit()) or int(port_text) > 65535:
-        raise ConfigError(f"invalid listen address {value!r}: expected HOST:PORT")
+    what = f"listen address {shown(value)}"
+    if not sep:
+        raise ConfigError(f"invalid {what}: expected HOST:PORT")
+    port = parse_port(port_text, what, low=0)
     # A metrics endpoint is scraped from other hosts, so ":PORT" means every interface.
     host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104
-    return host, int(port_text)
+    return host, port
 
 
 def listen_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from beanfleet.display import for_terminal, json_safe
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 
@@ -50,8 +52,9 @@ def _json_id(value: object) -> object:
 
 def _text_value(value: object) -> str:
     text = str(value)
-    if not text or any(c in text for c in ' "=\n\t'):
-        return json.dumps(text, ensure_ascii=False)
+    # A reason can quote a job's bytes (a handler's ValueError(data)): never raw on stderr.
+    if not text or any(c in text for c in ' "=\n\t') or for_terminal(text) != text:
+        return json_safe(json.dumps(text, ensure_ascii=False))
     return text
 
 
@@ -131,7 +134,7 @@ class JobLog:
                 record["reason"] = result.reason
             if result.traceback is not None:
                 record["traceback"] = result.traceback
-            return json.dumps(record, ensure_ascii=False)
+            return json_safe(json.dumps(record, ensure_ascii=False))
         attempt = "?" if result.attempt is None else result.attempt
         line = (
             f"{self._timestamp()} {level} job={result.job_id} "
@@ -156,7 +159,7 @@ class JobLog:
                 "message": message,
             }
             record.update({key: _json_id(value) for key, value in fields.items()})
-            line = json.dumps(record, ensure_ascii=False, default=str)
+            line = json_safe(json.dumps(record, ensure_ascii=False, default=str))
         else:
             extra = "".join(f" {key}={_text_value(value)}" for key, value in fields.items())
             text = _text_value(message)

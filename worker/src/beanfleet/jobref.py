@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Self
 
-from beanfleet.address import parse_server
+from beanfleet.address import canonical_server
+from beanfleet.bounds import MAX_JOB_ID, parse_int, shown
 from beanfleet.errors import ConfigError
 
 
@@ -57,14 +58,15 @@ class JobRef(int):
 
 
 def parse_job_id(text: str) -> tuple[str | None, int]:
-    """``ID`` or ``SERVER/ID`` to (server or None, id); ConfigError if malformed."""
+    """``ID`` or ``SERVER/ID`` to (server in canonical spelling, or None; id); ConfigError
+    if malformed or beyond beanstalkd's 64-bit ids."""
     server, sep, number = text.strip().rpartition("/")
-    if not (number.isascii() and number.isdigit()) or int(number) < 1:
-        raise ConfigError(f"invalid job id {text!r}: expected ID or SERVER/ID (ID >= 1)")
+    if not (number.isascii() and number.isdigit()):
+        raise ConfigError(f"invalid job id {shown(text)}: expected ID or SERVER/ID (ID >= 1)")
+    job_id = parse_int(number, "job id", low=1, high=MAX_JOB_ID)
     if not sep:
-        return None, int(number)
-    parse_server(server)
-    return server, int(number)
+        return None, job_id
+    return canonical_server(server), job_id
 
 
 def locate_job(text: str, servers: Sequence[str]) -> tuple[str, int]:

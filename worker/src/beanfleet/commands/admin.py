@@ -1,7 +1,11 @@
 """Admin commands: ``stats``, ``peek``, ``buried``, ``kick``, ``delete``, ``pause``.
 
 Human-readable tables by default, ``--json`` where offered.  A tube that is not in
-``list-tubes`` is an error (exit 1); so is a job id that does not exist.
+``list-tubes`` is an error (exit 1); so is a job id that does not exist.  Every wait on a
+server is bounded by ``--timeout``; with several servers they are asked at once (kick: in
+turn), and one that fails is named on stderr (exit 1) after what the others said.  Job
+bodies are shown with control characters escaped (beanfleet.display); ``--json`` has the
+exact bytes.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from beanfleet.admin import Admin, BuriedListing, JobInfo, PeekState, Stats, TubeStats
+from beanfleet.bounds import MAX_COUNT, MAX_JOB_ID, MAX_SECONDS, MAX_U32, Count, Number
 from beanfleet.commands.options import json_option, server_option
 from beanfleet.commands.produce import check_tube_param
-from beanfleet.errors import ConfigError, JobNotFound
+from beanfleet.display import for_terminal
+from beanfleet.errors import ConfigError, ConnectError, JobNotFound, UnknownTube
 from beanfleet.jobref import JobRef, locate_job, parse_job_id
 from beanfleet.multiadmin import AdminGroup, PerServer, optional, sum_tube_stats
 
@@ -23,6 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 BODY_PREVIEW = 60
 DEFAULT_SCAN_LIMIT = 1_000_000
+DEFAULT_TIMEOUT = 5.0
 
 
 def _job_param(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -55,6 +62,18 @@ def _job_option(*, required: bool = False) -> Callable[[F], F]:
     )
 
 
+def _timeout_option(func: F) -> F:
+    return click.option(
+        "--timeout",
+        type=Number("timeout", low=0, low_open=True, high=MAX_SECONDS),
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        metavar="SECONDS",
+        help="longest wait for each server to connect and for each reply (a frozen server "
+        "is then reported, not waited for)",
+    )(func)
+
+
 def _finish(found: PerServer[Any]) -> None:
     """After printing what the reachable servers said: exit 1 naming the others."""
     error = found.error()
@@ -65,7 +84,7 @@ def _finish(found: PerServer[Any]) -> None:
 def _scan_limit_option(default: int) -> Callable[[F], F]:
     return click.option(
         "--scan-limit",
-        type=click.IntRange(min=0),
+        type=Count("scan limit", low=0, high=MAX_COUNT),
         default=default,
         show_default=True,
         help="most job ids to examine when finding the oldest ready jobs (past it, "
@@ -95,7 +114,8 @@ def _age(seconds: int | None, exact: bool = True) -> str:
 
 
 def _preview(body: bytes) -> str:
-    text = body.decode("utf-8", "replace").replace("\n", " ")
+    """One table cell: every control character escaped (a newline too: one row per job)."""
+    text = for_terminal(body)
     return text if len(text) <= BODY_PREVIEW else text[: BODY_PREVIEW - 3] + "..."
 
 
@@ -159,7 +179,10 @@ def _tube_table(tubes: Sequence[TubeStats], servers: Sequence[str] | None = None
 @click.option("--tube", "-t", callback=check_tube_param, help="only this tube")
 @json_option
 @_scan_limit_option(DEFAULT_SCAN_LIMIT)
-def stats_command(servers: list[str], tube: str | None, as_json: bool, scan_limit: int) -> None:
+@_timeout_option
+def stats_command(
+    servers: list[str], tube: str | None, as_json: bool, scan_limit: int, timeout: float
+) -> None:
     """Server summary and a table of tubes.
 
     NEXT-AGE is the age in seconds of the job the next reserve gets (peek-ready: most
@@ -170,10 +193,10 @@ def stats_command(servers: list[str], tube: str | None, as_json: bool, scan_limi
     named on stderr (exit 1) and the others are shown.
     """
     if len(servers) > 1:
-        _stats_many(servers, tube, as_json, scan_limit)
+        _stats_many(servers, tube, as_json, scan_limit, timeout)
         return
     server = servers[0]
-    with Admin(server, scan_budget=scan_limit) as admin:
+    with Admin(server, scan_budget=scan_limit, timeout=timeout) as admin:
         summary = admin.server_stats()
         tubes = admin.tube_stats(None if tube is None else [tube])
     if as_json:
@@ -184,14 +207,17 @@ def stats_command(servers: list[str], tube: str | None, as_json: bool, scan_limi
     click.echo(_tube_table(tubes))
 
 
-def _stats_many(servers: list[str], tube: str | None, as_json: bool, scan_limit: int) -> None:
-    with AdminGroup(servers, scan_budget=scan_limit) as group:
+def _stats_many(
+    servers: list[str], tube: str | None, as_json: bool, scan_limit: int, timeout: float
+) -> None:
+    with AdminGroup(servers, scan_budget=scan_limit, timeout=timeout) as group:
         found = group.each(
             lambda admin: (
                 admin.server_stats(),
                 admin.tube_stats(None if tube is None else [tube]),
             ),
             tube=tube,
+            parallel=True,
         )
     per_tube: dict[str, dict[str, TubeStats]] = {}
     for server, (_summary, tubes) in found.results.items():
@@ -221,7 +247,8 @@ def _stats_many(servers: list[str], tube: str | None, as_json: bool, scan_limit:
         for name, parts in sorted(per_tube.items()):
             rows.extend(parts.items())
             rows.append(("all", summed[name]))
-        click.echo(_tube_table([t for _, t in rows], [server for server, _ in rows]))
+        if found.results:  # no table of nothing when no server answered
+            click.echo(_tube_table([t for _, t in rows], [server for server, _ in rows]))
     _finish(found)
 
 
@@ -239,9 +266,10 @@ def _show_job(job: JobInfo, as_json: bool, server: str | None = None) -> None:
     if server is not None:
         click.echo(f"job: {JobRef(server, job.id)}")
     for key, value in job.stats.items():
-        click.echo(f"{key}: {value}")
+        click.echo(for_terminal(f"{key}: {value}"))
     click.echo("body:")
-    click.echo(job.body.decode("utf-8", "replace"))
+    # Its lines kept (a pretty-printed JSON body reads as such); nothing else raw.
+    click.echo(for_terminal(job.body, keep="\n\t"))
 
 
 @click.command("peek")
@@ -252,8 +280,14 @@ def _show_job(job: JobInfo, as_json: bool, server: str | None = None) -> None:
 @click.option("--buried", "state", flag_value="buried", help="the first buried job")
 @_job_option()
 @json_option
+@_timeout_option
 def peek_command(
-    servers: list[str], tube: str | None, state: PeekState | None, job_id: str | None, as_json: bool
+    servers: list[str],
+    tube: str | None,
+    state: PeekState | None,
+    job_id: str | None,
+    as_json: bool,
+    timeout: float,
 ) -> None:
     """Show a job's id, stats and body without changing it.
 
@@ -267,16 +301,16 @@ def peek_command(
         raise click.UsageError("--ready/--delayed/--buried go with --tube, not --job")
     if job_id is not None:
         server, number = _locate(job_id, servers)
-        with Admin(server) as admin:
+        with Admin(server, timeout=timeout) as admin:
             job = admin.job(number)
         _show_job(job, as_json, server if len(servers) > 1 else None)
         return
     if len(servers) == 1:
-        with Admin(servers[0]) as admin:
+        with Admin(servers[0], timeout=timeout) as admin:
             job = admin.peek(str(tube), state or "ready")
         _show_job(job, as_json)
         return
-    _peek_many(servers, str(tube), state or "ready", as_json)
+    _peek_many(servers, str(tube), state or "ready", as_json, timeout)
 
 
 def _peek_rank(state: PeekState, job: JobInfo) -> tuple[int, ...]:
@@ -290,9 +324,13 @@ def _peek_rank(state: PeekState, job: JobInfo) -> tuple[int, ...]:
     return (-get("age"),)
 
 
-def _peek_many(servers: list[str], tube: str, state: PeekState, as_json: bool) -> None:
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
-        found = group.each(optional(lambda admin: admin.peek(tube, state)), tube=tube)
+def _peek_many(
+    servers: list[str], tube: str, state: PeekState, as_json: bool, timeout: float
+) -> None:
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
+        found = group.each(
+            optional(lambda admin: admin.peek(tube, state)), tube=tube, parallel=True
+        )
     jobs = [(s, job) for s, job in found.results.items() if job is not None]
     if jobs:
         server, job = min(jobs, key=lambda pair: _peek_rank(state, pair[1]))
@@ -310,19 +348,22 @@ def _peek_many(servers: list[str], tube: str, state: PeekState, as_json: bool) -
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to list")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=Count("limit", low=1, high=MAX_COUNT),
     default=100,
     show_default=True,
     help="list at most this many jobs",
 )
 @click.option(
     "--after-id",
-    type=click.IntRange(min=0),
+    type=Count("after-id", low=0, high=MAX_JOB_ID),
     default=0,
     help="list jobs with ids above this (to page through a long list)",
 )
 @json_option
-def buried_command(servers: list[str], tube: str, limit: int, after_id: int, as_json: bool) -> None:
+@_timeout_option
+def buried_command(
+    servers: list[str], tube: str, limit: int, after_id: int, as_json: bool, timeout: float
+) -> None:
     """List a tube's buried jobs, oldest id first, leaving them buried.
 
     beanstalkd can only peek at the first buried job, so this walks job ids upward with
@@ -333,9 +374,9 @@ def buried_command(servers: list[str], tube: str, limit: int, after_id: int, as_
     SERVER/ID.
     """
     if len(servers) > 1:
-        _buried_many(servers, tube, limit, after_id, as_json)
+        _buried_many(servers, tube, limit, after_id, as_json, timeout)
         return
-    with Admin(servers[0]) as admin:
+    with Admin(servers[0], timeout=timeout) as admin:
         listing = admin.buried(tube, limit=limit, after_id=after_id)
     more = len(listing.jobs) == limit and (after_id > 0 or len(listing.jobs) < listing.buried)
     if as_json:
@@ -360,10 +401,14 @@ def buried_command(servers: list[str], tube: str, limit: int, after_id: int, as_
         )
 
 
-def _buried_many(servers: list[str], tube: str, limit: int, after_id: int, as_json: bool) -> None:
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
+def _buried_many(
+    servers: list[str], tube: str, limit: int, after_id: int, as_json: bool, timeout: float
+) -> None:
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
         found = group.each(
-            lambda admin: admin.buried(tube, limit=limit, after_id=after_id), tube=tube
+            lambda admin: admin.buried(tube, limit=limit, after_id=after_id),
+            tube=tube,
+            parallel=True,
         )
     listings: dict[str, BuriedListing] = found.results
     more = {
@@ -385,9 +430,11 @@ def _buried_many(servers: list[str], tube: str, limit: int, after_id: int, as_js
                 "errors": found.failures,
             }
         )
-    elif not jobs:
-        click.echo(f"no buried jobs in tube {tube!r}")
-    else:
+    elif not jobs and listings:
+        # Not "none" when a server could not be asked: only the ones that answered.
+        where = f" on {', '.join(listings)}" if found.failures else ""
+        click.echo(f"no buried jobs in tube {tube!r}{where}")
+    elif jobs:
         click.echo(_buried_table([(str(JobRef(server, job.id)), job) for server, job in jobs]))
     for server, next_after in more.items():
         click.echo(
@@ -424,44 +471,52 @@ def _buried_table(jobs: Sequence[tuple[object, JobInfo]]) -> str:
 @click.option("--tube", "-t", callback=check_tube_param, help="kick jobs of this tube")
 @click.option(
     "--count",
-    type=click.IntRange(min=1),
+    type=Count("count", low=1, high=MAX_U32),
     default=1,
     show_default=True,
     help="with --tube: how many jobs at most",
 )
 @_job_option()
-def kick_command(servers: list[str], tube: str | None, count: int, job_id: str | None) -> None:
+@_timeout_option
+def kick_command(
+    servers: list[str], tube: str | None, count: int, job_id: str | None, timeout: float
+) -> None:
     """Move buried (or, if none are buried, delayed) jobs back to ready.
 
     --tube T kicks up to --count jobs of T: its buried jobs if it has any, otherwise its
     delayed ones (beanstalkd's rule).  --job ID kicks one buried or delayed job.  With
-    several servers --tube kicks on every server (up to --count in all) and --job takes
-    SERVER/ID.
+    several servers --tube kicks on every server in turn (up to --count in all; a server
+    that is down is reported even when the others had enough) and --job takes SERVER/ID.
     """
     if (tube is None) == (job_id is None):
         raise click.UsageError("give either --tube or --job")
     if job_id is not None:
         server, number = _locate(job_id, servers)
-        with Admin(server) as admin:
+        with Admin(server, timeout=timeout) as admin:
             admin.kick_job(number)
         click.echo(f"kicked job {job_label(server, number, servers)}")
         return
     if len(servers) == 1:
-        with Admin(servers[0]) as admin:
+        with Admin(servers[0], timeout=timeout) as admin:
             kicked = admin.kick(str(tube), count)
         click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
         return
-    left = count
-
-    def kick(admin: Admin) -> int:
-        nonlocal left
-        done = admin.kick(str(tube), left) if left > 0 else 0
-        left -= done
-        return done
-
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
-        found = group.each(kick, tube=str(tube))
-    kicked = sum(found.results.values())
+    name = str(tube)
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
+        # Every server is asked at once whether it is there and has the tube (a frozen one
+        # costs one --timeout, and a dead one is reported even when --count is used up
+        # early); then the kicks go in turn, since --count is shared.
+        found = group.each(lambda admin: admin.require_tube(name), tube=name, parallel=True)
+        kicked = 0
+        for server in list(found.results):
+            if kicked >= count:
+                break
+            try:
+                kicked += group.admin_for(server).kick(name, count - kicked)
+            except ConnectError as exc:
+                found.failures[server] = str(exc)
+            except UnknownTube:
+                pass  # emptied since it was listed: nothing to kick there
     click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
     _finish(found)
 
@@ -469,12 +524,13 @@ def kick_command(servers: list[str], tube: str | None, count: int, job_id: str |
 @click.command("delete")
 @server_option
 @_job_option(required=True)
-def delete_command(servers: list[str], job_id: str) -> None:
+@_timeout_option
+def delete_command(servers: list[str], job_id: str, timeout: float) -> None:
     """Delete a job by id (ready, delayed or buried; a reserved job only its worker can).
 
     With several servers the id is SERVER/ID."""
     server, number = _locate(job_id, servers)
-    with Admin(server) as admin:
+    with Admin(server, timeout=timeout) as admin:
         admin.delete(number)
     click.echo(f"deleted job {job_label(server, number, servers)}")
 
@@ -484,20 +540,25 @@ def delete_command(servers: list[str], job_id: str) -> None:
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to pause")
 @click.option(
     "--seconds",
-    type=click.IntRange(0, 2**32 - 1),
+    type=Count("seconds", low=0, high=MAX_U32),
     required=True,
     help="how long no job may be reserved from the tube (0 resumes it)",
 )
-def pause_command(servers: list[str], tube: str, seconds: int) -> None:
+@_timeout_option
+def pause_command(servers: list[str], tube: str, seconds: int, timeout: float) -> None:
     """Stop workers reserving from a tube for a while (on every server that has it)."""
+    done = f"resumed tube {tube!r}" if seconds == 0 else f"paused tube {tube!r} for {seconds}s"
     if len(servers) == 1:
-        with Admin(servers[0]) as admin:
+        with Admin(servers[0], timeout=timeout) as admin:
             admin.pause(tube, seconds)
-    else:
-        with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT) as group:
-            found = group.each(lambda admin: admin.pause(tube, seconds), tube=tube)
-        _finish(found)
-    click.echo(f"resumed tube {tube!r}" if seconds == 0 else f"paused tube {tube!r} for {seconds}s")
+        click.echo(done)
+        return
+    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
+        found = group.each(lambda admin: admin.pause(tube, seconds), tube=tube, parallel=True)
+    if found.results:
+        # With a server failing, say where it was done; the failure follows on stderr.
+        click.echo(f"{done} on {', '.join(found.results)}" if found.failures else done)
+    _finish(found)
 
 
 def job_label(server: str, job_id: int, servers: list[str]) -> str:

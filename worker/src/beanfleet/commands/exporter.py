@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from prometheus_client import make_wsgi_app
 
-from beanfleet.bounds import Number
+from beanfleet.bounds import MAX_COUNT, Count, Number
 from beanfleet.commands.options import server_option
 from beanfleet.errors import ConfigError
 from beanfleet.httpserve import listen_option, serve
@@ -20,7 +20,7 @@ DEFAULT_LISTEN = "0.0.0.0:9650"
 @listen_option(DEFAULT_LISTEN)
 @click.option(
     "--scan-limit",
-    type=click.IntRange(min=0),
+    type=Count("scan limit", low=0, high=MAX_COUNT),
     default=100_000,
     show_default=True,
     help="most job ids examined per scrape to find oldest ready jobs",

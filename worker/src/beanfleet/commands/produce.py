@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from beanfleet.address import check_tube
+from beanfleet.bounds import Count
 from beanfleet.commands.options import server_option
 from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
 from beanfleet.placement import PLACEMENTS, Placement
@@ -72,14 +73,14 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
 )
 @click.option(
     "--delay",
-    type=click.IntRange(0, MAX_SECONDS),
+    type=Count("delay", low=0, high=MAX_SECONDS),
     default=0,
     show_default=True,
     help="seconds before the job becomes ready",
 )
 @click.option(
     "--ttr",
-    type=click.IntRange(0, MAX_SECONDS),
+    type=Count("ttr", low=0, high=MAX_SECONDS),
     callback=lambda _ctx, _param, value: _usage(parse_ttr, value),
     default=DEFAULT_TTR,
     show_default=True,

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from beanfleet.bounds import MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS, Number
+from beanfleet.bounds import MAX_COUNT, MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS, Count, Number
 from beanfleet.commands.options import server_option
 from beanfleet.errors import ConfigError
 from beanfleet.handlers import Handler, load_handlers
@@ -59,7 +59,7 @@ def _handlers(
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(0, MAX_RETRIES),
+    type=Count("max-retries", low=0, high=MAX_RETRIES),
     default=DEFAULT_MAX_RETRIES,
     show_default=True,
     help="Retries after the first attempt before a failing job is buried.",
@@ -87,7 +87,12 @@ def _handlers(
     metavar="SECONDS",
     help="Stop a handler running longer than this; counts as a failed attempt.",
 )
-@click.option("--max-jobs", type=click.IntRange(min=1), default=None, help="Exit 0 after N jobs.")
+@click.option(
+    "--max-jobs",
+    type=Count("max-jobs", low=1, high=MAX_COUNT),
+    default=None,
+    help="Exit 0 after N jobs.",
+)
 @click.option(
     "--max-time",
     type=Number("max-time", low=0, low_open=True, high=MAX_SECONDS),
