@@ -28,20 +28,43 @@ def _ascii_digits(text: str) -> bool:
 
 
 def parse_priority(value: Priority) -> int:
-    """A priority name (case-insensitive) or an integer 0..2**32-1 (ASCII digits only)."""
-    if isinstance(value, bool):  # bool is an int; True as a priority is surely a mistake
-        raise ConfigError(f"invalid priority {value!r}")
+    """A priority name (case-insensitive) or an integer 0..2**32-1 (ASCII digits only).
+
+    Not a float (beanstalkd's priorities are whole numbers: 1.5 would be truncated
+    silently) and not a bool (True as a priority is surely a mistake)."""
     if isinstance(value, str):
         named = PRIORITIES.get(value.lower())
         if named is not None:
             return named
         if not _ascii_digits(value):
             names = ", ".join(PRIORITIES)
-            raise ConfigError(f"invalid priority {value!r}: use {names} or 0..{MAX_PRIORITY}")
-        value = int(value)
-    if not 0 <= value <= MAX_PRIORITY:
-        raise ConfigError(f"invalid priority {value}: must be 0..{MAX_PRIORITY}")
-    return value
+            raise ConfigError(
+                f"invalid priority {shorten(value)}: use {names} or 0..{MAX_PRIORITY}"
+            )
+        # int() of thousands of digits raises ValueError (and is slow): range-check by length.
+        digits = value.lstrip("0") or "0"
+        number = int(digits) if len(digits) <= len(str(MAX_PRIORITY)) else MAX_PRIORITY + 1
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise ConfigError(
+            f"invalid priority {shorten(value)}: must be an integer 0..{MAX_PRIORITY} "
+            f"or one of {', '.join(PRIORITIES)}"
+        )
+    if not 0 <= number <= MAX_PRIORITY:
+        raise ConfigError(f"invalid priority {shorten(value)}: must be 0..{MAX_PRIORITY}")
+    return number
+
+
+def shorten(value: object, limit: int = 40) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters: a value of thousands
+    of digits is not echoed whole (and repr of such an int raises ValueError)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"{'-' if value < 0 else ''}(a {value.bit_length()}-bit integer)"
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 10]}... ({len(text)} characters)"
 
 
 def whole_seconds(value: Seconds, what: str) -> int:

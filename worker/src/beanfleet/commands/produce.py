@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -11,9 +12,16 @@ import click
 
 from beanfleet.address import check_tube
 from beanfleet.commands.options import server_option
-from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
+from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig, PartialPut
 from beanfleet.placement import PLACEMENTS, Placement
-from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority, parse_ttr
+from beanfleet.priorities import (
+    DEFAULT_TTR,
+    MAX_SECONDS,
+    PRIORITIES,
+    parse_priority,
+    parse_ttr,
+    shorten,
+)
 from beanfleet.producer import Producer
 
 
@@ -42,6 +50,45 @@ def check_tube_param(_ctx: click.Context, _param: click.Parameter, value: str | 
         raise click.BadParameter(str(exc)) from exc
 
 
+class _Seconds(click.IntRange):
+    """Whole seconds 0..2**32-1; a value of thousands of digits is refused in one short
+    line (int() of it raises, and echoing it whole helps nobody)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and len(value.strip().lstrip("+0")) > len(str(MAX_SECONDS)):
+            self.fail(f"{shorten(value)} is not in the range 0<=x<={MAX_SECONDS}.", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads takes NaN and Infinity, which are not JSON and which no consumer (our
+    # worker, PHP, Node, Ruby) accepts: refuse them as the invalid JSON they are.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {shorten(text)} is out of range")
+    return number
+
+
+def parse_json(text: str) -> Any:
+    """The JSON document ``text``; ValueError with a one-line reason if it is not one that
+    can be a job body (NaN, Infinity, numbers out of range, nesting too deep)."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(exc.msg) from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
+    except ValueError as exc:  # ours above, or an integer of thousands of digits
+        reason = str(exc)
+        if "integer string conversion" in reason:
+            reason = "integer too large"
+        raise ValueError(reason) from exc
+
+
 def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
     """The documents on non-blank lines, and the line number of each."""
     # Parse everything first: a bad line must stop the run before any job is enqueued.
@@ -51,11 +98,27 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise BodyError(f"stdin line {number}: invalid JSON: {exc.msg}") from exc
+            items.append(parse_json(line))
+        except ValueError as exc:
+            raise BodyError(f"stdin line {number}: invalid JSON: {exc}") from exc
         numbers.append(number)
     return items, numbers
+
+
+def _in_lines(exc: BeanfleetError, numbers: list[int]) -> BeanfleetError | None:
+    """``exc`` of a bulk put told in stdin line numbers instead of item indexes (the reader
+    thinks in lines); None if it names no item."""
+    if isinstance(exc, PartialPut):
+        return BeanfleetError(f"{exc.summary('stdin lines', numbers)}: {exc.reason}")
+    if isinstance(exc, JobTooBig) and exc.index is not None:
+        return BeanfleetError(
+            f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
+            f"server max-job-size is {exc.limit} bytes"
+        )
+    if isinstance(exc, BodyError) and exc.index is not None:
+        where = f"item {exc.index}: "
+        return BodyError(f"stdin line {numbers[exc.index]}: {str(exc).removeprefix(where)}")
+    return None
 
 
 @click.command("put")
@@ -72,14 +135,14 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
 )
 @click.option(
     "--delay",
-    type=click.IntRange(0, MAX_SECONDS),
+    type=_Seconds(0, MAX_SECONDS),
     default=0,
     show_default=True,
     help="seconds before the job becomes ready",
 )
 @click.option(
     "--ttr",
-    type=click.IntRange(0, MAX_SECONDS),
+    type=_Seconds(0, MAX_SECONDS),
     callback=lambda _ctx, _param, value: _usage(parse_ttr, value),
     default=DEFAULT_TTR,
     show_default=True,
@@ -114,8 +177,10 @@ def put_command(
 
     With JSON '-', read one JSON document per line from stdin (blank lines skipped), put
     them all in one pipelined bulk put and print how many.  Invalid JSON on the command line
-    is a usage error (exit 2); an invalid stdin line fails the run (exit 1) before anything
-    is enqueued.  With several servers the ids printed are SERVER/ID.
+    (NaN and Infinity included) is a usage error (exit 2); an invalid stdin line fails the
+    run (exit 1) before anything is enqueued.  If the bulk put is cut off midway, the error
+    gives the stdin lines enqueued, maybe inserted and not enqueued (exit 1).  With several
+    servers the ids printed are SERVER/ID.
     """
 
     def open_producer() -> Producer:
@@ -126,22 +191,22 @@ def put_command(
         with open_producer() as producer:
             try:
                 ids = producer.put_many(tube, items, priority=priority, delay=delay, ttr=ttr)
-            except JobTooBig as exc:
-                if exc.index is None:
+            except BeanfleetError as exc:
+                told = _in_lines(exc, numbers)
+                if told is None:
                     raise
-                # On the command line the reader thinks in lines, not item indexes.
-                raise BeanfleetError(
-                    f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
-                    f"server max-job-size is {exc.limit} bytes"
-                ) from exc
+                raise told from exc
         click.echo(len(ids))
         return
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"invalid JSON: {exc.msg}", param_hint="'JSON'") from exc
+        data = parse_json(body)
+    except ValueError as exc:
+        raise click.BadParameter(f"invalid JSON: {exc}", param_hint="'JSON'") from exc
     with open_producer() as producer:
-        job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
+        try:
+            job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
+        except BodyError as exc:  # parsed, yet not encodable (nested near the limit)
+            raise click.BadParameter(str(exc), param_hint="'JSON'") from exc
     click.echo(job_id)
 
 
