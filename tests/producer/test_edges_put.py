@@ -313,3 +313,18 @@ def test_a_priority_that_is_not_an_integer_in_range_is_refused(
             assert len(str(caught.value)) < 200
     with greenstalk.Client(beanstalkd.pair, encoding=None) as client:
         assert int(client.stats()["cmd-put"]) == 0
+
+
+@pytest.mark.parametrize("argument", ["delay", "ttr"])
+@pytest.mark.parametrize("value", [10**5000, -(10**400), "5"], ids=["huge", "huge-negative", "str"])
+def test_delay_and_ttr_of_thousands_of_digits_are_config_errors(
+    beanstalkd: Beanstalkd, argument: str, value: Any
+) -> None:
+    """Issue 18 item 14: a delay or ttr integer of hundreds of digits (or not a number) is a
+    short ConfigError from the producer API, not an OverflowError; nothing is enqueued."""
+    with Producer(beanstalkd.address) as producer:
+        with pytest.raises(ConfigError, match=f"invalid {argument}") as caught:
+            producer.put("t", 1, **{argument: value})
+        assert len(str(caught.value)) < 200
+    with greenstalk.Client(beanstalkd.pair, encoding=None) as client:
+        assert int(client.stats()["cmd-put"]) == 0

@@ -60,7 +60,7 @@ def shorten(value: object, limit: int = 40) -> str:
     """``repr(value)`` for a message, cut to about ``limit`` characters: a value of thousands
     of digits is not echoed whole (and repr of such an int raises ValueError)."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
-        return f"{'-' if value < 0 else ''}(a {value.bit_length()}-bit integer)"
+        return f"(a {'negative ' if value < 0 else ''}{value.bit_length()}-bit integer)"
     text = repr(value)
     if len(text) <= limit:
         return text
@@ -70,11 +70,14 @@ def shorten(value: object, limit: int = 40) -> str:
 def whole_seconds(value: Seconds, what: str) -> int:
     """Seconds as beanstalkd's whole seconds, rounded up so nothing happens early."""
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not math.isfinite(seconds):
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise ConfigError(f"invalid {what} {shorten(value)}: not a number of seconds")
+    if isinstance(seconds, float) and not math.isfinite(seconds):
         raise ConfigError(f"invalid {what} {value!r}")
-    whole = math.ceil(seconds)
+    # (ints are compared as ints: float() of one with hundreds of digits overflows)
+    whole = seconds if isinstance(seconds, int) else math.ceil(seconds)
     if seconds < 0 or whole > MAX_SECONDS:
-        raise ConfigError(f"invalid {what} {value!r}: must be 0..{MAX_SECONDS} seconds")
+        raise ConfigError(f"invalid {what} {shorten(value)}: must be 0..{MAX_SECONDS} seconds")
     return whole
 
 
