@@ -93,7 +93,9 @@ class Producer(ServerLinks):
     """Puts jobs on beanstalkd; reconnects on the next call after a broken link.
 
     The server's max-job-size is read (``stats``) once per connection, so an oversized body
-    fails with :class:`JobTooBig` before it is sent.
+    fails with :class:`JobTooBig` before it is sent.  Every wait on a server (connect,
+    ``stats``, ``use``, a put's reply, a bulk put's writes and replies) is bounded by
+    ``timeout`` seconds, so a frozen server costs a call that much and an error naming it.
 
     ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) with more than one
     address spreads the jobs over them (:mod:`beanfleet.multiproducer`): ``placement`` is
