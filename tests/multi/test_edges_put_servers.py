@@ -8,11 +8,12 @@ import re
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import greenstalk
 import pytest
-from beanfleet.errors import ConnectError, PartialPut
+from beanfleet.errors import ConnectError, JobTooBig, PartialPut
 from beanfleet.jobref import JobRef
 from beanfleet.producer import Producer
 from beanstalkd_server import Beanstalkd, free_port
@@ -171,6 +172,36 @@ def test_put_stdin_with_every_server_lost_names_the_lines_not_enqueued(pair: Pai
     a.start()
     found = set(_ns_in_tube(a, "t"))
     assert placed <= found <= placed | maybe
+
+
+def test_a_server_with_a_smaller_job_limit_met_midway_is_told_as_partial(
+    tmp_path: Path,
+) -> None:
+    """Issue 18 item 2: a bulk put whose items fit one server but not the other either
+    enqueues nothing (JobTooBig before any share went in) or raises PartialPut naming the
+    share that did go in: no other error leaves jobs behind the caller's back."""
+    small = Beanstalkd(binlog_dir=tmp_path / "small", max_job_size=100)
+    big = Beanstalkd(binlog_dir=tmp_path / "big")
+    small.start()
+    big.start()
+    try:
+        items = [{"n": n, "pad": "x" * 120} for n in range(400)]
+        with Producer(servers=[small.address, big.address]) as producer:
+            try:
+                producer.put_many("t", items)
+            except PartialPut as exc:
+                assert isinstance(exc.reason, JobTooBig)
+                assert exc.placed and not exc.maybe_inserted
+                assert tube_count(big, "t") == len(exc.placed)
+                assert {job.server for job in exc.ids if isinstance(job, JobRef)} == {big.address}
+            except JobTooBig:
+                assert tube_count(big, "t") == 0
+            else:
+                raise AssertionError("a job over the small server's limit went in")
+        assert tube_count(small, "t") == 0
+    finally:
+        small.kill()
+        big.kill()
 
 
 def _lines(text: str) -> set[int]:

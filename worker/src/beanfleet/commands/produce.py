@@ -109,7 +109,8 @@ def _in_lines(exc: BeanfleetError, numbers: list[int]) -> BeanfleetError | None:
     """``exc`` of a bulk put told in stdin line numbers instead of item indexes (the reader
     thinks in lines); None if it names no item."""
     if isinstance(exc, PartialPut):
-        return BeanfleetError(f"{exc.summary('stdin lines', numbers)}: {exc.reason}")
+        reason = _in_lines(exc.reason, numbers) or exc.reason
+        return BeanfleetError(f"{exc.summary('stdin lines', numbers)}: {reason}")
     if isinstance(exc, JobTooBig) and exc.index is not None:
         return BeanfleetError(
             f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
