@@ -7,6 +7,8 @@ message as a single line and exits 1.  Handlers raise :class:`PermanentFailure` 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class BeanfleetError(Exception):
     """Base class of every error beanfleet raises on purpose."""
@@ -57,7 +59,82 @@ class ServerFull(BeanfleetError):
 
 
 class BodyError(BeanfleetError):
-    """A job body that is not valid JSON (or cannot be encoded as JSON)."""
+    """A job body that is not valid JSON (or cannot be encoded as JSON).
+
+    ``index`` is the item's position in a bulk put (None for a single put), so the caller
+    (``beanfleet put -``) can name the culprit in its own terms."""
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+class PartialPut(BeanfleetError):
+    """A bulk put stopped after some of its items were enqueued: exactly which ones, so a
+    retry puts none of them twice.
+
+    ``ids[i]`` is item ``i``'s job id (a ``JobRef`` with several servers), None if it was
+    not enqueued.  ``placed`` lists the indexes enqueued; ``maybe_inserted`` those whose
+    reply was lost with the connection (beanstalkd may hold them: look before putting them
+    again); ``not_placed`` those certainly not enqueued (safe to put again).  ``reason`` is
+    the error that stopped the put (also the ``__cause__``).
+
+    Raised only when at least one item was, or may have been, enqueued: any other error
+    from a bulk put means that none was.
+    """
+
+    def __init__(
+        self, ids: Sequence[int | None], maybe_inserted: Sequence[int], reason: BeanfleetError
+    ) -> None:
+        self.ids = list(ids)
+        self.maybe_inserted = sorted(maybe_inserted)
+        maybe = set(self.maybe_inserted)
+        self.placed = [i for i, job in enumerate(self.ids) if job is not None]
+        self.not_placed = [i for i, job in enumerate(self.ids) if job is None and i not in maybe]
+        self.reason = reason
+        super().__init__(f"{self.summary()}: {reason}")
+
+    def summary(self, what: str = "items", numbers: Sequence[int] | None = None) -> str:
+        """How many went in, may have, did not, each with its items as ranges; ``numbers``
+        maps an index to the caller's own number for it (e.g. its input line)."""
+        parts = [
+            f"{len(self.placed)} of {len(self.ids)} jobs were enqueued"
+            + _listed(self.placed, what, numbers)
+        ]
+        if self.maybe_inserted:
+            parts.append(
+                f"{len(self.maybe_inserted)} maybe inserted"
+                + _listed(
+                    self.maybe_inserted,
+                    what,
+                    numbers,
+                    "replies lost with the connection, not put again",
+                )
+            )
+        if self.not_placed:
+            parts.append(
+                f"{len(self.not_placed)} not enqueued" + _listed(self.not_placed, what, numbers)
+            )
+        return "; ".join(parts)
+
+
+def _listed(
+    indexes: Sequence[int], what: str, numbers: Sequence[int] | None, note: str = ""
+) -> str:
+    """' (items 0-4, 9)': runs of consecutive indexes, shown by their numbers."""
+    if not indexes:
+        return ""
+    shown = numbers if numbers is not None else range(max(indexes) + 1)
+    runs: list[str] = []
+    first = last = indexes[0]
+    for index in [*indexes[1:], -1]:
+        if index == last + 1:
+            last = index
+            continue
+        low, high = shown[first], shown[last]
+        runs.append(f"{low}-{high}" if high != low else f"{low}")
+        first = last = index
+    return f" ({what} {', '.join(runs)}{'; ' + note if note else ''})"
 
 
 class UnknownTube(BeanfleetError):

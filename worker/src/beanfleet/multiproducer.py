@@ -12,6 +12,12 @@ before its reply leaves the job maybe inserted (beanstalkd may have logged it to
 and died before answering): that is an error, :class:`~beanfleet.errors.MaybeInserted`,
 unless the producer was made with ``at_least_once=True``, which puts it again elsewhere
 (and may so run it twice).
+
+A bulk put (:meth:`ServersProducer.put_many`) splits its items over the servers; the share
+of a server that refuses it or breaks midway goes to the servers that have not failed in
+the same call, those that took their own share included.  When some items still could not
+be placed, :class:`~beanfleet.errors.PartialPut` gives the id of each item enqueued, those
+maybe inserted (replies lost with a connection) and those not enqueued.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import select
 import socket
 from collections import deque
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import greenstalk
 
@@ -31,6 +38,7 @@ from beanfleet.errors import (
     ConnectError,
     JobTooBig,
     MaybeInserted,
+    PartialPut,
     ServerFull,
 )
 from beanfleet.jobref import JobRef
@@ -58,9 +66,10 @@ def _closed(sock: socket.socket) -> bool:
 class ServerLink:
     """One server's connection, the tube it uses, and its max-job-size."""
 
-    def __init__(self, server: str, timeout: float) -> None:
+    def __init__(self, server: str, timeout: float, handshake: float = HANDSHAKE_TIMEOUT) -> None:
         self.server = server
         self.timeout = timeout
+        self.handshake = min(timeout, handshake)
         self.conn: Connection | None = None
         self.tube = greenstalk.DEFAULT_TUBE
         self.max_job_size = 0
@@ -69,7 +78,7 @@ class ServerLink:
         """The open link, using ``tube``; ConnectError/OSError if that fails (nothing sent
         that could insert a job)."""
         conn = self.conn
-        handshake = min(self.timeout, HANDSHAKE_TIMEOUT)
+        handshake = self.handshake
         shortened = False
         if conn is not None and (conn.has_buffered() or _closed(conn.sock)):
             self.drop()
@@ -91,7 +100,7 @@ class ServerLink:
                 shortened = True
             conn.call(b"use " + tube.encode("ascii"), b"USING")  # replayed on every new link
             self.tube = tube
-        if shortened:  # (settimeout is a syscall: not on every put)
+        if shortened and handshake != self.timeout:  # (a syscall: not on every put)
             conn.sock.settimeout(self.timeout)  # a frozen server must not hang a put
         return conn
 
@@ -192,47 +201,63 @@ class ServersProducer:
     ) -> list[JobRef]:
         """Pipelined per server: the items are split over the servers the placement
         names, each share written in batches on its server's link; a share a server
-        refuses or loses goes to the servers not yet tried."""
+        refuses or loses goes to the servers that have not failed in this call (those
+        that took their share included), until every item is in or every server failed.
+
+        :class:`~beanfleet.errors.PartialPut` says which items went in when some did not."""
         head = b"put %d %d %d " % (pri, delay, ttr)
-        results: list[JobRef | None] = [None] * len(bodies)
+        raw: list[int | None] = [None] * len(bodies)  # ids as the servers answered them
+        refs: list[JobRef | None] = [None] * len(bodies)
         pending = list(range(len(bodies)))
         reasons: list[str] = []
-        maybe = 0
-        tried: set[str] = set()
-        while pending:
-            order = [s for s in self.placer.order(tube) if s not in tried]
-            if not order:
-                break
-            targets = order if self.placer.placement == "spread" else order[:1]
-            awake = [s for s in targets if not self.placer.health.resting(s)] or targets[:1]
-            share = -(-len(pending) // len(awake))
-            chunks = [pending[i : i + share] for i in range(0, len(pending), share)]
-            pending = []
-            for server, chunk in zip(awake, chunks, strict=False):
-                tried.add(server)
-                link = self.links[server]
-                left, lost, why = self._put_share(
-                    link, tube, head, bodies, chunk, results, batch_size
-                )
-                if why is not None:
-                    reasons.append(why)
-                if lost and not self.at_least_once:
-                    maybe += len(lost)
-                else:
-                    left = lost + left
-                pending.extend(left)
-            pending.sort()
-        done = [ref for ref in results if ref is not None]
-        if len(done) == len(bodies):
-            return done
-        summary = f"{len(done)} of {len(bodies)} jobs were enqueued"
-        if maybe:
-            raise MaybeInserted(
-                f"{summary}, {maybe} maybe inserted (connection lost before their replies; "
-                f"not put again): {'; '.join(reasons)}",
-                reasons[0].partition(": ")[0] if reasons else "",
-            )
-        raise AllServersDown(_none_took(f"every job ({summary})", reasons))
+        maybe: list[int] = []
+        maybe_server = ""
+        failed: set[str] = set()
+        try:
+            while pending:
+                order = [s for s in self.placer.order(tube) if s not in failed]
+                if not order:
+                    break
+                targets = order if self.placer.placement == "spread" else order[:1]
+                awake = [s for s in targets if not self.placer.health.resting(s)] or targets[:1]
+                share = -(-len(pending) // len(awake))
+                chunks = [pending[i : i + share] for i in range(0, len(pending), share)]
+                pending = []
+                for server, chunk in zip(awake, chunks, strict=False):
+                    link = self.links[server]
+                    left, lost, why = self._put_share(
+                        link, tube, head, bodies, chunk, raw, batch_size
+                    )
+                    for index in chunk:
+                        job_id = raw[index]
+                        if job_id is not None and refs[index] is None:
+                            refs[index] = JobRef(server, job_id)
+                    if why is not None:
+                        failed.add(server)
+                        reasons.append(why)
+                    if lost and not self.at_least_once:
+                        maybe.extend(lost)
+                        maybe_server = maybe_server or server
+                    else:
+                        left = lost + left
+                    pending.extend(left)
+                pending.sort()
+        except JobTooBig as exc:  # a server with a smaller max-job-size, met midway
+            if maybe or any(ref is not None for ref in refs):
+                raise PartialPut(refs, maybe, exc) from exc
+            raise
+        done = sum(ref is not None for ref in refs)
+        if done == len(bodies):
+            return refs  # type: ignore[return-value]  # every item has its id
+        if not done and not maybe:
+            summary = f"0 of {len(bodies)} jobs were enqueued"
+            raise AllServersDown(_none_took(f"every job ({summary})", reasons))
+        reason: BeanfleetError
+        if pending:
+            reason = AllServersDown(_none_took("every job", reasons))
+        else:
+            reason = MaybeInserted("; ".join(reasons), maybe_server)
+        raise PartialPut(refs, maybe, reason) from reason
 
     def _put_share(
         self,
@@ -241,11 +266,11 @@ class ServersProducer:
         head: bytes,
         bodies: list[bytes],
         share: list[int],
-        results: list[JobRef | None],
+        ids: list[int | None],
         batch_size: int,
     ) -> tuple[list[int], list[int], str | None]:
-        """Put ``share`` (indexes into ``bodies``) on ``link``'s server, filling
-        ``results``.  Returns (not inserted, maybe inserted, why the server stopped)."""
+        """Put ``share`` (indexes into ``bodies``) on ``link``'s server, filling ``ids``.
+        Returns (not inserted, maybe inserted, why the server stopped)."""
         try:
             conn = link.ready(tube)
         except ConnectError as exc:
@@ -255,47 +280,81 @@ class ServersProducer:
         for index in share:
             if len(bodies[index]) > link.max_job_size:
                 raise JobTooBig(len(bodies[index]), link.max_job_size, index)
-        server = link.server
-        refused: bytes | None = None
-        in_flight: deque[list[int]] = deque()  # batches written, replies not read yet
-
-        def collect() -> None:
-            nonlocal refused
-            part = in_flight[0]
-            for index, line in zip(part, conn.read_lines(len(part)), strict=True):
-                if line.startswith(b"INSERTED "):
-                    results[index] = JobRef(server, int(line[9:]))
-                elif refused is None:
-                    refused = line.partition(b" ")[0]
-            in_flight.popleft()
-
-        try:
-            # Two batches in flight: one batch's replies are read while beanstalkd works on
-            # the next (the scheme of the one-server put_many).
-            for start in range(0, len(share), batch_size):
-                part = share[start : start + batch_size]
-                conn.sock.sendall(
-                    b"".join(b"%s%d\r\n%s\r\n" % (head, len(bodies[i]), bodies[i]) for i in part)
-                )
-                in_flight.append(part)
-                if len(in_flight) > 1:
-                    collect()
-                if refused is not None:
-                    break
-            while in_flight:
-                collect()
-        except OSError as exc:
-            why = self._failed(link, f"connection lost ({_why(exc)})")
-            lost = [i for part in in_flight for i in part]
-            written = {i for i in lost}
-            left = [i for i in share if results[i] is None and i not in written]
-            return left, lost, why
-        left = [i for i in share if results[i] is None]
-        if refused is not None:
-            text = _REFUSALS.get(refused, f"refused with {refused.decode(errors='replace')}")
+        outcome = pipeline_puts(conn, head, bodies, share, batch_size, ids)
+        lost = set(outcome.lost)
+        left = [i for i in share if ids[i] is None and i not in lost]
+        if outcome.error is not None:
+            why = self._failed(link, f"connection lost ({_why(outcome.error)})")
+            return left, outcome.lost, why
+        if outcome.refused is not None:
+            status = outcome.refused[1]
+            text = _REFUSALS.get(status) or (
+                "took a job but buried it (out of memory)"
+                if status == b"BURIED"
+                else f"refused with {status.decode(errors='replace')}"
+            )
             return left, [], self._failed(link, text)
-        self.placer.health.succeeded(server)
+        self.placer.health.succeeded(link.server)
         return [], [], None
+
+
+class Pipelined(NamedTuple):
+    """How a pipelined share ended (its inserted ids are in the caller's list)."""
+
+    refused: tuple[int, bytes] | None  # the first item beanstalkd refused, and its reply
+    lost: list[int]  # written, reply lost with the connection: maybe inserted
+    error: OSError | None  # what broke the connection
+
+
+def pipeline_puts(
+    conn: Connection,
+    head: bytes,
+    bodies: list[bytes],
+    share: Sequence[int],
+    batch_size: int,
+    ids: list[int | None],
+) -> Pipelined:
+    """Write the puts of ``share`` (indexes into ``bodies``; ``head`` is ``put PRI DELAY
+    TTR ``) in batches on ``conn``, setting ``ids[i]`` for each item beanstalkd took.
+
+    Two batches are in flight: one batch's replies are read while beanstalkd works on the
+    next, so a bulk put costs no round trip per item.  Writing stops at the first refusal
+    (the replies in flight are still read, so the link stays in step).  A batch counts as
+    in flight from before its write: a write cut off midway may have delivered some puts.
+    """
+    refused: tuple[int, bytes] | None = None
+    in_flight: deque[Sequence[int]] = deque()
+
+    def collect() -> None:
+        nonlocal refused
+        part = in_flight[0]
+        for index, line in zip(part, conn.read_lines(len(part)), strict=True):
+            if line.startswith(b"INSERTED "):
+                ids[index] = int(line[9:])
+                continue
+            status, _, value = line.partition(b" ")
+            if status == b"BURIED" and value.isdigit():
+                ids[index] = int(value)  # in, though buried (out of memory): not to put again
+            if refused is None:
+                refused = (index, status)
+        in_flight.popleft()
+
+    try:
+        for start in range(0, len(share), batch_size):
+            part = share[start : start + batch_size]
+            in_flight.append(part)
+            conn.sock.sendall(
+                b"".join([b"%s%d\r\n%s\r\n" % (head, len(bodies[i]), bodies[i]) for i in part])
+            )
+            if len(in_flight) > 1:
+                collect()
+            if refused is not None:
+                break
+        while in_flight:
+            collect()
+    except OSError as exc:
+        return Pipelined(refused, [i for part in in_flight for i in part], exc)
+    return Pipelined(refused, [], None)
 
 
 def _why(exc: BaseException) -> str:

@@ -9,11 +9,9 @@ A Producer is not thread-safe: give each thread its own.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -21,16 +19,20 @@ from typing import Any
 import greenstalk
 
 from beanfleet.address import check_tube, resolve_servers
-from beanfleet.client import ServerLinks, connect_error, open_client, open_connection
+from beanfleet.bounds import check_number
+from beanfleet.client import ServerLinks, connect_error, describe_os_error
 from beanfleet.errors import (
     BeanfleetError,
     BodyError,
     ConfigError,
+    ConnectError,
     JobTooBig,
+    MaybeInserted,
+    PartialPut,
     ServerDraining,
     ServerFull,
 )
-from beanfleet.multiproducer import ServersProducer
+from beanfleet.multiproducer import ServerLink, ServersProducer, pipeline_puts
 from beanfleet.placement import Placement, check_placement
 from beanfleet.priorities import (
     DEFAULT_PRIORITY,
@@ -42,7 +44,7 @@ from beanfleet.priorities import (
     parse_ttr,
     whole_seconds,
 )
-from beanfleet.protocol import Connection
+from beanfleet.protocol import CRLF, Connection
 
 # One encoder for every body: json.dumps would build a new encoder per call for these options.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -60,7 +62,7 @@ def encode_body(data: Any, index: int | None = None) -> bytes:
         return _ENCODER.encode(data).encode("utf-8")
     except (TypeError, ValueError, RecursionError) as exc:
         where = f"item {index}: " if index is not None else ""
-        raise BodyError(f"{where}job data is not JSON-serialisable: {exc}") from exc
+        raise BodyError(f"{where}job data is not JSON-serialisable: {exc}", index) from exc
 
 
 def delay_until(when: datetime | float, now: float | None = None) -> int:
@@ -91,7 +93,9 @@ class Producer(ServerLinks):
     """Puts jobs on beanstalkd; reconnects on the next call after a broken link.
 
     The server's max-job-size is read (``stats``) once per connection, so an oversized body
-    fails with :class:`JobTooBig` before it is sent.
+    fails with :class:`JobTooBig` before it is sent.  Every wait on a server (connect,
+    ``stats``, ``use``, a put's reply, a bulk put's writes and replies) is bounded by
+    ``timeout`` seconds, so a frozen server costs a call that much and an error naming it.
 
     ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) with more than one
     address spreads the jobs over them (:mod:`beanfleet.multiproducer`): ``placement`` is
@@ -110,23 +114,29 @@ class Producer(ServerLinks):
         placement: Placement = "spread",
         at_least_once: bool = False,
     ) -> None:
+        if servers is not None and not isinstance(servers, str):
+            servers = list(servers)
+            if not servers:
+                # An empty list falling back to $BEANFLEET_SERVER or the default would put
+                # jobs on a server the caller never named.
+                raise ConfigError("servers=[] names no server: give at least one HOST:PORT")
         chosen = resolve_servers(servers if servers else server)
         check_placement(placement)
+        # Every network wait is bounded by it: 0 would make the sockets non-blocking.
+        check_number(timeout, "timeout", low=0, high=MAX_SECONDS, low_open=True)
         self.servers = chosen
         self.server = chosen[0] if len(chosen) == 1 else ",".join(chosen)
         self.timeout = timeout
         self._many: ServersProducer | None = None
-        self._client: greenstalk.Client[bytes] | None = None
-        self._client_tube = greenstalk.DEFAULT_TUBE
-        self._pipe: Connection | None = None
-        self._pipe_tube = greenstalk.DEFAULT_TUBE
-        self._max_job_size: int | None = None
         if len(chosen) > 1:
             self._many = ServersProducer(
                 chosen, timeout=timeout, placement=placement, at_least_once=at_least_once
             )
             return  # connections open on the first put: one down server must not stop us
-        self._connect_client()  # fail fast: a wrong address should not wait for the first put
+        # One server: one pipelining link for put and put_many, every wait on it (connect,
+        # stats, use, put) bounded by ``timeout``, so a frozen server cannot hang a put.
+        self._link = ServerLink(self.server, timeout, handshake=timeout)
+        self._ready(greenstalk.DEFAULT_TUBE)  # fail fast: a wrong address should not wait
 
     # -- connections -------------------------------------------------------------------------
 
@@ -134,37 +144,25 @@ class Producer(ServerLinks):
         super().close()
         if self._many is not None:
             self._many.close()
-        self._max_job_size = None  # used again after closing: read it from the new connection
+        else:
+            self._link.drop()
 
-    def _connect_client(self) -> greenstalk.Client[bytes]:
-        if self._client is None:
-            self._client = open_client(self.server, timeout=self.timeout)
-            self._client_tube = greenstalk.DEFAULT_TUBE
-        return self._client
-
-    def _drop_client(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            self._max_job_size = None  # re-read on the new connection: the server may differ
-            with contextlib.suppress(OSError):  # it is being dropped because it broke
-                client.close()
-
-    def _connect_pipe(self) -> Connection:
-        if self._pipe is None:
-            self._pipe = open_connection(self.server, timeout=self.timeout)
-            self._pipe_tube = greenstalk.DEFAULT_TUBE
-        return self._pipe
-
-    def _drop_pipe(self) -> None:
-        if self._pipe is not None:
-            pipe, self._pipe = self._pipe, None
-            self._max_job_size = None
-            pipe.close()
+    def _ready(self, tube: str) -> Connection:
+        """The link to the one server, using ``tube``: reopened if the server closed it
+        while idle (restarted), so nothing is written on a dead link."""
+        try:
+            return self._link.ready(tube)
+        except OSError as exc:
+            raise self._link_lost(exc) from exc
+        except greenstalk.Error as exc:
+            self._link.drop()
+            raise BeanfleetError(
+                f"beanstalkd at {self.server} refused the connection's setup: {type(exc).__name__}"
+            ) from exc
 
     def _link_lost(self, exc: OSError) -> BeanfleetError:
         # Whatever was in flight is unknowable now; start clean on the next call.
-        self._drop_client()
-        self._drop_pipe()
+        self._link.drop()
         return connect_error(self.server, exc)
 
     # -- server facts -----------------------------------------------------------------------
@@ -175,20 +173,9 @@ class Producer(ServerLinks):
         the smallest of those reached so far, 0 before the first put)."""
         if self._many is not None:
             return self._many.max_job_size
-        if self._max_job_size is None:
-            try:
-                if self._pipe is not None:
-                    limit = int(self._pipe.stats()["max-job-size"])
-                else:
-                    limit = self._connect_client().stats()["max-job-size"]
-            except OSError as exc:
-                raise self._link_lost(exc) from exc
-            self._max_job_size = limit
-        return self._max_job_size
-
-    def _check_size(self, body: bytes) -> None:
-        if len(body) > self.max_job_size:
-            raise JobTooBig(len(body), self.max_job_size)
+        if self._link.conn is None:
+            self._ready(self._link.tube)
+        return self._link.max_job_size
 
     # -- putting -----------------------------------------------------------------------------
 
@@ -201,7 +188,11 @@ class Producer(ServerLinks):
         delay: Seconds = 0,
         ttr: Seconds = DEFAULT_TTR,
     ) -> int:
-        """Put one job; return its id."""
+        """Put one job; return its id.
+
+        :class:`~beanfleet.errors.MaybeInserted` (a ConnectError) if the connection broke
+        or the server did not answer within the timeout after the put was written: the job
+        may be in the server."""
         check_tube(tube)
         pri = parse_priority(priority)
         delay_s = whole_seconds(delay, "delay")
@@ -209,21 +200,42 @@ class Producer(ServerLinks):
         body = encode_body(data)
         if self._many is not None:
             return self._many.put(tube, body, pri, delay_s, ttr_s)
-        self._check_size(body)
+        if len(body) > self.max_job_size:  # before `use`: a refused job touches no tube
+            raise JobTooBig(len(body), self._link.max_job_size)
+        conn = self._ready(tube)
         try:
-            client = self._connect_client()
-            if self._client_tube != tube:
-                client.use(tube)
-                self._client_tube = tube
-            return client.put(body, priority=pri, delay=delay_s, ttr=ttr_s)
-        except greenstalk.DrainingError as exc:
-            raise self._draining() from exc
-        except greenstalk.JobTooBigError as exc:
-            raise JobTooBig(len(body), self._max_job_size) from exc
-        except (greenstalk.OutOfMemoryError, greenstalk.InternalError) as exc:
-            raise ServerFull(f"{self._full(type(exc).__name__)}; the job was not enqueued") from exc
-        except OSError as exc:
+            conn.sock.sendall(Connection.put_command(body, pri, delay_s, ttr_s) + CRLF)
+        except OSError as exc:  # not written in full: beanstalkd cannot have the job
             raise self._link_lost(exc) from exc
+        try:
+            status, values = conn.read_reply()
+        except OSError as exc:
+            self._link.drop()
+            raise MaybeInserted(
+                f"put to beanstalkd at {self.server}: no reply ({describe_os_error(exc)}): "
+                "the job may have been inserted",
+                self.server,
+            ) from exc
+        if status == b"INSERTED":
+            return int(values[0])
+        raise self._refused(status, values, body)
+
+    def _refused(self, status: bytes, values: list[bytes], body: bytes) -> BeanfleetError:
+        """The error for a put beanstalkd answered with anything but INSERTED."""
+        if status == b"DRAINING":
+            return self._draining()
+        if status == b"JOB_TOO_BIG":
+            return JobTooBig(len(body), self._link.max_job_size)
+        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
+            return ServerFull(f"{self._full(status.decode())}; the job was not enqueued")
+        if status == b"BURIED":  # in, but the server could not queue it: out of memory
+            job = values[0].decode("ascii", "replace") if values else "?"
+            return ServerFull(
+                f"beanstalkd at {self.server} buried the new job {job}: out of memory"
+            )
+        return BeanfleetError(
+            f"beanstalkd at {self.server} refused the put with {status.decode('ascii', 'replace')}"
+        )
 
     def schedule_at(
         self,
@@ -252,8 +264,10 @@ class Producer(ServerLinks):
 
         Every item is encoded and size-checked before anything is sent, so a bad item
         (:class:`BodyError`, :class:`JobTooBig`, both naming its index) enqueues nothing.
-        If the server refuses a put midway (draining, out of memory) the error says how many
-        jobs were enqueued before it.
+        If the server refuses a put midway (draining, out of memory) or the connection
+        breaks or times out, :class:`~beanfleet.errors.PartialPut` gives the id of every
+        item enqueued, the items whose reply was lost (maybe inserted) and those not
+        enqueued; any other error means that no item was enqueued.
         """
         check_tube(tube)
         pri = parse_priority(priority)
@@ -266,71 +280,32 @@ class Producer(ServerLinks):
             return []
         if self._many is not None:
             return list(self._many.put_many(tube, bodies, pri, delay_s, ttr_s, batch_size))
-        try:
-            pipe = self._connect_pipe()
-            limit = self.max_job_size
-            for index, body in enumerate(bodies):
-                if len(body) > limit:
-                    raise JobTooBig(len(body), limit, index)
-            if self._pipe_tube != tube:
-                pipe.call(b"use " + tube.encode("ascii"), b"USING")
-                self._pipe_tube = tube
-            return self._pipeline_puts(
-                pipe, bodies, pri=pri, delay=delay_s, ttr=ttr_s, batch_size=batch_size
-            )
-        except OSError as exc:
-            raise self._link_lost(exc) from exc
-
-    def _pipeline_puts(
-        self,
-        pipe: Connection,
-        bodies: list[bytes],
-        *,
-        pri: int,
-        delay: int,
-        ttr: int,
-        batch_size: int,
-    ) -> list[int]:
-        head = b"put %d %d %d " % (pri, delay, ttr)
-        ids: list[int] = []
-        in_flight: deque[int] = deque()  # sizes of the batches sent but not yet answered
-        failure: tuple[int, bytes] | None = None  # (index, status) of the first refused put
-
-        def collect(count: int) -> None:
-            nonlocal failure
-            for line in pipe.read_lines(count):
-                if line.startswith(b"INSERTED "):
-                    ids.append(int(line[9:]))
-                elif failure is None:
-                    failure = (len(ids), line.partition(b" ")[0])
-
-        for start in range(0, len(bodies), batch_size):
-            batch = bodies[start : start + batch_size]
-            pipe.sock.sendall(b"".join([b"%s%d\r\n%s\r\n" % (head, len(b), b) for b in batch]))
-            in_flight.append(len(batch))
-            # Read the previous batch's replies while beanstalkd works on this one.
-            if len(in_flight) > 1:
-                collect(in_flight.popleft())
-            if failure is not None:
-                break
-        while in_flight:
-            collect(in_flight.popleft())
-        if failure is not None:
-            raise self._bulk_failure(failure, ids, len(bodies))
-        return ids
-
-    def _bulk_failure(
-        self, failure: tuple[int, bytes], ids: list[int], total: int
-    ) -> BeanfleetError:
-        index, status = failure
-        done = f"{len(ids)} of {total} jobs were enqueued"
-        if status == b"DRAINING":
-            return ServerDraining(f"{self._draining()} ({done})")
-        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
-            return ServerFull(f"{self._full(status.decode())} ({done})")
-        return BeanfleetError(
-            f"beanstalkd refused item {index} with {status.decode('ascii', 'replace')} ({done})"
-        )
+        limit = self.max_job_size
+        for index, body in enumerate(bodies):
+            if len(body) > limit:
+                raise JobTooBig(len(body), limit, index)
+        conn = self._ready(tube)
+        head = b"put %d %d %d " % (pri, delay_s, ttr_s)
+        ids: list[int | None] = [None] * len(bodies)
+        outcome = pipeline_puts(conn, head, bodies, range(len(bodies)), batch_size, ids)
+        if outcome.error is None and outcome.refused is None:
+            return ids  # type: ignore[return-value]  # every item has its id
+        reason: BeanfleetError
+        if outcome.error is not None:
+            self._link.drop()
+            why = describe_os_error(outcome.error)
+            reason = ConnectError(f"connection to beanstalkd at {self.server} lost ({why})")
+        else:
+            assert outcome.refused is not None
+            index, status = outcome.refused
+            buried = ids[index]  # BURIED <id>: in the server, though not queued
+            reason = self._refused(status, [b"%d" % buried] if buried else [], bodies[index])
+        if outcome.lost or any(job is not None for job in ids):
+            raise PartialPut(ids, outcome.lost, reason) from reason
+        if isinstance(reason, JobTooBig):
+            raise reason
+        # Nothing went in: the caller may put every item again.
+        raise type(reason)(f"{reason} (0 of {len(bodies)} jobs were enqueued)") from reason
 
     def _full(self, reply: str) -> ServerFull:
         # beanstalkd 1.12 answers OUT_OF_MEMORY when its binlog cannot grow (disk full).

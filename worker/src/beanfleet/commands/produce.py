@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,11 +11,17 @@ from typing import Any
 import click
 
 from beanfleet.address import check_tube
-from beanfleet.bounds import Count
+from beanfleet.bounds import Count, shown
 from beanfleet.commands.options import server_option
-from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig
+from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig, PartialPut
 from beanfleet.placement import PLACEMENTS, Placement
-from beanfleet.priorities import DEFAULT_TTR, MAX_SECONDS, PRIORITIES, parse_priority, parse_ttr
+from beanfleet.priorities import (
+    DEFAULT_TTR,
+    MAX_SECONDS,
+    PRIORITIES,
+    parse_priority,
+    parse_ttr,
+)
 from beanfleet.producer import Producer
 
 
@@ -43,6 +50,35 @@ def check_tube_param(_ctx: click.Context, _param: click.Parameter, value: str | 
         raise click.BadParameter(str(exc)) from exc
 
 
+def _refuse_constant(name: str) -> Any:
+    # json.loads takes NaN and Infinity, which are not JSON and which no consumer (our
+    # worker, PHP, Node, Ruby) accepts: refuse them as the invalid JSON they are.
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {shown(text)} is out of range")
+    return number
+
+
+def parse_json(text: str) -> Any:
+    """The JSON document ``text``; ValueError with a one-line reason if it is not one that
+    can be a job body (NaN, Infinity, numbers out of range, nesting too deep)."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise ValueError(exc.msg) from exc
+    except RecursionError as exc:
+        raise ValueError("nested too deep") from exc
+    except ValueError as exc:  # ours above, or an integer of thousands of digits
+        reason = str(exc)
+        if "integer string conversion" in reason:
+            reason = "integer too large"
+        raise ValueError(reason) from exc
+
+
 def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
     """The documents on non-blank lines, and the line number of each."""
     # Parse everything first: a bad line must stop the run before any job is enqueued.
@@ -52,11 +88,28 @@ def _read_json_lines(stream: Any) -> tuple[list[Any], list[int]]:
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise BodyError(f"stdin line {number}: invalid JSON: {exc.msg}") from exc
+            items.append(parse_json(line))
+        except ValueError as exc:
+            raise BodyError(f"stdin line {number}: invalid JSON: {exc}") from exc
         numbers.append(number)
     return items, numbers
+
+
+def _in_lines(exc: BeanfleetError, numbers: list[int]) -> BeanfleetError | None:
+    """``exc`` of a bulk put told in stdin line numbers instead of item indexes (the reader
+    thinks in lines); None if it names no item."""
+    if isinstance(exc, PartialPut):
+        reason = _in_lines(exc.reason, numbers) or exc.reason
+        return BeanfleetError(f"{exc.summary('stdin lines', numbers)}: {reason}")
+    if isinstance(exc, JobTooBig) and exc.index is not None:
+        return BeanfleetError(
+            f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
+            f"server max-job-size is {exc.limit} bytes"
+        )
+    if isinstance(exc, BodyError) and exc.index is not None:
+        where = f"item {exc.index}: "
+        return BodyError(f"stdin line {numbers[exc.index]}: {str(exc).removeprefix(where)}")
+    return None
 
 
 @click.command("put")
@@ -115,8 +168,10 @@ def put_command(
 
     With JSON '-', read one JSON document per line from stdin (blank lines skipped), put
     them all in one pipelined bulk put and print how many.  Invalid JSON on the command line
-    is a usage error (exit 2); an invalid stdin line fails the run (exit 1) before anything
-    is enqueued.  With several servers the ids printed are SERVER/ID.
+    (NaN and Infinity included) is a usage error (exit 2); an invalid stdin line fails the
+    run (exit 1) before anything is enqueued.  If the bulk put is cut off midway, the error
+    gives the stdin lines enqueued, maybe inserted and not enqueued (exit 1).  With several
+    servers the ids printed are SERVER/ID.
     """
 
     def open_producer() -> Producer:
@@ -127,22 +182,22 @@ def put_command(
         with open_producer() as producer:
             try:
                 ids = producer.put_many(tube, items, priority=priority, delay=delay, ttr=ttr)
-            except JobTooBig as exc:
-                if exc.index is None:
+            except BeanfleetError as exc:
+                told = _in_lines(exc, numbers)
+                if told is None:
                     raise
-                # On the command line the reader thinks in lines, not item indexes.
-                raise BeanfleetError(
-                    f"stdin line {numbers[exc.index]}: job body is {exc.size} bytes, "
-                    f"server max-job-size is {exc.limit} bytes"
-                ) from exc
+                raise told from exc
         click.echo(len(ids))
         return
     try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"invalid JSON: {exc.msg}", param_hint="'JSON'") from exc
+        data = parse_json(body)
+    except ValueError as exc:
+        raise click.BadParameter(f"invalid JSON: {exc}", param_hint="'JSON'") from exc
     with open_producer() as producer:
-        job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
+        try:
+            job_id = producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
+        except BodyError as exc:  # parsed, yet not encodable (nested near the limit)
+            raise click.BadParameter(str(exc), param_hint="'JSON'") from exc
     click.echo(job_id)
 
 
