@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench drills examples
 	$(BIN)/ruff format --check worker tests bench drills examples
 	$(BIN)/mypy --strict worker/src
+	$(BIN)/lint-imports
 	$(BIN)/yamllint -s .
 	shellcheck -x scripts/*.sh .ci/run
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/ansible/collections $(BIN)/ansible-lint

@@ -305,18 +305,19 @@ def beanfleet_available() -> tuple[bool, str]:
 
 
 def producer_available() -> tuple[bool, str]:
-    """Whether ``beanfleet.producer`` has ``Producer.put_many`` and ``schedule_at``."""
+    """Whether ``beanfleet.Producer`` has ``put_many`` and ``schedule_at`` (root names only, so
+    the same check holds for an older install)."""
     try:
-        from beanfleet import producer
+        import beanfleet as producer
     except ImportError as exc:
-        return False, f"cannot import beanfleet.producer: {exc}"
+        return False, f"cannot import beanfleet: {exc}"
     missing = [
         name
         for name in ("put_many", "schedule_at", "put")
         if not hasattr(getattr(producer, "Producer", None), name)
     ]
     if missing:
-        return False, f"beanfleet.producer.Producer lacks {', '.join(missing)}"
+        return False, f"beanfleet.Producer lacks {', '.join(missing)}"
     return True, ""
 
 

@@ -42,7 +42,7 @@ def greenstalk_loop(srv: Beanstalkd, tube: str, data: list[dict[str, Any]]) -> N
 
 
 def put_many(srv: Beanstalkd, tube: str, data: list[dict[str, Any]]) -> None:
-    from beanfleet.producer import Producer
+    from beanfleet import Producer
 
     with Producer(srv.address) as producer:
         producer.put_many(tube, data)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from beanfleet.worker_metrics import WorkerMetrics
+from beanfleet.metrics.worker import WorkerMetrics
 from beanstalkd_server import Beanstalkd
 from scraping import Samples, Served, parse
 from small_tmpfs import fill, mounted

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import greenstalk
 import pytest
-from beanfleet.metrics import BeanstalkdCollector, make_registry
+from beanfleet.metrics.exporter import BeanstalkdCollector, make_registry
 from beanstalkd_server import Beanstalkd, free_port
 from prometheus_client import generate_latest
 from scraping import Served, parse, scrape

@@ -14,8 +14,8 @@ from typing import Any
 import greenstalk
 import pytest
 from beanfleet.errors import ConnectError, JobTooBig, PartialPut
-from beanfleet.jobref import JobRef
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
+from beanfleet.wire.jobref import JobRef
 from beanstalkd_server import Beanstalkd, free_port
 from multi_support import tube_count, wait_for
 from put_edges import SignalAfterPuts, one_line_error, run_cli

@@ -7,9 +7,9 @@ import threading
 from typing import Any
 
 from beanfleet.cli import main
-from beanfleet.jobref import JobRef
-from beanfleet.multimetrics import ServersCollector
-from beanfleet.pool import ServersWorker
+from beanfleet.metrics.exporter_servers import ServersCollector
+from beanfleet.wire.jobref import JobRef
+from beanfleet.work.pool import ServersWorker
 from beanstalkd_server import Beanstalkd
 from click.testing import CliRunner
 from multi_support import peek_body, put_direct, tube_count, wait_for

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from beanfleet import ConfigError, Producer
 from beanfleet.errors import AllServersDown, MaybeInserted
-from beanfleet.jobref import JobRef, locate_job
-from beanfleet.placement import rendezvous_order
+from beanfleet.wire.jobref import JobRef, locate_job
+from beanfleet.wire.servers import rendezvous_order
 from beanstalkd_server import Beanstalkd
 from multi_support import peek_body, tube_count, wait_for
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from beanfleet.pool import ServersWorker
+from beanfleet.work.pool import ServersWorker
 from beanstalkd_server import Beanstalkd
 from multi_support import put_direct, tube_count, wait_for
 

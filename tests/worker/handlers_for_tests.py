@@ -16,7 +16,7 @@ from typing import Any
 
 import greenstalk
 from beanfleet import PermanentFailure, RetryLater
-from beanfleet.handlers import JobInfo
+from beanfleet.work.handlers import JobInfo
 
 _BALLAST: list[bytes] = []
 

@@ -17,12 +17,12 @@ from typing import Any
 
 import greenstalk
 import pytest
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.metrics_endpoint import make_registry
-from beanfleet.reserved import Reserved
-from beanfleet.running import read_record
-from beanfleet.worker import Worker
+from beanfleet.metrics.endpoint import make_registry
+from beanfleet.names import parse_server
+from beanfleet.work.crashguard import read_record
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.job import Reserved
+from beanfleet.work.worker import Worker
 from beanstalkd_server import Beanstalkd
 from prometheus_client import generate_latest
 from scraping import parse
@@ -56,7 +56,7 @@ def _config(name: str, tmp_path: Path, second: Beanstalkd | None = None) -> list
 
 @pytest.fixture
 def second(tmp_path: Path) -> Iterator[Beanstalkd]:
-    """Another beanstalkd, for a worker serving two servers (beanfleet.pool)."""
+    """Another beanstalkd, for a worker serving two servers (beanfleet.work.pool)."""
     server = Beanstalkd(binlog_dir=tmp_path / "binlog-second")
     server.start()
     try:

@@ -12,8 +12,8 @@ from pathlib import Path
 import handlers_for_edges
 import pytest
 from beanfleet.errors import ConfigError
-from beanfleet.pool import ServersWorker
-from beanfleet.worker import Worker
+from beanfleet.work.pool import ServersWorker
+from beanfleet.work.worker import Worker
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(60)

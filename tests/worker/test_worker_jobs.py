@@ -11,11 +11,11 @@ from typing import Any
 
 import handlers_for_tests as h
 import pytest
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.protocol import Connection
-from beanfleet.retry import RetryPolicy, bury, schedule_retry
-from beanfleet.worker import Worker
+from beanfleet.names import parse_server
+from beanfleet.wire.connection import Connection
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.outcome import RetryPolicy, bury, schedule_retry
+from beanfleet.work.worker import Worker
 from worker_support import Queue, read_records, run_worker
 
 pytestmark = pytest.mark.timeout(60)

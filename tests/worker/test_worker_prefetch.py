@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from beanfleet import worker_metrics
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.protocol import Connection
-from beanfleet.reserved import Reserved
-from beanfleet.worker import Worker
-from beanfleet.worker_metrics import WorkerMetrics
+from beanfleet.metrics import worker as worker_metrics
+from beanfleet.metrics.worker import WorkerMetrics
+from beanfleet.names import parse_server
+from beanfleet.wire.connection import Connection
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.job import Reserved
+from beanfleet.work.worker import Worker
 from worker_support import Queue, WorkerProcess, read_records, run_worker, wait_for
 
 pytestmark = pytest.mark.timeout(60)

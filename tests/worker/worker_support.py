@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import greenstalk
-from beanfleet.handlers import Handler
-from beanfleet.joblog import JobLog, LogFormat
-from beanfleet.recycle import RecycleLimits
-from beanfleet.retry import RetryPolicy
-from beanfleet.worker import Worker
-from beanfleet.worker_metrics import MeteredJobLog, WorkerMetrics
+from beanfleet.metrics.worker import MeteredJobLog, WorkerMetrics
+from beanfleet.work.handlers import Handler
+from beanfleet.work.joblog import JobLog, LogFormat
+from beanfleet.work.outcome import RetryPolicy
+from beanfleet.work.recycle import RecycleLimits
+from beanfleet.work.worker import Worker
 from beanstalkd_server import Beanstalkd
 from waiting import wait_for
 

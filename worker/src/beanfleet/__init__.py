@@ -26,14 +26,14 @@ from beanfleet.errors import (
 from beanfleet.priorities import PRIORITIES
 
 if TYPE_CHECKING:
-    from beanfleet.producer import Producer, put, put_many, schedule_at
+    from beanfleet.produce.producer import Producer, put, put_many, schedule_at
 
 _PRODUCER_NAMES = ("Producer", "put", "put_many", "schedule_at")
 
 
 def __getattr__(name: str) -> Any:
     if name in _PRODUCER_NAMES:
-        from beanfleet import producer  # noqa: PLC0415 - lazy: greenstalk on first use
+        from beanfleet.produce import producer  # noqa: PLC0415 - lazy: greenstalk on first use
 
         return getattr(producer, name)
     raise AttributeError(f"module 'beanfleet' has no attribute {name!r}")

@@ -1,0 +1,17 @@
+"""Asking beanstalkd what it holds: stats, peeks, buried listings, kicks, deletes.
+
+Owns :class:`Admin` on one server (:mod:`.queries`), the group over several
+(:mod:`.group`; merged into ``queries`` in the next step of issue 19) and the pipelined
+job scans (:mod:`.jobscan`).  ``from beanfleet.admin import Admin`` is the public path.
+
+May import: ``wire`` and the base modules.  Never ``work``, ``produce``, ``metrics``, ``cli``.
+
+Layers, top to bottom (each imports only the layers below it; modules joined by ``|``
+do not import each other): ``cli`` → ``metrics | fleet`` → ``work | produce | admin`` →
+``wire`` → ``names | priorities | display`` → ``bounds`` → ``errors``.  The contracts
+are in ``.importlinter`` (``make lint`` runs ``lint-imports``).
+"""
+
+from beanfleet.admin.queries import Admin, BuriedListing, JobInfo, PeekState, Stats, TubeStats
+
+__all__ = ["Admin", "BuriedListing", "JobInfo", "PeekState", "Stats", "TubeStats"]

@@ -1,0 +1,70 @@
+"""``beanfleet exporter``: serve beanstalkd's stats as Prometheus metrics over HTTP."""
+
+from __future__ import annotations
+
+import click
+from prometheus_client import make_wsgi_app
+
+from beanfleet.bounds import MAX_COUNT, Count, Number
+from beanfleet.cli.options import server_option
+from beanfleet.errors import ConfigError
+from beanfleet.metrics.exporter import DEFAULT_TIMEOUT, BeanstalkdCollector, make_registry
+from beanfleet.metrics.exporter_servers import ServersCollector
+from beanfleet.metrics.http import listen_option, serve
+
+DEFAULT_LISTEN = "0.0.0.0:9650"
+
+
+@click.command("exporter")
+@server_option
+@listen_option(DEFAULT_LISTEN)
+@click.option(
+    "--scan-limit",
+    type=Count("scan limit", low=0, high=MAX_COUNT),
+    default=100_000,
+    show_default=True,
+    help="most job ids examined per scrape to find oldest ready jobs",
+)
+@click.option(
+    "--binlog-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="beanstalkd's binlog directory (-b): serve the free and total bytes of its file system",
+)
+@click.option(
+    "--timeout",
+    type=Number("timeout", low=0, low_open=True, high=3600),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="SECONDS",
+    help="longest wait of a scrape for beanstalkd; a server that has not answered by then "
+    "is beanfleet_up 0 (keep it under Prometheus' scrape timeout)",
+)
+def exporter_command(
+    servers: list[str], listen: str, scan_limit: int, binlog_dir: str | None, timeout: float
+) -> None:
+    """Serve Prometheus metrics of a beanstalkd server, queried on every scrape.
+
+    beanfleet_up is 0 (and the scrape still succeeds) while beanstalkd is unreachable or
+    does not answer within --timeout.  With several servers every series has a server label
+    (none with one server, as before).
+    """
+    collector: BeanstalkdCollector | ServersCollector
+    if len(servers) == 1:
+        collector = BeanstalkdCollector(
+            servers[0], timeout=timeout, scan_limit=scan_limit, binlog_dir=binlog_dir
+        )
+    elif binlog_dir:
+        # The binlog's file system is the local server's: one exporter per queue host.
+        raise ConfigError("--binlog-dir needs a single --server (the local beanstalkd)")
+    else:
+        collector = ServersCollector(servers, timeout=timeout, scan_limit=scan_limit)
+    server = ",".join(servers)
+    try:
+        serve(make_wsgi_app(make_registry(collector)), listen, f"metrics of beanstalkd {server}")
+    finally:
+        collector.close()
+
+
+COMMANDS: list[click.Command] = [exporter_command]
