@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -86,6 +88,27 @@ class Beanstalkd:
     def kill(self) -> None:
         """kill -9: no chance to flush anything beyond what the binlog already holds."""
         self._signal(signal.SIGKILL)
+
+    def freeze(self) -> None:
+        """SIGSTOP: a hung host (a paused VM, a stopped container): connections stay open,
+        nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT, if it is still running (a no-op when it was never frozen)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Frozen (SIGSTOP) for the ``with`` block; thawed (SIGCONT) on the way out, whatever
+        happened in it."""
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
 
     def restart(self) -> None:
         self.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,14 +34,17 @@ class Ran:
         return lines[0]
 
 
-def run(*args: str, limit: float = 20.0, stdin: bytes = b"", cwd: Path | None = None) -> Ran:
-    """``beanfleet ARGS``; a run longer than ``limit`` seconds fails the test (a hang)."""
+def run(
+    *args: str,
+    limit: float = 20.0,
+    stdin: bytes = b"",
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Ran:
+    """``beanfleet ARGS``; a run longer than ``limit`` seconds fails the test (a hang); a
+    non-zero exit does not raise (``Ran.code``).  ``env``: its whole environment (default:
+    this process's)."""
     done = subprocess.run(
-        [*BEANFLEET, *args],
-        input=stdin,
-        capture_output=True,
-        timeout=limit,
-        check=False,
-        cwd=cwd,
+        [*BEANFLEET, *args], input=stdin, capture_output=True, timeout=limit, cwd=cwd, env=env
     )
     return Ran(done.returncode, done.stdout, done.stderr.decode("utf-8", "replace"))

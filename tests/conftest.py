@@ -13,14 +13,28 @@ sys.path.insert(0, str(Path(__file__).parent))
 from beanstalkd_server import Beanstalkd
 
 
-@pytest.fixture
-def beanstalkd(tmp_path: Path) -> Iterator[Beanstalkd]:
-    server = Beanstalkd(binlog_dir=tmp_path / "binlog")
+def _serve(binlog_dir: Path) -> Iterator[Beanstalkd]:
+    """One beanstalkd for the test's length; killed after it (thawed first: a test may have
+    frozen it)."""
+    server = Beanstalkd(binlog_dir=binlog_dir)
     server.start()
     try:
         yield server
     finally:
+        server.thaw()
         server.kill()
+
+
+@pytest.fixture
+def beanstalkd(tmp_path: Path) -> Iterator[Beanstalkd]:
+    yield from _serve(tmp_path / "binlog")
+
+
+@pytest.fixture
+def second(tmp_path: Path) -> Iterator[Beanstalkd]:
+    """Another beanstalkd beside ``beanstalkd``, with its own binlog (a worker or an exporter
+    serving two servers)."""
+    yield from _serve(tmp_path / "binlog-second")
 
 
 @pytest.fixture

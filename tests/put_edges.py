@@ -1,38 +1,51 @@
-"""Helpers for the producer edge tests: the real ``beanfleet`` process, and a server that is
-killed or frozen once a number of puts have reached it."""
+"""Helpers for the producer edge tests: the real ``beanfleet`` process, a server that is
+killed or frozen once a number of puts have reached it, and what a tube holds afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import greenstalk
 from beanstalkd_server import Beanstalkd
-
-_SCRIPT = Path(sys.executable).with_name("beanfleet")
-BEANFLEET = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from beanfleet.cli import main; sys.exit(main())"]
-)
+from cli_process import run
 
 
 def run_cli(*args: str, stdin: str = "", timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    """``beanfleet ARGS`` as a process, stdin given, output captured as text."""
+    """``beanfleet ARGS`` as a process (``cli_process.run``), stdin given, output as text
+    (``text=True``'s universal newlines), without the environment's BEANFLEET_SERVER."""
     env = {k: v for k, v in os.environ.items() if k != "BEANFLEET_SERVER"}
-    return subprocess.run(
-        [*BEANFLEET, *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=env,
-        check=False,
-    )
+    ran = run(*args, limit=timeout, stdin=stdin.encode(), env=env)
+    return subprocess.CompletedProcess(list(args), ran.code, _text(ran.text), _text(ran.err))
+
+
+def _text(output: str) -> str:
+    return output.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def ns_in_tube(server: Beanstalkd, tube: str) -> list[int]:
+    """The "n" of every ready job in ``tube`` (reserving and deleting them all)."""
+    seen: list[int] = []
+    with greenstalk.Client(server.pair, encoding=None, watch=tube) as client:
+        while True:
+            try:
+                job = client.reserve(timeout=0)
+            except greenstalk.TimedOutError:
+                return seen
+            seen.append(json.loads(job.body)["n"])
+            client.delete(job)
+
+
+def line_numbers(text: str) -> set[int]:
+    """'1-3, 7' -> {1, 2, 3, 7}."""
+    numbers: set[int] = set()
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        low, _, high = part.partition("-")
+        numbers.update(range(int(low), int(high or low) + 1))
+    return numbers
 
 
 def one_line_error(stderr: str) -> str:

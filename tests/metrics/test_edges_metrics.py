@@ -10,10 +10,8 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from beanfleet.metrics.worker import WorkerMetrics
 from beanstalkd_server import Beanstalkd
 from scraping import Samples, Served, parse
@@ -32,35 +30,13 @@ def scrape_within(port: int) -> Samples:
         return parse(response.read().decode())
 
 
-def frozen(server: Beanstalkd) -> None:
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
-
-
-def thawed(server: Beanstalkd) -> None:
-    if server.proc is not None and server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGCONT)
-
-
-@pytest.fixture
-def second(tmp_path: Path) -> Iterator[Beanstalkd]:
-    server = Beanstalkd(binlog_dir=tmp_path / "binlog-b")
-    server.start()
-    try:
-        yield server
-    finally:
-        thawed(server)
-        server.kill()
-
-
 def test_a_frozen_server_is_up_0_and_the_scrape_answers(beanstalkd: Beanstalkd) -> None:
     """Issue 18 item 8: a frozen beanstalkd (SIGSTOP) makes the exporter's scrape answer
     ``beanfleet_up 0`` within its timeout instead of hanging; it is up again once thawed."""
     exporter = Served([BEANFLEET, "exporter", "-s", beanstalkd.address, "--timeout", "1"])
     try:
         assert scrape_within(exporter.port)[("beanfleet_up", ())] == 1
-        frozen(beanstalkd)  # connected already: the next stats waits for a reply
-        try:
+        with beanstalkd.frozen():  # connected already: the next stats waits for a reply
             for _ in range(2):  # the question of the first scrape is still unanswered
                 s = scrape_within(exporter.port)
                 assert s[("beanfleet_up", ())] == 0
@@ -68,8 +44,6 @@ def test_a_frozen_server_is_up_0_and_the_scrape_answers(beanstalkd: Beanstalkd) 
                     "beanfleet_scrape_duration_seconds",
                     "beanfleet_up",
                 ]
-        finally:
-            thawed(beanstalkd)
         wait_for(lambda: scrape_within(exporter.port)[("beanfleet_up", ())] == 1, 15, "up 1")
     finally:
         exporter.stop()
@@ -83,21 +57,20 @@ def test_with_several_servers_a_frozen_one_is_up_0_and_the_others_are_reported(
     servers = f"{beanstalkd.address},{second.address}"
     exporter = Served([BEANFLEET, "exporter", "-s", servers, "--timeout", "1"])
     try:
-        frozen(second)
-        s = scrape_within(exporter.port)
-        assert s[("beanfleet_up", (("server", beanstalkd.address),))] == 1
-        assert s[("beanfleet_up", (("server", second.address),))] == 0
-        assert ("beanfleet_uptime_seconds", (("server", beanstalkd.address),)) in s
-        assert not [k for k in s if k[0] != "beanfleet_up" and ("server", second.address) in k[1]
-                    and k[0] != "beanfleet_scrape_duration_seconds"]  # fmt: skip
-        thawed(second)
+        with second.frozen():
+            s = scrape_within(exporter.port)
+            assert s[("beanfleet_up", (("server", beanstalkd.address),))] == 1
+            assert s[("beanfleet_up", (("server", second.address),))] == 0
+            assert ("beanfleet_uptime_seconds", (("server", beanstalkd.address),)) in s
+            assert not [k for k in s if k[0] != "beanfleet_up"
+                        and ("server", second.address) in k[1]
+                        and k[0] != "beanfleet_scrape_duration_seconds"]  # fmt: skip
         wait_for(
             lambda: scrape_within(exporter.port)[("beanfleet_up", (("server", second.address),))],
             15,
             "the thawed server up",
         )
     finally:
-        thawed(second)
         exporter.stop()
 
 

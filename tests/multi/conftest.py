@@ -19,6 +19,5 @@ def pair(tmp_path: Path) -> Iterator[tuple[Beanstalkd, Beanstalkd]]:
         yield first, second
     finally:
         for server in (first, second):
-            if server.proc is not None and server.proc.poll() is None:
-                server.proc.send_signal(18)  # SIGCONT: a test may have stopped it
+            server.thaw()  # a test may have frozen it
             server.kill()

@@ -2,8 +2,8 @@
 paused VM) with one of B's jobs in flight: A is still served, a stop is not held up, and
 B's finished job is not run again.
 
-Every test here keeps B frozen for longer than the bound it asserts and thaws it in a
-``finally`` (the ``pair`` fixture thaws it too).
+Every test here keeps B frozen for longer than the bound it asserts and thaws it on its way
+out (``Beanstalkd.frozen``, or a ``finally``; the ``pair`` fixture thaws it too).
 """
 
 from __future__ import annotations
@@ -50,16 +50,6 @@ def _worker(started: list[WorkerProcess], tmp_path: Path, pair: Pair, *extra: st
     return process
 
 
-def _freeze(server: Beanstalkd) -> None:
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGSTOP)
-
-
-def _thaw(server: Beanstalkd) -> None:
-    if server.proc is not None and server.proc.poll() is None:
-        server.proc.send_signal(signal.SIGCONT)
-
-
 def _events(out: Path, job_id: int) -> list[str]:
     # One out file per server: job ids are per server.
     return [r["event"] for r in read_records(out) if r["id"] == job_id]
@@ -88,11 +78,11 @@ def test_a_delete_written_to_a_frozen_server_applies_after_the_connection_closed
         while not reply.endswith(b"{}\r\n"):
             reply += sock.recv(4096)
         assert b"RESERVED %d" % job_id in reply
-        _freeze(b)
+        b.freeze()
         sock.sendall(b"delete %d\r\n" % job_id)
     finally:
         sock.close()
-        _thaw(b)
+        b.thaw()
     wait_for(lambda: _job_stats(b, job_id) is None, 10, "the job deleted after the thaw")
     assert tube_count(b, "t") == 0
 
@@ -122,11 +112,10 @@ def test_a_frozen_server_with_a_job_in_flight_does_not_stall_the_other_server(
         body = b'{"out": "%s", "go": "%s"}' % (str(out).encode(), str(go).encode())
         on_b = client.put(body, ttr=ttr)
     worker = _worker(spawn, tmp_path, pair, *(["--prefetch"] if prefetch else []))
-    try:
-        wait_for(lambda: _events(out, on_b) == ["started"], 15, "b's job to start")
-        if lost_by == "delete":
-            wait_for(lambda: _touches(b) >= 1, 15, "the first touch of b's job")
-        _freeze(b)
+    wait_for(lambda: _events(out, on_b) == ["started"], 15, "b's job to start")
+    if lost_by == "delete":
+        wait_for(lambda: _touches(b) >= 1, 15, "the first touch of b's job")
+    with b.frozen():
         on_a = put_direct(a, "work", b'{"out": "%s", "seconds": 0}' % str(out_a).encode())
         if lost_by == "touch":
             # A touch of b's job met the freeze and gave up, instead of holding the worker.
@@ -139,8 +128,6 @@ def test_a_frozen_server_with_a_job_in_flight_does_not_stall_the_other_server(
         worker.signal(signal.SIGTERM)
         assert worker.wait_exit(BOUND) == 0
         assert b.proc is not None and b.proc.poll() is None  # still frozen all along
-    finally:
-        _thaw(b)
     wait_for(lambda: _job_stats(b, on_b) is None, 10, "b's finished job deleted after the thaw")
     assert tube_count(a, "work") == tube_count(a, "work", "reserved") == 0
     assert _events(out, on_b) == ["started", "done"]  # ran once
@@ -160,9 +147,8 @@ def test_a_stop_while_a_frozen_servers_job_runs_exits_and_its_delete_still_appli
     body = b'{"out": "%s", "go": "%s"}' % (str(out).encode(), str(go).encode())
     on_b = put_direct(b, "work", body)  # TTR 60: no touch during the test but the first
     worker = _worker(spawn, tmp_path, pair)
-    try:
-        wait_for(lambda: _events(out, on_b) == ["started"], 15, "b's job to start")
-        _freeze(b)
+    wait_for(lambda: _events(out, on_b) == ["started"], 15, "b's job to start")
+    with b.frozen():
         worker.signal(signal.SIGTERM)
         worker.wait_log("event=stopping", BOUND)
         go.touch()
@@ -172,8 +158,6 @@ def test_a_stop_while_a_frozen_servers_job_runs_exits_and_its_delete_still_appli
         assert worker.wait_exit(BOUND) == 0
         assert b.proc is not None and b.proc.poll() is None  # still frozen all along
         assert _events(out, on_b) == ["started", "done"]
-    finally:
-        _thaw(b)
     wait_for(lambda: _job_stats(b, on_b) is None, 10, "b's finished job deleted after the thaw")
     assert tube_count(b, "work") == 0
     assert not any("Traceback" in line for line in worker.lines())

@@ -18,7 +18,7 @@ from beanfleet.produce.producer import Producer
 from beanfleet.wire.jobref import JobRef
 from beanstalkd_server import Beanstalkd, free_port
 from multi_support import tube_count, wait_for
-from put_edges import SignalAfterPuts, one_line_error, run_cli
+from put_edges import SignalAfterPuts, line_numbers, ns_in_tube, one_line_error, run_cli
 
 Pair = tuple[Beanstalkd, Beanstalkd]
 
@@ -41,18 +41,6 @@ def _stat(server: Beanstalkd, name: str) -> Any:
         return client.stats()[name]  # type: ignore[literal-required]
 
 
-def _ns_in_tube(server: Beanstalkd, tube: str) -> list[int]:
-    seen: list[int] = []
-    with greenstalk.Client(server.pair, encoding=None, watch=tube) as client:
-        while True:
-            try:
-                job = client.reserve(timeout=0)
-            except greenstalk.TimedOutError:
-                return seen
-            seen.append(json.loads(job.body)["n"])
-            client.delete(job)
-
-
 @pytest.mark.parametrize("placement", ["spread", "tube"])
 @pytest.mark.parametrize("dead_first", [False, True], ids=["dead-second", "dead-first"])
 def test_put_stdin_with_a_dead_server_puts_everything_on_the_live_one(
@@ -66,7 +54,7 @@ def test_put_stdin_with_a_dead_server_puts_everything_on_the_live_one(
     stdin = "".join(json.dumps({"n": n}) + "\n" for n in range(1, 1001))
     result = run_cli("put", "-s", servers, "--placement", placement, "-t", "t", "-", stdin=stdin)
     assert (result.returncode, result.stdout, result.stderr) == (0, "1000\n", "")
-    assert sorted(_ns_in_tube(a, "t")) == list(range(1, 1001))
+    assert sorted(ns_in_tube(a, "t")) == list(range(1, 1001))
 
 
 @pytest.mark.parametrize("kind", ["closed port", "draining", "frozen"])
@@ -87,7 +75,7 @@ def test_put_many_gives_a_refused_share_to_the_servers_that_are_up(pair: Pair, k
     assert {job.server for job in ids if isinstance(job, JobRef)} == {a.address}
     with greenstalk.Client(a.pair, encoding=None) as client:
         assert [json.loads(client.peek(int(job)).body)["n"] for job in ids] == list(range(1000))
-    assert sorted(_ns_in_tube(a, "t")) == list(range(1000))
+    assert sorted(ns_in_tube(a, "t")) == list(range(1000))
     if kind != "closed port":
         assert tube_count(b, "t") == 0
 
@@ -162,15 +150,15 @@ def test_put_stdin_with_every_server_lost_names_the_lines_not_enqueued(pair: Pai
     not_done = re.search(r"(\d+) not enqueued \(stdin lines ([-0-9, ]+)\)", error)
     assert done and not_done, error
     assert dead in error and a.address in error
-    placed = _lines(done.group(2))
+    placed = line_numbers(done.group(2))
     assert len(placed) == int(done.group(1))
     maybe_match = re.search(r"(\d+) maybe inserted \(stdin lines ([-0-9, ]+);", error)
     assert maybe_match, error  # the replies in flight when the server died
-    maybe = _lines(maybe_match.group(2))
-    assert len(placed) + len(maybe) + len(_lines(not_done.group(2))) == 60_000
+    maybe = line_numbers(maybe_match.group(2))
+    assert len(placed) + len(maybe) + len(line_numbers(not_done.group(2))) == 60_000
     a.proc = None
     a.start()
-    found = set(_ns_in_tube(a, "t"))
+    found = set(ns_in_tube(a, "t"))
     assert placed <= found <= placed | maybe
 
 
@@ -202,11 +190,3 @@ def test_a_server_with_a_smaller_job_limit_met_midway_is_told_as_partial(
     finally:
         small.kill()
         big.kill()
-
-
-def _lines(text: str) -> set[int]:
-    numbers: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        low, _, high = part.partition("-")
-        numbers.update(range(int(low), int(high or low) + 1))
-    return numbers

@@ -15,7 +15,7 @@ import pytest
 from beanfleet.errors import ConfigError, ConnectError, PartialPut
 from beanfleet.produce.producer import Producer
 from beanstalkd_server import Beanstalkd
-from put_edges import SignalAfterPuts, one_line_error, run_cli
+from put_edges import SignalAfterPuts, line_numbers, ns_in_tube, one_line_error, run_cli
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -39,34 +39,12 @@ def _finishes(call: Callable[[], Any], bound: float = 15.0) -> BaseException | N
     return outcome[0]
 
 
-def _ranges(text: str) -> set[int]:
-    """'1-3, 7' -> {1, 2, 3, 7}."""
-    numbers: set[int] = set()
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        low, _, high = part.partition("-")
-        numbers.update(range(int(low), int(high or low) + 1))
-    return numbers
-
-
 def _bodies_in(server: Beanstalkd, tube: str, ids: list[int]) -> dict[int, Any]:
     found: dict[int, Any] = {}
     with greenstalk.Client(server.pair, encoding=None) as client:
         for job_id in ids:
             found[job_id] = json.loads(client.peek(job_id).body)
         return found
-
-
-def _ns_in_tube(server: Beanstalkd, tube: str) -> list[int]:
-    """The "n" of every ready job in ``tube`` (reserving them all)."""
-    seen: list[int] = []
-    with greenstalk.Client(server.pair, encoding=None, watch=tube) as client:
-        while True:
-            try:
-                job = client.reserve(timeout=0)
-            except greenstalk.TimedOutError:
-                return seen
-            seen.append(json.loads(job.body)["n"])
-            client.delete(job)
 
 
 # -- item 8: a frozen server -----------------------------------------------------------------
@@ -155,7 +133,7 @@ def test_bulk_put_cut_off_by_kill9_says_exactly_which_items_went_in(
     beanstalkd.start()  # same port, same binlog
     bodies = _bodies_in(beanstalkd, "bulk", [error.ids[i] for i in placed])  # type: ignore[misc]
     assert all(bodies[error.ids[i]] == items[i] for i in placed)  # type: ignore[index]
-    found = set(_ns_in_tube(beanstalkd, "bulk"))
+    found = set(ns_in_tube(beanstalkd, "bulk"))
     assert set(placed) <= found <= set(placed) | set(maybe)
 
 
@@ -178,7 +156,7 @@ def test_bulk_put_on_a_server_frozen_mid_batch_is_bounded_and_partial(
         beanstalkd.proc.send_signal(signal.SIGCONT)
     assert raised.maybe_inserted and raised.not_placed
     assert "maybe inserted" in str(raised)
-    found = set(_ns_in_tube(beanstalkd, "bulk"))
+    found = set(ns_in_tube(beanstalkd, "bulk"))
     assert set(raised.placed) <= found <= set(raised.placed) | set(raised.maybe_inserted)
 
 
@@ -199,15 +177,15 @@ def test_put_stdin_cut_off_by_kill9_names_the_lines_that_went_in(beanstalkd: Bea
     maybe = re.search(r"(\d+) maybe inserted \(stdin lines ([-0-9, ]+);", error)
     not_done = re.search(r"(\d+) not enqueued \(stdin lines ([-0-9, ]+)\)", error)
     assert done and maybe and not_done, error
-    placed_lines = _ranges(done.group(2))
-    maybe_lines = _ranges(maybe.group(2))
+    placed_lines = line_numbers(done.group(2))
+    maybe_lines = line_numbers(maybe.group(2))
     # line L (after the blank line 11) holds n = L - 1
     as_n = {line: (line if line <= 10 else line - 1) for line in range(1, 60_002) if line != 11}
     placed = {as_n[line] for line in placed_lines if line != 11}
     assert len(placed) == int(done.group(1))
     beanstalkd.proc = None
     beanstalkd.start()
-    found = set(_ns_in_tube(beanstalkd, "bulk"))
+    found = set(ns_in_tube(beanstalkd, "bulk"))
     assert placed <= found <= placed | {as_n[line] for line in maybe_lines if line != 11}
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,17 +52,6 @@ def _config(name: str, tmp_path: Path, second: Beanstalkd | None = None) -> list
     if second is not None:
         values["{second}"] = second.address
     return [values.get(arg, arg) for arg in CONFIGS[name]]
-
-
-@pytest.fixture
-def second(tmp_path: Path) -> Iterator[Beanstalkd]:
-    """Another beanstalkd, for a worker serving two servers (beanfleet.work.pool)."""
-    server = Beanstalkd(binlog_dir=tmp_path / "binlog-second")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def _client(queue: Queue, *tubes: str) -> greenstalk.Client[bytes]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from worker_support import Queue, WorkerProcess, read_records, wait_for
+from worker_support import Queue, WorkerProcess, graceful_stop, read_records, started, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -18,31 +18,10 @@ SLOW = "work=handlers_for_tests:slow"
 RECORD = "work=handlers_for_tests:record"
 
 
-def _started(out: Path, job_id: int) -> bool:
-    return any(r["event"] == "started" and r["id"] == job_id for r in read_records(out))
-
-
 def test_first_signal_finishes_and_deletes_the_running_job(
     queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path
 ) -> None:
-    out, go = tmp_path / "out", tmp_path / "go"
-    running = queue.put("work", {"out": str(out), "go": str(go), "seconds": 30})
-    waiting = queue.put("work", {"out": str(out)})
-    worker = spawn_worker("--server", queue.server.address, "--tube", SLOW)
-    wait_for(lambda: _started(out, running), 10, "the handler to start")
-
-    worker.signal(signal.SIGTERM)
-    [line] = worker.wait_log("event=stopping")  # the signal was seen...
-    assert f"finishing job {running}" in line
-    assert worker.proc.poll() is None, "exited before its job finished"  # ...and it stays
-    go.touch()  # let the handler finish
-
-    assert worker.wait_exit(10) == 0
-    assert [r["event"] for r in read_records(out)] == ["started", "done"]
-    assert queue.state(running) is None  # deleted
-    stats = queue.stats(waiting)
-    assert stats is not None and stats["state"] == "ready" and stats["reserves"] == 0
-    assert any(f"job={running} " in line and "outcome=deleted" in line for line in worker.lines())
+    graceful_stop(queue, spawn_worker, tmp_path, signal.SIGTERM)
 
 
 def test_second_signal_releases_the_running_job_at_once(
@@ -51,7 +30,7 @@ def test_second_signal_releases_the_running_job_at_once(
     out = tmp_path / "out"
     job_id = queue.put("work", {"out": str(out), "seconds": 60}, priority=321)
     worker = spawn_worker("--server", queue.server.address, "--tube", SLOW)
-    wait_for(lambda: _started(out, job_id), 10, "the handler to start")
+    wait_for(lambda: started(out, job_id), 10, "the handler to start")
 
     worker.signal(signal.SIGTERM)
     # Two signals sent back to back may merge into one (kernel and CPython both coalesce a

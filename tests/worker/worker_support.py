@@ -30,6 +30,7 @@ from beanstalkd_server import Beanstalkd
 from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
+_SLOW = "work=handlers_for_tests:slow"  # holds its job until the file named "go" exists
 
 
 class Queue:
@@ -106,6 +107,11 @@ def read_records(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def started(out: Path, job_id: int) -> bool:
+    """Whether the handler recorded in ``out`` that it started job ``job_id``."""
+    return any(r["event"] == "started" and r["id"] == job_id for r in read_records(out))
 
 
 # -- in-process ------------------------------------------------------------------------------
@@ -217,3 +223,31 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=10)
         self._log_file.close()
+
+
+def graceful_stop(
+    queue: Queue, spawn_worker: Callable[..., WorkerProcess], tmp_path: Path, sig: int
+) -> tuple[WorkerProcess, str]:
+    """``sig`` to a ``beanfleet work`` whose handler runs a job (held until its go file is
+    made), another job waiting: checks it is a graceful stop (the running job finishes and is
+    deleted, the waiting one is not taken, exit 0); returns the worker and its
+    ``event=stopping`` line."""
+    out, go = tmp_path / "out", tmp_path / "go"
+    running = queue.put("work", {"out": str(out), "go": str(go), "seconds": 30})
+    waiting = queue.put("work", {"out": str(out)})
+    worker = spawn_worker("--server", queue.server.address, "--tube", _SLOW)
+    wait_for(lambda: started(out, running), 10, "the handler to start")
+
+    worker.signal(sig)
+    [stopping] = worker.wait_log("event=stopping")  # the signal was seen...
+    assert f"finishing job {running}" in stopping
+    assert worker.proc.poll() is None, "exited before its job finished"  # ...and it stays
+    go.touch()  # let the handler finish
+
+    assert worker.wait_exit(10) == 0
+    assert [r["event"] for r in read_records(out)] == ["started", "done"]
+    assert queue.state(running) is None  # deleted
+    stats = queue.stats(waiting)
+    assert stats is not None and stats["state"] == "ready" and stats["reserves"] == 0
+    assert any(f"job={running} " in line and "outcome=deleted" in line for line in worker.lines())
+    return worker, stopping
