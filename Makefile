@@ -58,7 +58,10 @@ bench: $(STAMP)
 drills: $(STAMP)
 	$(BIN)/python drills/run.py
 
+# The roles' defaults/main.yml and meta/argument_specs.yml (from beanfleet.fleet.table), then
+# the example fleet's files.
 render: $(STAMP)
+	$(BIN)/python -m beanfleet.fleet.roles ansible/roles
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager systemd --out systemd
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager supervisor --out supervisor
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --prometheus --out prometheus

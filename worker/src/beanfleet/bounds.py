@@ -9,6 +9,7 @@ errors, reported on one line with the value cut short."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import click
@@ -118,3 +119,106 @@ class Number(click.ParamType[float, Any]):
             )
         except ConfigError as exc:
             self.fail(str(exc).replace(shown(number), shown(value)), param, ctx)
+
+
+# -- settings (the fleet description's values, named by their variable) ----------------------
+# One set of checks for every setting of beanfleet.fleet (pools, queue host, monitoring):
+# each returns the value or raises ConfigError with one line, "NAME must be ..., got VALUE".
+# ``text``: a string of digits counts as the number (Ansible may template numbers to
+# strings); without it only a real int / float does.
+
+
+def is_integer(value: object, *, text: bool = True) -> bool:
+    """``value`` is an int (not a bool) or, with ``text``, a string of decimal digits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return text and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None
+
+
+def is_real(value: object, *, text: bool = True) -> bool:
+    """``value`` is an int or float (not a bool) or, with ``text``, a string float() reads."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if text and isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def setting_int(
+    name: str,
+    value: object,
+    *,
+    low: int,
+    high: int | None = None,
+    text: bool = True,
+    noun: str = "an integer",
+) -> int:
+    """An integer setting in ``[low, high]`` (no upper bound when ``high`` is None)."""
+    bound = f"between {low} and {high}" if high is not None else f">= {low}"
+    if not is_integer(value, text=text):
+        got = f"{noun}, got {shown(value)}" if text else f"{noun} {bound}, got {shown(value)}"
+        raise ConfigError(f"{name} must be {got}")
+    digits = str(value).strip()
+    number = int(digits) if len(digits.lstrip("+-")) <= 40 else None
+    if number is None or number < low or (high is not None and number > high):
+        got = str(number) if number is not None else shown(value)
+        raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
+    return number
+
+
+def setting_number(
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    text: bool = True,
+    noun: str = "a number",
+) -> float:
+    """A finite number setting, ``>= low`` (``> low`` with ``low_open``) and ``<= high``."""
+    bound = f"> {low:g}" if low_open else f">= {low:g}"
+    if high is not None:
+        bound += f" and <= {high:g}"
+    if not is_real(value, text=text):
+        got = f"{noun}, got {shown(value)}" if text else f"{noun} {bound}, got {shown(value)}"
+        raise ConfigError(f"{name} must be {got}")
+    number = float(value)  # type: ignore[arg-type]  # is_real: int, float or a float's text
+    low_ok = number > low if low_open else number >= low
+    if not (math.isfinite(number) and low_ok and (high is None or number <= high)):
+        got = f"{number:g}" if text else shown(value)
+        raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
+    return number
+
+
+def setting_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name} must be true or false, got {shown(value)}")
+
+
+def setting_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {shown(value)}")
+    return value
+
+
+def setting_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of: {', '.join(choices)}, got {shown(value)}")
+    return str(value)
+
+
+def setting_match(name: str, value: object, pattern: str, rule: str) -> str:
+    """A string setting matching ``pattern``; ``rule`` says what it must be ("a ...")."""
+    if not isinstance(value, str) or re.match(pattern, value) is None:
+        raise ConfigError(f"{name} must be {rule}, got {shown(value)}")
+    return value

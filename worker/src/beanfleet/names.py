@@ -153,3 +153,13 @@ def check_tube(name: str) -> str:
             "-+/;.$_(), not starting with '-'"
         )
     return name
+
+
+# The one spelling of each name's rule, as pattern text (the fleet's schema and its checks
+# use these; Ansible's side asks the fleet model, so nothing else copies them).
+# A tube name: beanstalkd's rule, the pattern check_tube uses.
+TUBE_PATTERN = _TUBE_RE.pattern
+# A handler, MODULE:FUNCTION, each a dotted Python name in ASCII (the worker's own parser,
+# beanfleet.work.handlers.HandlerSpec, accepts at least these).
+_DOTTED = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+HANDLER_PATTERN = rf"^{_DOTTED}:{_DOTTED}$"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from beanfleet.render import render
+from beanfleet.fleet.render import render
 
 
 @click.command("render")

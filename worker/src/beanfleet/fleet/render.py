@@ -8,13 +8,18 @@ byte-identical files; a test compares them.
 
 The files, modes and links are those of :func:`beanfleet.fleet.queue_plan` and
 :func:`beanfleet.fleet.worker_plan`, the same lists the roles' file tasks loop over, and each
-template sees the same variables as under Ansible (the plan as ``__beanstalkd_model`` /
-``__beanfleet_model``, the file as ``beanstalkd_file`` / ``beanfleet_file``).  The output
+template sees the same variables as under Ansible (the plan's ``as_vars()`` as
+``__beanstalkd_model`` / ``__beanfleet_model``, the file as ``beanstalkd_file`` /
+``beanfleet_file``).  The output
 mirrors the hosts' file system (``OUT/etc/systemd/system/...``): the worker files of one
 manager (``systemd`` or ``supervisor``) plus the queue host's (beanstalkd's drop-in and
 firewall).  A manifest (:data:`MANIFEST`) lists what
 was written, so rendering again into the same directory removes files that are no longer
 part of the fleet, and rendering never deletes anything it did not write.
+
+The one module of :mod:`beanfleet.fleet` that may import jinja2 and yaml (the package's
+``__init__`` does not import it); besides them: the standard library, :mod:`beanfleet.errors`
+and the fleet's modules.
 """
 
 from __future__ import annotations
@@ -28,8 +33,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from beanfleet import fleet as fleet_model
 from beanfleet.errors import ConfigError
+from beanfleet.fleet.inventory import Fleet
+from beanfleet.fleet.plan_hosts import monitor_plan, queue_plan
+from beanfleet.fleet.plan_workers import worker_plan
+from beanfleet.fleet.plans import Plan
+from beanfleet.fleet.validate import validate
 
 MANIFEST = ".beanfleet-render"
 # The variable each role's templates read the plan from (the role registers it so).
@@ -60,7 +69,7 @@ def templates_dir() -> Path:
     packaged = resources.files("beanfleet") / "templates"
     if packaged.is_dir():
         return Path(str(packaged))
-    checkout = Path(__file__).resolve().parents[3] / "templates"
+    checkout = Path(__file__).resolve().parents[4] / "templates"
     if checkout.is_dir():
         return checkout
     raise ConfigError(f"templates not found (not in the package, nor in {checkout})")
@@ -89,18 +98,19 @@ def _render_like_ansible(env: jinja2.Environment, name: str, variables: Mapping[
 
 
 def outputs(
-    fleet: fleet_model.Fleet, manager: str, templates: Path, *, prometheus: bool = False
+    fleet: Fleet, manager: str, templates: Path, *, prometheus: bool = False
 ) -> list[Output]:
     """Every file of the fleet's hosts for ``manager`` (the plans' file lists), rendered;
     with ``prometheus``, the Prometheus host's files instead."""
     out: list[Output] = []
-    plans: tuple[tuple[str, dict[str, Any]], ...] = (
-        ("beanstalkd", fleet_model.queue_plan(fleet)),
-        ("beanfleet", fleet_model.worker_plan(fleet, manager)),
+    plans: tuple[tuple[str, Plan], ...] = (
+        ("beanstalkd", queue_plan(fleet)),
+        ("beanfleet", worker_plan(fleet, manager)),
     )
     if prometheus:
-        plans = (("prometheus", fleet_model.monitor_plan(fleet)),)
-    for role, plan in plans:
+        plans = (("prometheus", monitor_plan(fleet)),)
+    for role, typed in plans:
+        plan = typed.as_vars()
         env = environment(templates / role)
         for item in plan["files"]:
             context = {PLAN_VARS[role]: plan, FILE_VARS[role]: item}
@@ -201,5 +211,5 @@ def render(
     return written
 
 
-def validate_for_render(description: Mapping[str, Any]) -> fleet_model.Fleet:
-    return fleet_model.validate(description, offline=True)
+def validate_for_render(description: Mapping[str, Any]) -> Fleet:
+    return validate(description, offline=True)

@@ -1,9 +1,14 @@
 """The fleet description's monitoring settings (``monitoring_*``) and what follows from them:
 metrics endpoints, Prometheus scrape targets, alert thresholds and ``for:`` durations.
 
-Part of the fleet model (:mod:`beanfleet.fleet` merges these defaults and types into its own
-and calls :func:`check`); standard library only, like it.  Everything is off until
+Owns the alerts (:data:`ALERT_FOR`) and :func:`check`, which the fleet's
+:func:`~beanfleet.fleet.validate.check` calls: each setting's row (:mod:`.table`) gives its
+type and range, checked by :mod:`beanfleet.bounds`; the rules here are the monitoring's
+own (per-tube and per-pool mappings, the inventory's defaults).  Everything is off until
 ``monitoring_enabled: true``, so fleet descriptions written before it render the same files.
+
+May import: the standard library, :mod:`beanfleet.errors`, :mod:`beanfleet.bounds` and the
+fleet's :mod:`.schema`, :mod:`.table`.
 """
 
 from __future__ import annotations
@@ -13,16 +18,12 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from beanfleet import bounds
 from beanfleet.errors import ConfigError
+from beanfleet.fleet.schema import TUBE_PATTERN
+from beanfleet.fleet.table import BY_NAME, FLEET_DEFAULTS, FLEET_TYPES, SHARED_PREFIX
 
-PREFIX = "monitoring_"
-
-# Inventory group names (Ansible's rule: letters, digits, underscores).
-GROUP_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-# A Prometheus duration: 30s, 5m, 1h30m, 0s.
-DURATION_PATTERN = r"^(0|([0-9]+(ms|s|m|h|d|w|y))+)$"
-# beanstalkd's tube rule (beanfleet.fleet.TUBE_PATTERN says the same).
-TUBE_PATTERN = r"^[A-Za-z0-9+/;.$_()][A-Za-z0-9+/;.$_()-]{0,199}$"
+PREFIX = SHARED_PREFIX
 
 # Every alert the rules file has, and how long its condition must hold before it fires.
 ALERT_FOR: dict[str, str] = {
@@ -35,66 +36,13 @@ ALERT_FOR: dict[str, str] = {
     "BeanfleetWorkerProcessesMissing": "5m",
 }
 
-DEFAULTS: dict[str, Any] = {
-    "monitoring_enabled": False,
-    "monitoring_scrape_group": "monitor",
-    "monitoring_scrape_allow": None,
-    "monitoring_worker_hosts": None,
-    "monitoring_exporter_port": 9650,
-    "monitoring_worker_port": 9651,
-    "monitoring_scrape_interval": "15s",
-    "monitoring_oldest_ready_age": 300,
-    "monitoring_tube_oldest_ready_age": {},
-    "monitoring_failure_rate": 0.1,
-    "monitoring_pool_failure_rate": {},
-    "monitoring_binlog_free_ratio": 0.1,
-    "monitoring_alert_for": {},
-}
-TYPES: dict[str, str] = {
-    "monitoring_enabled": "bool",
-    "monitoring_scrape_group": "str",
-    "monitoring_scrape_allow": "list",
-    "monitoring_worker_hosts": "list",
-    "monitoring_exporter_port": "int",
-    "monitoring_worker_port": "int",
-    "monitoring_scrape_interval": "str",
-    "monitoring_oldest_ready_age": "int",
-    "monitoring_tube_oldest_ready_age": "dict",
-    "monitoring_failure_rate": "float",
-    "monitoring_pool_failure_rate": "dict",
-    "monitoring_binlog_free_ratio": "float",
-    "monitoring_alert_for": "dict",
-}
-# Defaults the inventory gives (offline rendering with monitoring on must spell them out).
+# The monitoring rows' views (the fleet's own include them).
+DEFAULTS: dict[str, Any] = {k: v for k, v in FLEET_DEFAULTS.items() if k.startswith(PREFIX)}
+TYPES: dict[str, str] = {k: v for k, v in FLEET_TYPES.items() if k.startswith(PREFIX)}
 INVENTORY_DEFAULTS = {
-    "monitoring_scrape_allow": "the addresses of the hosts of group monitoring_scrape_group",
-    "monitoring_worker_hosts": "the addresses of the hosts of group 'workers'",
+    k: str(BY_NAME[k].inventory_default) for k in DEFAULTS if BY_NAME[k].inventory_default
 }
 WORKER_GROUP = "workers"
-
-
-def _port(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ConfigError(f"{name} must be an integer between 1 and 65535, got {value!r}")
-    return value
-
-
-def _seconds(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a whole number of seconds >= 1, got {value!r}")
-    return value
-
-
-def _ratio(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ConfigError(f"{name} must be a ratio > 0 and <= 1, got {value!r}")
-    return float(value)
-
-
-def _duration(name: str, value: Any) -> str:
-    if not isinstance(value, str) or not re.match(DURATION_PATTERN, value):
-        raise ConfigError(f"{name} must be a Prometheus duration like 30s, 5m or 1h, got {value!r}")
-    return value
 
 
 def _mapping(
@@ -153,46 +101,47 @@ def check(
             add(str(exc))
             return None
 
+    def row(name: str) -> Any:
+        return attempt(name, BY_NAME[name].check_value)
+
     enabled = merged["monitoring_enabled"]
-    if not isinstance(enabled, bool):
-        add(f"monitoring_enabled must be true or false, got {enabled!r}")
+    attempt("monitoring_enabled", bounds.setting_bool)
     out["enabled"] = enabled is True
+    row("monitoring_scrape_group")
     group = merged["monitoring_scrape_group"]
-    if not isinstance(group, str) or not re.match(GROUP_PATTERN, group):
-        add(f"monitoring_scrape_group must be an inventory group name, got {group!r}")
     out["scrape_group"] = group
-    out["exporter_port"] = attempt("monitoring_exporter_port", _port)
-    out["worker_port"] = attempt("monitoring_worker_port", _port)
-    out["scrape_interval"] = attempt("monitoring_scrape_interval", _duration)
-    out["oldest_ready_age"] = attempt("monitoring_oldest_ready_age", _seconds)
+    out["exporter_port"] = row("monitoring_exporter_port")
+    out["worker_port"] = row("monitoring_worker_port")
+    out["scrape_interval"] = row("monitoring_scrape_interval")
+    out["oldest_ready_age"] = row("monitoring_oldest_ready_age")
     out["tube_oldest_ready_age"] = (
         attempt(
             "monitoring_tube_oldest_ready_age",
             _mapping,
             lambda k: isinstance(k, str) and re.match(TUBE_PATTERN, k) is not None,
             "a tube name",
-            _seconds,
+            BY_NAME["monitoring_tube_oldest_ready_age"].check_item,
         )
         or {}
     )
-    out["failure_rate"] = attempt("monitoring_failure_rate", _ratio)
+    out["failure_rate"] = row("monitoring_failure_rate")
     out["pool_failure_rate"] = (
         attempt(
             "monitoring_pool_failure_rate",
             _mapping,
             lambda k: pools is None or k in pools,
             f"a pool of the fleet ({', '.join(pools or []) or 'none'})",
-            _ratio,
+            BY_NAME["monitoring_pool_failure_rate"].check_item,
         )
         or {}
     )
-    out["binlog_free_ratio"] = attempt("monitoring_binlog_free_ratio", _ratio)
+    out["binlog_free_ratio"] = row("monitoring_binlog_free_ratio")
     alert_for = attempt(
         "monitoring_alert_for",
         _mapping,
         lambda k: k in ALERT_FOR,
         f"an alert ({', '.join(ALERT_FOR)})",
-        _duration,
+        BY_NAME["monitoring_alert_for"].check_item,
     )
     out["alert_for"] = {**ALERT_FOR, **(alert_for or {})}
     for name, check_list, group_name in (
