@@ -77,11 +77,35 @@ def _timeout_option(func: F) -> F:
     )(func)
 
 
-def _count_option(
-    flag: str, what: str, *, low: int, high: int, text: str, **extra: Any
-) -> Callable[[F], F]:
-    """``flag`` taking a whole number in [low, high] (outside it a usage error naming
-    ``what``)."""
+# The commands' whole-number options: flag -> (name in errors, lowest, highest, help).
+_COUNTS: dict[str, tuple[str, int, int, str]] = {
+    "--scan-limit": (
+        "scan limit",
+        0,
+        MAX_COUNT,
+        "most job ids to examine when finding the oldest ready jobs (past it, "
+        "OLDEST-AGE is a lower bound shown as >=N)",
+    ),
+    "--limit": ("limit", 1, MAX_COUNT, "list at most this many jobs"),
+    "--after-id": (
+        "after-id",
+        0,
+        MAX_JOB_ID,
+        "list jobs with ids above this (to page through a long list)",
+    ),
+    "--count": ("count", 1, MAX_U32, "with --tube: how many jobs at most"),
+    "--seconds": (
+        "seconds",
+        0,
+        MAX_U32,
+        "how long no job may be reserved from the tube (0 resumes it)",
+    ),
+}
+
+
+def _count_option(flag: str, **extra: Any) -> Callable[[F], F]:
+    """``flag`` taking a whole number within its bounds (outside them a usage error)."""
+    what, low, high, text = _COUNTS[flag]
     return click.option(flag, type=Count(what, low=low, high=high), help=text, **extra)
 
 
@@ -111,16 +135,7 @@ def _finish(found: PerServer[Any]) -> None:
 @server_option
 @click.option("--tube", "-t", callback=check_tube_param, help="only this tube")
 @json_option
-@_count_option(
-    "--scan-limit",
-    "scan limit",
-    low=0,
-    high=MAX_COUNT,
-    default=DEFAULT_SCAN_LIMIT,
-    show_default=True,
-    text="most job ids to examine when finding the oldest ready jobs (past it, "
-    "OLDEST-AGE is a lower bound shown as >=N)",
-)
+@_count_option("--scan-limit", default=DEFAULT_SCAN_LIMIT, show_default=True)
 @_timeout_option
 def stats_command(
     servers: list[str], tube: str | None, as_json: bool, scan_limit: int, timeout: float
@@ -209,23 +224,8 @@ def _show_job(servers: list[str], server: str, job: Any, as_json: bool) -> None:
 @click.command("buried")
 @server_option
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to list")
-@_count_option(
-    "--limit",
-    "limit",
-    low=1,
-    high=MAX_COUNT,
-    default=100,
-    show_default=True,
-    text="list at most this many jobs",
-)
-@_count_option(
-    "--after-id",
-    "after-id",
-    low=0,
-    high=MAX_JOB_ID,
-    default=0,
-    text="list jobs with ids above this (to page through a long list)",
-)
+@_count_option("--limit", default=100, show_default=True)
+@_count_option("--after-id", default=0)
 @json_option
 @_timeout_option
 def buried_command(
@@ -269,15 +269,7 @@ def buried_command(
 @click.command("kick")
 @server_option
 @click.option("--tube", "-t", callback=check_tube_param, help="kick jobs of this tube")
-@_count_option(
-    "--count",
-    "count",
-    low=1,
-    high=MAX_U32,
-    default=1,
-    show_default=True,
-    text="with --tube: how many jobs at most",
-)
+@_count_option("--count", default=1, show_default=True)
 @_job_option()
 @_timeout_option
 def kick_command(
@@ -323,14 +315,7 @@ def delete_command(servers: list[str], job_id: str, timeout: float) -> None:
 @click.command("pause")
 @server_option
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to pause")
-@_count_option(
-    "--seconds",
-    "seconds",
-    low=0,
-    high=MAX_U32,
-    required=True,
-    text="how long no job may be reserved from the tube (0 resumes it)",
-)
+@_count_option("--seconds", required=True)
 @_timeout_option
 def pause_command(servers: list[str], tube: str, seconds: int, timeout: float) -> None:
     """Stop workers reserving from a tube for a while (on every server that has it)."""

@@ -55,12 +55,14 @@ def exporter_command(
     does not answer within --timeout.  With several servers every series has a server label
     (none with one server, as before).
     """
-    if binlog_dir is not None and servers[1:]:
-        # The binlog's file system is the local server's: one exporter per queue host.
+    labelled = label_servers(servers)
+    if binlog_dir is not None and labelled:
+        # The binlog's file system is the local server's (one exporter per queue host), and
+        # its series carry no server label.
         raise ConfigError("--binlog-dir needs a single --server (the local beanstalkd)")
     collector = BeanstalkdCollector(
         servers,
-        label_servers=label_servers(servers),
+        label_servers=labelled,
         timeout=timeout,
         scan_limit=scan_limit,
         binlog_dir=binlog_dir,

@@ -48,31 +48,34 @@ DEFAULT_TIMEOUT = 4.0
 
 JOB_STATES = ("ready", "reserved", "delayed", "buried")
 
-# stats field -> (metric name, help, family); gauges are current values, counters only grow
-# (until beanstalkd restarts, which Prometheus' rate() treats as a counter reset).  Served in
-# this order.
-_G, _C = GaugeMetricFamily, CounterMetricFamily
-SERVER_SERIES: dict[str, tuple[str, str, type[GaugeMetricFamily | CounterMetricFamily]]] = {
-    "current-jobs-urgent": ("beanfleet_urgent_jobs", "Ready jobs with priority < 1024", _G),
-    "current-connections": ("beanfleet_connections", "Open connections", _G),
-    "current-producers": ("beanfleet_producers", "Connections that have put a job", _G),
-    "current-workers": ("beanfleet_workers", "Connections that have reserved a job", _G),
-    "current-waiting": ("beanfleet_waiting_connections", "Connections blocked in reserve", _G),
-    "current-tubes": ("beanfleet_tubes", "Existing tubes", _G),
-    "uptime": ("beanfleet_uptime_seconds", "Seconds since beanstalkd started", _G),
-    "max-job-size": ("beanfleet_max_job_size_bytes", "Largest job body the server accepts", _G),
-    "binlog-oldest-index": ("beanfleet_binlog_oldest_index", "Index of the oldest binlog file", _G),
-    "binlog-current-index": (
-        "beanfleet_binlog_current_index",
-        "Index of the binlog file written",
-        _G,
-    ),
-    "binlog-max-size": ("beanfleet_binlog_max_size_bytes", "Maximum size of a binlog file", _G),
-    "total-jobs": ("beanfleet_jobs_created", "Jobs created since beanstalkd started", _C),
-    "job-timeouts": ("beanfleet_job_timeouts", "Reserved jobs whose TTR ran out", _C),
-    "total-connections": ("beanfleet_connections_opened", "Connections accepted", _C),
-    "binlog-records-written": ("beanfleet_binlog_records_written", "Records written to binlog", _C),
-    "binlog-records-migrated": ("beanfleet_binlog_records_migrated", "Records compacted", _C),
+# beanstalkd's ``stats`` fields served as series, in this order: field, kind, series name
+# (after ``beanfleet_``), help.  Gauges are current values; counters only grow (until
+# beanstalkd restarts, which Prometheus' rate() treats as a counter reset).
+_SERVER_TABLE = """\
+current-jobs-urgent     gauge   urgent_jobs             Ready jobs with priority < 1024
+current-connections     gauge   connections             Open connections
+current-producers       gauge   producers               Connections that have put a job
+current-workers         gauge   workers                 Connections that have reserved a job
+current-waiting         gauge   waiting_connections     Connections blocked in reserve
+current-tubes           gauge   tubes                   Existing tubes
+uptime                  gauge   uptime_seconds          Seconds since beanstalkd started
+max-job-size            gauge   max_job_size_bytes      Largest job body the server accepts
+binlog-oldest-index     gauge   binlog_oldest_index     Index of the oldest binlog file
+binlog-current-index    gauge   binlog_current_index    Index of the binlog file written
+binlog-max-size         gauge   binlog_max_size_bytes   Maximum size of a binlog file
+total-jobs              counter jobs_created            Jobs created since beanstalkd started
+job-timeouts            counter job_timeouts            Reserved jobs whose TTR ran out
+total-connections       counter connections_opened      Connections accepted
+binlog-records-written  counter binlog_records_written  Records written to binlog
+binlog-records-migrated counter binlog_records_migrated Records compacted
+"""
+_KINDS: dict[str, type[GaugeMetricFamily | CounterMetricFamily]] = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
+}
+SERVER_SERIES = {
+    key: (f"beanfleet_{name}", text, _KINDS[kind])
+    for key, kind, name, text in (row.split(maxsplit=3) for row in _SERVER_TABLE.splitlines())
 }
 
 
