@@ -114,3 +114,19 @@ def test_a_dead_server_is_named_and_the_others_still_shown(
     assert a.address in err and "beanfleet: error:" in err
     assert "beanstalkd 1." in out or b.address in out
     assert "all" in out  # the summed row of tube t from the live server
+
+
+def test_stats_of_a_tube_only_some_servers_have(beanstalkd: Beanstalkd, second: Beanstalkd) -> None:
+    """Two servers only: a tube unknown to one of them counts as empty there; that server
+    is said not to know it (not "unreachable"), in JSON too (this used to be a KeyError)."""
+    put_on(beanstalkd, "t", b"{}")
+    both = f"{beanstalkd.address},{second.address}"
+    code, out, err = cli("stats", "-s", both, "-t", "t", "--json")
+    assert (code, err) == (0, "")
+    shown = json.loads(out)
+    assert shown["servers"][second.address] == {"error": f"unknown tube 't' on {second.address}"}
+    assert [(t["name"], t["ready"]) for t in shown["tubes"]] == [("t", 1)]
+    code, out, err = cli("stats", "-s", both, "-t", "t")
+    assert (code, err) == (0, "")
+    assert f"unknown tube 't' on {second.address}" in out.split("\n\n")[1]
+    assert "unreachable" not in out
