@@ -1,8 +1,8 @@
 """Asking beanstalkd what it holds: stats, peeks, buried listings, kicks, deletes.
 
-Owns :class:`Admin` on one server (:mod:`.queries`), the group over several
-(:mod:`.group`; merged into ``queries`` in the next step of issue 19) and the pipelined
-job scans (:mod:`.jobscan`).  ``from beanfleet.admin import Admin`` is the public path.
+Owns :class:`Admin` on one server (:mod:`.queries`), :class:`Admins` over a set of servers,
+1..N, one server being a set of one (:mod:`.group`), and the pipelined job scans
+(:mod:`.jobscan`).  ``from beanfleet.admin import Admin`` is the public path.
 
 May import: ``wire`` and the base modules.  Never ``work``, ``produce``, ``metrics``, ``cli``.
 
@@ -12,6 +12,16 @@ do not import each other): ``cli`` → ``metrics | fleet`` → ``work | produce 
 are in ``.importlinter`` (``make lint`` runs ``lint-imports``).
 """
 
+from beanfleet.admin.group import Admins, PerServer
 from beanfleet.admin.queries import Admin, BuriedListing, JobInfo, PeekState, Stats, TubeStats
 
-__all__ = ["Admin", "BuriedListing", "JobInfo", "PeekState", "Stats", "TubeStats"]
+__all__ = [
+    "Admin",
+    "Admins",
+    "BuriedListing",
+    "JobInfo",
+    "PeekState",
+    "PerServer",
+    "Stats",
+    "TubeStats",
+]

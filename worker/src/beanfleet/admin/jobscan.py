@@ -7,13 +7,18 @@ exist there, in which tube and state, oldest first, without touching any of them
 
 The cost is one ``stats-job`` per id in the range, deleted ids included: a round trip per
 :data:`SCAN_BATCH` ids, roughly 200k ids/s against a local server.
+
+Owns the pipelined scans (``stats-job``/``peek`` over many ids), the buried listing and the
+oldest-ready finder.  May import: ``wire`` (the connection, and :mod:`~beanfleet.wire.commands`
+for every command's bytes) and the standard library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from beanfleet.wire import commands
 from beanfleet.wire.connection import Connection, parse_yaml_mapping
 
 SCAN_BATCH = 1000
@@ -43,12 +48,18 @@ class ScannedJob:
         return int(self.stats.get("age", 0))
 
 
+def _write(conn: Connection, lines: Iterable[bytes]) -> None:
+    # Whole command lines (CRLF included) in one write.  Connection.send wants them without
+    # their CRLF; wire's own ``Connection.write`` (under way) replaces this helper.
+    conn.sock.sendall(b"".join(lines))
+
+
 def stats_jobs(conn: Connection, ids: Iterable[int]) -> list[ScannedJob]:
     """``stats-job`` for every id in one round trip; the jobs that exist, in id order."""
     wanted = sorted(ids)
     if not wanted:
         return []
-    conn.send([b"stats-job %d" % job_id for job_id in wanted])
+    _write(conn, [commands.stats_job(job_id) for job_id in wanted])
     found: list[ScannedJob] = []
     for job_id in wanted:
         status, values = conn.expect(b"OK", b"NOT_FOUND")
@@ -60,7 +71,7 @@ def stats_jobs(conn: Connection, ids: Iterable[int]) -> list[ScannedJob]:
 def peek_bodies(conn: Connection, ids: Iterable[int]) -> dict[int, bytes]:
     """``peek <id>`` for every id in one round trip; bodies of the jobs that still exist."""
     wanted = list(ids)
-    conn.send([b"peek %d" % job_id for job_id in wanted])
+    _write(conn, [commands.peek(job_id) for job_id in wanted])
     bodies: dict[int, bytes] = {}
     for job_id in wanted:
         status, values = conn.expect(b"FOUND", b"NOT_FOUND")
@@ -137,6 +148,21 @@ class OldestReady:
     exact: bool  # False: the scan budget ran out; age is a lower bound (the head's age)
 
 
+@dataclass
+class _Search:
+    """One :meth:`OldestReadyFinder.find`: the tubes still to answer, the answers, the ids
+    examined so far against the budget."""
+
+    conn: Connection
+    budget: int
+    targets: dict[str, ReadyHead] = field(default_factory=dict)
+    result: dict[str, OldestReady] = field(default_factory=dict)
+    spent: int = 0
+
+    def left(self) -> int:
+        return self.budget - self.spent
+
+
 class OldestReadyFinder:
     """Finds each tube's oldest ready job (lowest id, so largest age), learning as it goes.
 
@@ -169,41 +195,33 @@ class OldestReadyFinder:
         self, conn: Connection, heads: Mapping[str, ReadyHead], *, pid: int, uptime: int
     ) -> dict[str, OldestReady]:
         self._check_server(pid, uptime)
-        result: dict[str, OldestReady] = {}
-        targets: dict[str, ReadyHead] = {}
+        search = _Search(conn, self.budget)
         for tube, head in heads.items():
             if head.ready <= 1:  # the head is the only ready job
-                result[tube] = OldestReady(head.id, head.age, exact=True)
+                search.result[tube] = OldestReady(head.id, head.age, exact=True)
             else:
-                targets[tube] = head
-        budget = self.budget
-        budget -= self._recheck_known(conn, targets, result, budget)
-        budget -= self._walk_new_ids(conn, targets, result, budget)
-        for tube, head in targets.items():
-            if tube not in result:
-                result[tube] = OldestReady(head.id, head.age, exact=False)
-        return result
+                search.targets[tube] = head
+        self._recheck_known(search)
+        self._walk_new_ids(search)
+        for tube, head in search.targets.items():
+            if tube not in search.result:
+                search.result[tube] = OldestReady(head.id, head.age, exact=False)
+        return search.result
 
-    def _recheck_known(
-        self,
-        conn: Connection,
-        targets: Mapping[str, ReadyHead],
-        result: dict[str, OldestReady],
-        budget: int,
-    ) -> int:
+    def _recheck_known(self, search: _Search) -> None:
         """Look at the remembered jobs of each tube below its head, oldest first."""
-        spent = 0
-        for tube, head in targets.items():
+        result = search.result
+        for tube, head in search.targets.items():
             known = [i for i in self._members.get(tube, ()) if i < head.id]
             alive: set[int] = set()
             checked: set[int] = set()
             for start in range(0, len(known), SCAN_BATCH):
-                if spent >= budget or tube in result:
+                if search.left() <= 0 or tube in result:
                     break
-                chunk = known[start : start + min(SCAN_BATCH, budget - spent)]
-                spent += len(chunk)
+                chunk = known[start : start + min(SCAN_BATCH, search.left())]
+                search.spent += len(chunk)
                 checked.update(chunk)
-                for job in stats_jobs(conn, chunk):
+                for job in stats_jobs(search.conn, chunk):
                     alive.add(job.id)
                     if job.state == "ready" and tube not in result:
                         result[tube] = OldestReady(job.id, job.age, exact=True)
@@ -214,29 +232,22 @@ class OldestReadyFinder:
             if tube not in result and complete and head.id <= self._frontier:
                 # Everything below the head is known and none of it is ready.
                 result[tube] = OldestReady(head.id, head.age, exact=True)
-        return spent
 
-    def _walk_new_ids(
-        self,
-        conn: Connection,
-        targets: Mapping[str, ReadyHead],
-        result: dict[str, OldestReady],
-        budget: int,
-    ) -> int:
+    def _walk_new_ids(self, search: _Search) -> None:
         """Classify ids from the frontier up until every tube is answered or budget spent."""
-        spent = 0
-        while spent < budget:
-            pending = {t: h for t, h in targets.items() if t not in result}
+        result = search.result
+        while search.left() > 0:
+            pending = {t: h for t, h in search.targets.items() if t not in result}
             for tube, head in list(pending.items()):
                 if head.id <= self._frontier:  # walked up to the head: nothing older is ready
                     result[tube] = OldestReady(head.id, head.age, exact=True)
                     del pending[tube]
             if not pending:
                 break
-            end = min(max(h.id for h in pending.values()), self._frontier + budget - spent)
+            end = min(max(h.id for h in pending.values()), self._frontier + search.left())
             end = min(end, self._frontier + SCAN_BATCH)
-            batch = stats_jobs(conn, range(self._frontier, end))
-            spent += end - self._frontier
+            batch = stats_jobs(search.conn, range(self._frontier, end))
+            search.spent += end - self._frontier
             self._frontier = end
             for job in batch:
                 self._members.setdefault(job.tube, []).append(job.id)
@@ -244,7 +255,6 @@ class OldestReadyFinder:
                 if waiting is not None and job.state == "ready" and job.id < waiting.id:
                     result[job.tube] = OldestReady(job.id, job.age, exact=True)
                     del pending[job.tube]
-        return spent
 
     def prune(self, conn: Connection, current_jobs: int) -> None:
         """Forget remembered jobs that no longer exist, once they clearly outnumber the live.

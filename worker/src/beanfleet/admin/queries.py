@@ -3,6 +3,10 @@
 :class:`Admin` connects lazily and reconnects on the next call after the link breaks, so a
 long-lived user (the Prometheus exporter) survives beanstalkd restarts.  Nothing here
 changes a job's state unless its name says so (kick, delete, pause).
+
+Owns :class:`Admin` (one server) and the shapes it answers with.  The same questions over a
+set of servers (1..N) are :class:`~beanfleet.admin.group.Admins`.  May import: ``wire``,
+:mod:`.jobscan`, the base modules and greenstalk.
 """
 
 from __future__ import annotations
@@ -35,6 +39,22 @@ Stats = dict[str, int | str]
 def _plain(stats: Mapping[str, object]) -> Stats:
     # greenstalk's TypedDicts, as the plain mapping the rest of beanfleet passes around.
     return {k: v for k, v in stats.items() if isinstance(v, int | str)}
+
+
+# TubeStats' counts, each from its ``stats-tube`` field; over several servers they add up.
+TUBE_COUNTS = {
+    "ready": "current-jobs-ready",
+    "reserved": "current-jobs-reserved",
+    "delayed": "current-jobs-delayed",
+    "buried": "current-jobs-buried",
+    "urgent": "current-jobs-urgent",
+    "waiting": "current-waiting",
+    "watching": "current-watching",
+    "using": "current-using",
+    "total": "total-jobs",
+    "deletes": "cmd-delete",
+    "pauses": "cmd-pause-tube",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,24 +344,13 @@ def _job_info(job: ScannedJob, body: bytes) -> JobInfo:
 def _tube_stats(
     name: str, stats: Stats, head: ReadyHead | None, oldest: OldestReady | None
 ) -> TubeStats:
-    def count(key: str) -> int:
-        return int(stats.get(key, 0))
-
+    counts: dict[str, Any] = {field: int(stats.get(key, 0)) for field, key in TUBE_COUNTS.items()}
+    pause_left = int(stats.get("pause-time-left", 0))
     return TubeStats(
         name=name,
-        ready=count("current-jobs-ready"),
-        reserved=count("current-jobs-reserved"),
-        delayed=count("current-jobs-delayed"),
-        buried=count("current-jobs-buried"),
-        urgent=count("current-jobs-urgent"),
-        waiting=count("current-waiting"),
-        watching=count("current-watching"),
-        using=count("current-using"),
-        paused=count("pause-time-left") > 0,
-        pause_time_left=count("pause-time-left"),
-        total=count("total-jobs"),
-        deletes=count("cmd-delete"),
-        pauses=count("cmd-pause-tube"),
+        **counts,
+        paused=pause_left > 0,
+        pause_time_left=pause_left,
         next_ready_id=head.id if head else None,
         next_ready_age=head.age if head else None,
         oldest_ready_id=oldest.id if oldest else None,

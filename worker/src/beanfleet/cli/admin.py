@@ -2,32 +2,35 @@
 
 Human-readable tables by default, ``--json`` where offered.  A tube that is not in
 ``list-tubes`` is an error (exit 1); so is a job id that does not exist.  Every wait on a
-server is bounded by ``--timeout``; with several servers they are asked at once (kick: in
-turn), and one that fails is named on stderr (exit 1) after what the others said.  Job
-bodies are shown with control characters escaped (beanfleet.display); ``--json`` has the
-exact bytes.
+server is bounded by ``--timeout``; the servers (one or several: the same path) are asked
+at once (kick: in turn), and one that fails is named on stderr (exit 1) after what the
+others said; when none answered nothing is printed but the error.  Job bodies are shown
+with control characters escaped (beanfleet.display); ``--json`` has the exact bytes.
+
+Owns the commands' options and their one path over :class:`~beanfleet.admin.group.Admins`;
+how the answers look (and all that depends on the number of servers) is :mod:`.format`.
+May import: ``admin``, ``wire.jobref`` (job id syntax), :mod:`.options`, :mod:`.format`,
+the base modules and click.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from beanfleet.admin.group import AdminGroup, PerServer, optional, sum_tube_stats
-from beanfleet.admin.queries import Admin, BuriedListing, JobInfo, PeekState, Stats, TubeStats
+from beanfleet.admin.group import Admins, PerServer, first_job, optional
+from beanfleet.admin.queries import Admin, PeekState
 from beanfleet.bounds import MAX_COUNT, MAX_JOB_ID, MAX_SECONDS, MAX_U32, Count, Number
+from beanfleet.cli import format as fmt
 from beanfleet.cli.options import json_option, server_option
 from beanfleet.cli.produce import check_tube_param
-from beanfleet.display import for_terminal
-from beanfleet.errors import ConfigError, ConnectError, JobNotFound, UnknownTube
-from beanfleet.wire.jobref import JobRef, locate_job, parse_job_id
+from beanfleet.errors import ConfigError
+from beanfleet.wire.jobref import locate_job, parse_job_id
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-BODY_PREVIEW = 60
 DEFAULT_SCAN_LIMIT = 1_000_000
 DEFAULT_TIMEOUT = 5.0
 
@@ -74,6 +77,50 @@ def _timeout_option(func: F) -> F:
     )(func)
 
 
+# The commands' whole-number options: flag -> (name in errors, lowest, highest, help).
+_COUNTS: dict[str, tuple[str, int, int, str]] = {
+    "--scan-limit": (
+        "scan limit",
+        0,
+        MAX_COUNT,
+        "most job ids to examine when finding the oldest ready jobs (past it, "
+        "OLDEST-AGE is a lower bound shown as >=N)",
+    ),
+    "--limit": ("limit", 1, MAX_COUNT, "list at most this many jobs"),
+    "--after-id": (
+        "after-id",
+        0,
+        MAX_JOB_ID,
+        "list jobs with ids above this (to page through a long list)",
+    ),
+    "--count": ("count", 1, MAX_U32, "with --tube: how many jobs at most"),
+    "--seconds": (
+        "seconds",
+        0,
+        MAX_U32,
+        "how long no job may be reserved from the tube (0 resumes it)",
+    ),
+}
+
+
+def _count_option(flag: str, **extra: Any) -> Callable[[F], F]:
+    """``flag`` taking a whole number within its bounds (outside them a usage error)."""
+    what, low, high, text = _COUNTS[flag]
+    return click.option(flag, type=Count(what, low=low, high=high), help=text, **extra)
+
+
+def _answered(servers: list[str], found: PerServer[Any], tube: str | None = None) -> None:
+    """Before printing anything: raise when no server answered (every server failed, or
+    none knows ``tube``), so nothing on stdout reads as an answer."""
+    if found.results:
+        return
+    error = found.error()
+    if error is None and tube is not None:
+        raise fmt.unknown_tube(servers, tube, found)
+    if error is not None:
+        raise error
+
+
 def _finish(found: PerServer[Any]) -> None:
     """After printing what the reachable servers said: exit 1 naming the others."""
     error = found.error()
@@ -81,104 +128,14 @@ def _finish(found: PerServer[Any]) -> None:
         raise error
 
 
-def _scan_limit_option(default: int) -> Callable[[F], F]:
-    return click.option(
-        "--scan-limit",
-        type=Count("scan limit", low=0, high=MAX_COUNT),
-        default=default,
-        show_default=True,
-        help="most job ids to examine when finding the oldest ready jobs (past it, "
-        "OLDEST-AGE is a lower bound shown as >=N)",
-    )
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    cells = [list(headers)] + [[str(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    # Text columns left-aligned, numbers right-aligned, as people read them.
-    numeric = [all(row[i].lstrip(">=-").isdigit() for row in cells[1:]) for i in range(len(widths))]
-    lines = []
-    for row in cells:
-        parts = [
-            cell.rjust(width) if is_num else cell.ljust(width)
-            for cell, width, is_num in zip(row, widths, numeric, strict=True)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def _age(seconds: int | None, exact: bool = True) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds}" if exact else f">={seconds}"
-
-
-def _preview(body: bytes) -> str:
-    """One table cell: every control character escaped (a newline too: one row per job)."""
-    text = for_terminal(body)
-    return text if len(text) <= BODY_PREVIEW else text[: BODY_PREVIEW - 3] + "..."
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=False))
-
-
 # -- stats ---------------------------------------------------------------------------------
-
-
-def _server_summary(server: str, stats: Stats) -> str:
-    def get(key: str) -> object:
-        return stats.get(key, "?")
-
-    return "\n".join(
-        [
-            f"beanstalkd {get('version')} at {server}  pid {get('pid')}  "
-            f"uptime {get('uptime')}s  draining {get('draining')}",
-            f"jobs: ready {get('current-jobs-ready')}  reserved {get('current-jobs-reserved')}  "
-            f"delayed {get('current-jobs-delayed')}  buried {get('current-jobs-buried')}  "
-            f"urgent {get('current-jobs-urgent')}  created {get('total-jobs')}  "
-            f"timeouts {get('job-timeouts')}",
-            f"connections {get('current-connections')}  producers {get('current-producers')}  "
-            f"workers {get('current-workers')}  waiting {get('current-waiting')}  "
-            f"tubes {get('current-tubes')}  max-job-size {get('max-job-size')}",
-            f"binlog: oldest {get('binlog-oldest-index')}  current {get('binlog-current-index')}  "
-            f"max-size {get('binlog-max-size')}  written {get('binlog-records-written')}  "
-            f"migrated {get('binlog-records-migrated')}",
-        ]
-    )
-
-
-def _tube_table(tubes: Sequence[TubeStats], servers: Sequence[str] | None = None) -> str:
-    headers = [
-        *(("TUBE", "SERVER") if servers is not None else ("TUBE",)),
-        *("READY", "RESERVED", "DELAYED", "BURIED", "URGENT", "WAITING", "WATCHING"),
-        *("PAUSED", "TOTAL", "NEXT-AGE", "OLDEST-AGE"),
-    ]
-    rows = [
-        (
-            *((t.name, servers[i]) if servers is not None else (t.name,)),
-            t.ready,
-            t.reserved,
-            t.delayed,
-            t.buried,
-            t.urgent,
-            t.waiting,
-            t.watching,
-            f"{t.pause_time_left}s" if t.paused else "no",
-            t.total,
-            _age(t.next_ready_age),
-            _age(t.oldest_ready_age, t.oldest_ready_exact),
-        )
-        for i, t in enumerate(tubes)
-    ]
-    return _table(headers, rows)
 
 
 @click.command("stats")
 @server_option
 @click.option("--tube", "-t", callback=check_tube_param, help="only this tube")
 @json_option
-@_scan_limit_option(DEFAULT_SCAN_LIMIT)
+@_count_option("--scan-limit", default=DEFAULT_SCAN_LIMIT, show_default=True)
 @_timeout_option
 def stats_command(
     servers: list[str], tube: str | None, as_json: bool, scan_limit: int, timeout: float
@@ -192,84 +149,22 @@ def stats_command(
     'all' row (counts summed, ages the oldest over all servers); an unreachable server is
     named on stderr (exit 1) and the others are shown.
     """
-    if len(servers) > 1:
-        _stats_many(servers, tube, as_json, scan_limit, timeout)
-        return
-    server = servers[0]
-    with Admin(server, scan_budget=scan_limit, timeout=timeout) as admin:
-        summary = admin.server_stats()
-        tubes = admin.tube_stats(None if tube is None else [tube])
-    if as_json:
-        _echo_json({"server": summary, "tubes": [t.as_dict() for t in tubes]})
-        return
-    click.echo(_server_summary(server, summary))
-    click.echo()
-    click.echo(_tube_table(tubes))
-
-
-def _stats_many(
-    servers: list[str], tube: str | None, as_json: bool, scan_limit: int, timeout: float
-) -> None:
-    with AdminGroup(servers, scan_budget=scan_limit, timeout=timeout) as group:
-        found = group.each(
+    with Admins(servers, scan_budget=scan_limit, timeout=timeout) as admins:
+        found = admins.each(
             lambda admin: (
                 admin.server_stats(),
                 admin.tube_stats(None if tube is None else [tube]),
-            ),
-            tube=tube,
-            parallel=True,
+            )
         )
-    per_tube: dict[str, dict[str, TubeStats]] = {}
-    for server, (_summary, tubes) in found.results.items():
-        for t in tubes:
-            per_tube.setdefault(t.name, {})[server] = t
-    summed = {name: sum_tube_stats(name, list(parts.values())) for name, parts in per_tube.items()}
+    _answered(servers, found, tube)
     if as_json:
-        servers_json: dict[str, Any] = {
-            server: {"server": found.results[server][0]}
-            if server in found.results
-            else {"error": found.failures[server]}
-            for server in servers
-        }
-        tubes_json = [
-            {**summed[name].as_dict(), "servers": {s: t.as_dict() for s, t in parts.items()}}
-            for name, parts in sorted(per_tube.items())
-        ]
-        _echo_json({"servers": servers_json, "tubes": tubes_json})
+        fmt.echo_json(fmt.stats_json(servers, found))
     else:
-        for server in servers:
-            if server in found.results:
-                click.echo(_server_summary(server, found.results[server][0]))
-            else:
-                click.echo(f"beanstalkd at {server}: unreachable")
-            click.echo()
-        rows: list[tuple[str, TubeStats]] = []
-        for name, parts in sorted(per_tube.items()):
-            rows.extend(parts.items())
-            rows.append(("all", summed[name]))
-        if found.results:  # no table of nothing when no server answered
-            click.echo(_tube_table([t for _, t in rows], [server for server, _ in rows]))
+        click.echo(fmt.stats_text(servers, found))
     _finish(found)
 
 
 # -- peek ----------------------------------------------------------------------------------
-
-
-def _show_job(job: JobInfo, as_json: bool, server: str | None = None) -> None:
-    """With ``server`` (several servers) the id is shown as SERVER/ID."""
-    if as_json:
-        shown = job.as_dict()
-        if server is not None:
-            shown = {**shown, "id": str(JobRef(server, job.id)), "server": server}
-        _echo_json(shown)
-        return
-    if server is not None:
-        click.echo(f"job: {JobRef(server, job.id)}")
-    for key, value in job.stats.items():
-        click.echo(for_terminal(f"{key}: {value}"))
-    click.echo("body:")
-    # Its lines kept (a pretty-printed JSON body reads as such); nothing else raw.
-    click.echo(for_terminal(job.body, keep="\n\t"))
 
 
 @click.command("peek")
@@ -302,42 +197,25 @@ def peek_command(
     if job_id is not None:
         server, number = _locate(job_id, servers)
         with Admin(server, timeout=timeout) as admin:
-            job = admin.job(number)
-        _show_job(job, as_json, server if len(servers) > 1 else None)
+            _show_job(servers, server, admin.job(number), as_json)
         return
-    if len(servers) == 1:
-        with Admin(servers[0], timeout=timeout) as admin:
-            job = admin.peek(str(tube), state or "ready")
-        _show_job(job, as_json)
-        return
-    _peek_many(servers, str(tube), state or "ready", as_json, timeout)
-
-
-def _peek_rank(state: PeekState, job: JobInfo) -> tuple[int, ...]:
-    def get(key: str) -> int:
-        return int(job.stats.get(key, 0))
-
-    if state == "ready":
-        return (get("pri"), -get("age"))
-    if state == "delayed":
-        return (get("time-left"),)
-    return (-get("age"),)
-
-
-def _peek_many(
-    servers: list[str], tube: str, state: PeekState, as_json: bool, timeout: float
-) -> None:
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
-        found = group.each(
-            optional(lambda admin: admin.peek(tube, state)), tube=tube, parallel=True
-        )
-    jobs = [(s, job) for s, job in found.results.items() if job is not None]
-    if jobs:
-        server, job = min(jobs, key=lambda pair: _peek_rank(state, pair[1]))
-        _show_job(job, as_json, server)
+    name, state = str(tube), state or "ready"
+    with Admins(servers, timeout=timeout) as admins:
+        found = admins.each(optional(lambda admin: admin.peek(name, state)))
+    _answered(servers, found, name)
+    first = first_job(state, found)
+    if first is not None:
+        _show_job(servers, *first, as_json)
     _finish(found)
-    if not jobs:
-        raise JobNotFound(f"no {state} job in tube {tube!r} on any server")
+    if first is None:
+        raise fmt.no_job(servers, state, name)
+
+
+def _show_job(servers: list[str], server: str, job: Any, as_json: bool) -> None:
+    if as_json:
+        fmt.echo_json(fmt.job_json(servers, server, job))
+    else:
+        click.echo(fmt.job_text(servers, server, job))
 
 
 # -- buried --------------------------------------------------------------------------------
@@ -346,19 +224,8 @@ def _peek_many(
 @click.command("buried")
 @server_option
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to list")
-@click.option(
-    "--limit",
-    type=Count("limit", low=1, high=MAX_COUNT),
-    default=100,
-    show_default=True,
-    help="list at most this many jobs",
-)
-@click.option(
-    "--after-id",
-    type=Count("after-id", low=0, high=MAX_JOB_ID),
-    default=0,
-    help="list jobs with ids above this (to page through a long list)",
-)
+@_count_option("--limit", default=100, show_default=True)
+@_count_option("--after-id", default=0)
 @json_option
 @_timeout_option
 def buried_command(
@@ -373,94 +240,27 @@ def buried_command(
     servers every server is listed (--limit and --after-id apply to each) and ids are
     SERVER/ID.
     """
-    if len(servers) > 1:
-        _buried_many(servers, tube, limit, after_id, as_json, timeout)
-        return
-    with Admin(servers[0], timeout=timeout) as admin:
-        listing = admin.buried(tube, limit=limit, after_id=after_id)
-    more = len(listing.jobs) == limit and (after_id > 0 or len(listing.jobs) < listing.buried)
-    if as_json:
-        _echo_json(
-            {
-                "tube": tube,
-                "buried": listing.buried,
-                "jobs": [job.as_dict() for job in listing.jobs],
-                "next_after_id": listing.next_id - 1 if more else None,
-            }
-        )
-        return
-    if not listing.jobs:
-        click.echo(f"no buried jobs in tube {tube!r}")
-        return
-    click.echo(_buried_table([(job.id, job) for job in listing.jobs]))
-    if more:
-        click.echo(
-            f"(listed {len(listing.jobs)} of {listing.buried} buried jobs; "
-            f"continue with --after-id {listing.next_id - 1})",
-            err=True,
-        )
-
-
-def _buried_many(
-    servers: list[str], tube: str, limit: int, after_id: int, as_json: bool, timeout: float
-) -> None:
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
-        found = group.each(
-            lambda admin: admin.buried(tube, limit=limit, after_id=after_id),
-            tube=tube,
-            parallel=True,
-        )
-    listings: dict[str, BuriedListing] = found.results
+    with Admins(servers, timeout=timeout) as admins:
+        found = admins.each(lambda admin: admin.buried(tube, limit=limit, after_id=after_id))
+    _answered(servers, found, tube)
+    listings = found.results
     more = {
         server: listing.next_id - 1
         for server, listing in listings.items()
         if len(listing.jobs) == limit and (after_id > 0 or len(listing.jobs) < listing.buried)
     }
-    jobs = [(server, job) for server, listing in listings.items() for job in listing.jobs]
     if as_json:
-        _echo_json(
-            {
-                "tube": tube,
-                "buried": sum(listing.buried for listing in listings.values()),
-                "jobs": [
-                    {**job.as_dict(), "id": str(JobRef(server, job.id)), "server": server}
-                    for server, job in jobs
-                ],
-                "next_after_id": more or None,
-                "errors": found.failures,
-            }
-        )
-    elif not jobs and listings:
+        fmt.echo_json(fmt.buried_json(servers, tube, found, more))
+    elif any(listing.jobs for listing in listings.values()):
+        click.echo(fmt.buried_table(servers, found))
+    else:
         # Not "none" when a server could not be asked: only the ones that answered.
         where = f" on {', '.join(listings)}" if found.failures else ""
         click.echo(f"no buried jobs in tube {tube!r}{where}")
-    elif jobs:
-        click.echo(_buried_table([(str(JobRef(server, job.id)), job) for server, job in jobs]))
-    for server, next_after in more.items():
-        click.echo(
-            f"({server}: listed {len(listings[server].jobs)} of {listings[server].buried} "
-            f"buried jobs; continue with --server {server} --after-id {next_after})",
-            err=True,
-        )
+    if not as_json:
+        for note in fmt.buried_notes(servers, found, more):
+            click.echo(note, err=True)
     _finish(found)
-
-
-def _buried_table(jobs: Sequence[tuple[object, JobInfo]]) -> str:
-    rows = [
-        (
-            shown,
-            job.stats.get("age", "?"),
-            job.stats.get("pri", "?"),
-            job.stats.get("reserves", "?"),
-            job.stats.get("timeouts", "?"),
-            job.stats.get("buries", "?"),
-            job.stats.get("kicks", "?"),
-            _preview(job.body),
-        )
-        for shown, job in jobs
-    ]
-    headers = ("ID", "AGE", "PRI", "RESERVES", "TIMEOUTS", "BURIES", "KICKS", "BODY")
-    return _table(headers, rows)
 
 
 # -- kick, delete, pause -------------------------------------------------------------------
@@ -469,13 +269,7 @@ def _buried_table(jobs: Sequence[tuple[object, JobInfo]]) -> str:
 @click.command("kick")
 @server_option
 @click.option("--tube", "-t", callback=check_tube_param, help="kick jobs of this tube")
-@click.option(
-    "--count",
-    type=Count("count", low=1, high=MAX_U32),
-    default=1,
-    show_default=True,
-    help="with --tube: how many jobs at most",
-)
+@_count_option("--count", default=1, show_default=True)
 @_job_option()
 @_timeout_option
 def kick_command(
@@ -494,30 +288,13 @@ def kick_command(
         server, number = _locate(job_id, servers)
         with Admin(server, timeout=timeout) as admin:
             admin.kick_job(number)
-        click.echo(f"kicked job {job_label(server, number, servers)}")
-        return
-    if len(servers) == 1:
-        with Admin(servers[0], timeout=timeout) as admin:
-            kicked = admin.kick(str(tube), count)
-        click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
+        click.echo(f"kicked job {fmt.job_label(servers, server, number)}")
         return
     name = str(tube)
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
-        # Every server is asked at once whether it is there and has the tube (a frozen one
-        # costs one --timeout, and a dead one is reported even when --count is used up
-        # early); then the kicks go in turn, since --count is shared.
-        found = group.each(lambda admin: admin.require_tube(name), tube=name, parallel=True)
-        kicked = 0
-        for server in list(found.results):
-            if kicked >= count:
-                break
-            try:
-                kicked += group.admin_for(server).kick(name, count - kicked)
-            except ConnectError as exc:
-                found.failures[server] = str(exc)
-            except UnknownTube:
-                pass  # emptied since it was listed: nothing to kick there
-    click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {tube!r}")
+    with Admins(servers, timeout=timeout) as admins:
+        kicked, found = admins.kick(name, count)
+    _answered(servers, found, name)
+    click.echo(f"kicked {kicked} job{'s' if kicked != 1 else ''} in tube {name!r}")
     _finish(found)
 
 
@@ -532,38 +309,23 @@ def delete_command(servers: list[str], job_id: str, timeout: float) -> None:
     server, number = _locate(job_id, servers)
     with Admin(server, timeout=timeout) as admin:
         admin.delete(number)
-    click.echo(f"deleted job {job_label(server, number, servers)}")
+    click.echo(f"deleted job {fmt.job_label(servers, server, number)}")
 
 
 @click.command("pause")
 @server_option
 @click.option("--tube", "-t", required=True, callback=check_tube_param, help="tube to pause")
-@click.option(
-    "--seconds",
-    type=Count("seconds", low=0, high=MAX_U32),
-    required=True,
-    help="how long no job may be reserved from the tube (0 resumes it)",
-)
+@_count_option("--seconds", required=True)
 @_timeout_option
 def pause_command(servers: list[str], tube: str, seconds: int, timeout: float) -> None:
     """Stop workers reserving from a tube for a while (on every server that has it)."""
     done = f"resumed tube {tube!r}" if seconds == 0 else f"paused tube {tube!r} for {seconds}s"
-    if len(servers) == 1:
-        with Admin(servers[0], timeout=timeout) as admin:
-            admin.pause(tube, seconds)
-        click.echo(done)
-        return
-    with AdminGroup(servers, scan_budget=DEFAULT_SCAN_LIMIT, timeout=timeout) as group:
-        found = group.each(lambda admin: admin.pause(tube, seconds), tube=tube, parallel=True)
-    if found.results:
-        # With a server failing, say where it was done; the failure follows on stderr.
-        click.echo(f"{done} on {', '.join(found.results)}" if found.failures else done)
+    with Admins(servers, timeout=timeout) as admins:
+        found = admins.each(lambda admin: admin.pause(tube, seconds))
+    _answered(servers, found, tube)
+    # With a server failing, say where it was done; the failure follows on stderr.
+    click.echo(f"{done} on {', '.join(found.results)}" if found.failures else done)
     _finish(found)
-
-
-def job_label(server: str, job_id: int, servers: list[str]) -> str:
-    """``SERVER/ID`` with several servers, the bare id with one (as before)."""
-    return str(JobRef(server, job_id)) if len(servers) > 1 else str(job_id)
 
 
 COMMANDS: list[click.Command] = [

@@ -1,4 +1,9 @@
-"""``beanfleet exporter``: serve beanstalkd's stats as Prometheus metrics over HTTP."""
+"""``beanfleet exporter``: serve beanstalkd's stats as Prometheus metrics over HTTP.
+
+One collector over the servers given (1..N); whether series carry a ``server`` label is
+:func:`beanfleet.cli.format.label_servers`'s to say.  May import: ``metrics``, :mod:`.options`,
+:mod:`.format`, the base modules and click.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,10 @@ import click
 from prometheus_client import make_wsgi_app
 
 from beanfleet.bounds import MAX_COUNT, Count, Number
+from beanfleet.cli.format import label_servers
 from beanfleet.cli.options import server_option
 from beanfleet.errors import ConfigError
 from beanfleet.metrics.exporter import DEFAULT_TIMEOUT, BeanstalkdCollector, make_registry
-from beanfleet.metrics.exporter_servers import ServersCollector
 from beanfleet.metrics.http import listen_option, serve
 
 DEFAULT_LISTEN = "0.0.0.0:9650"
@@ -50,16 +55,18 @@ def exporter_command(
     does not answer within --timeout.  With several servers every series has a server label
     (none with one server, as before).
     """
-    collector: BeanstalkdCollector | ServersCollector
-    if len(servers) == 1:
-        collector = BeanstalkdCollector(
-            servers[0], timeout=timeout, scan_limit=scan_limit, binlog_dir=binlog_dir
-        )
-    elif binlog_dir:
-        # The binlog's file system is the local server's: one exporter per queue host.
+    labelled = label_servers(servers)
+    if binlog_dir is not None and labelled:
+        # The binlog's file system is the local server's (one exporter per queue host), and
+        # its series carry no server label.
         raise ConfigError("--binlog-dir needs a single --server (the local beanstalkd)")
-    else:
-        collector = ServersCollector(servers, timeout=timeout, scan_limit=scan_limit)
+    collector = BeanstalkdCollector(
+        servers,
+        label_servers=labelled,
+        timeout=timeout,
+        scan_limit=scan_limit,
+        binlog_dir=binlog_dir,
+    )
     server = ",".join(servers)
     try:
         serve(make_wsgi_app(make_registry(collector)), listen, f"metrics of beanstalkd {server}")

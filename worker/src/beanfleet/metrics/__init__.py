@@ -1,9 +1,9 @@
 """Prometheus: the beanstalkd exporter and the workers' own metrics.
 
-Owns the exporter's collector on one server (:mod:`.exporter`) and over several
-(:mod:`.exporter_servers`; merged in the next step of issue 19), the worker's metrics written
-to per-process value files (:mod:`.worker`, :mod:`.valuefiles`), the endpoint that merges
-those files (:mod:`.endpoint`) and the small HTTP server both use (:mod:`.http`).
+Owns the exporter's collector over a set of servers, 1..N (:mod:`.exporter`), the worker's
+metrics written to per-process value files (:mod:`.worker`, :mod:`.valuefiles`), the
+endpoint that merges those files (:mod:`.endpoint`) and the small HTTP server both use
+(:mod:`.http`).
 
 May import: ``work``, ``admin``, ``wire``, the base modules and ``prometheus_client``.  Never
 ``cli``; ``work`` never imports this package.

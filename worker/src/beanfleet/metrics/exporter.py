@@ -1,4 +1,5 @@
-"""A Prometheus collector that asks beanstalkd for its stats on every scrape.
+"""A Prometheus collector that asks a set of beanstalkd servers (1..N) for their stats on
+every scrape.
 
 Server-wide values come from ``stats``, per-tube ones from ``stats-tube`` and the
 oldest-ready scan of :class:`~beanfleet.admin.Admin` (which remembers what it learnt between
@@ -7,7 +8,20 @@ scrape still succeeds with ``beanfleet_up 0``; the next scrape reconnects.
 
 A scrape waits for beanstalkd at most ``timeout`` seconds (:class:`ServerQuery`): a frozen
 server (SIGSTOP, a paused VM: the kernel accepts the connection, nothing answers) is
-``beanfleet_up 0`` for that scrape instead of hanging it and every scrape after it.
+``beanfleet_up 0`` for that scrape instead of hanging it and every scrape after it.  The
+servers are asked at once, and a scrape waits for them at most ``timeout`` seconds in all.
+
+One collector serves one server or several: each server is asked the same way and yields
+the same families, merged by name (a name may appear only once in an exposition).  Only the
+``server`` label depends on the count, and it is one flag, ``label_servers``, decided where
+output is formatted (``cli/format``): with one server no label, so dashboards and alerts
+written for it keep working (Prometheus' own ``instance`` label names the exporter, hence
+the server); with several every sample gets ``server="HOST:PORT"``.  A server that does not
+answer yields ``beanfleet_up 0`` and no other series (no stale per-tube figures): its jobs
+wait in its binlog, and an alert on ``beanfleet_up == 0`` says so.
+
+Owns the collector, the per-server question thread and the families' names.  May import:
+``admin`` (the queries), the base modules and prometheus_client.
 """
 
 from __future__ import annotations
@@ -15,11 +29,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import greenstalk
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.metrics_core import Metric as BaseMetric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from beanfleet.admin.queries import Admin, Stats, TubeStats
@@ -33,27 +48,34 @@ DEFAULT_TIMEOUT = 4.0
 
 JOB_STATES = ("ready", "reserved", "delayed", "buried")
 
-# stats field -> (metric name, help); gauges are current values, counters only grow
-# (until beanstalkd restarts, which Prometheus' rate() treats as a counter reset).
-SERVER_GAUGES = {
-    "current-jobs-urgent": ("beanfleet_urgent_jobs", "Ready jobs with priority < 1024"),
-    "current-connections": ("beanfleet_connections", "Open connections"),
-    "current-producers": ("beanfleet_producers", "Connections that have put a job"),
-    "current-workers": ("beanfleet_workers", "Connections that have reserved a job"),
-    "current-waiting": ("beanfleet_waiting_connections", "Connections blocked in reserve"),
-    "current-tubes": ("beanfleet_tubes", "Existing tubes"),
-    "uptime": ("beanfleet_uptime_seconds", "Seconds since beanstalkd started"),
-    "max-job-size": ("beanfleet_max_job_size_bytes", "Largest job body the server accepts"),
-    "binlog-oldest-index": ("beanfleet_binlog_oldest_index", "Index of the oldest binlog file"),
-    "binlog-current-index": ("beanfleet_binlog_current_index", "Index of the binlog file written"),
-    "binlog-max-size": ("beanfleet_binlog_max_size_bytes", "Maximum size of a binlog file"),
+# beanstalkd's ``stats`` fields served as series, in this order: field, kind, series name
+# (after ``beanfleet_``), help.  Gauges are current values; counters only grow (until
+# beanstalkd restarts, which Prometheus' rate() treats as a counter reset).
+_SERVER_TABLE = """\
+current-jobs-urgent     gauge   urgent_jobs             Ready jobs with priority < 1024
+current-connections     gauge   connections             Open connections
+current-producers       gauge   producers               Connections that have put a job
+current-workers         gauge   workers                 Connections that have reserved a job
+current-waiting         gauge   waiting_connections     Connections blocked in reserve
+current-tubes           gauge   tubes                   Existing tubes
+uptime                  gauge   uptime_seconds          Seconds since beanstalkd started
+max-job-size            gauge   max_job_size_bytes      Largest job body the server accepts
+binlog-oldest-index     gauge   binlog_oldest_index     Index of the oldest binlog file
+binlog-current-index    gauge   binlog_current_index    Index of the binlog file written
+binlog-max-size         gauge   binlog_max_size_bytes   Maximum size of a binlog file
+total-jobs              counter jobs_created            Jobs created since beanstalkd started
+job-timeouts            counter job_timeouts            Reserved jobs whose TTR ran out
+total-connections       counter connections_opened      Connections accepted
+binlog-records-written  counter binlog_records_written  Records written to binlog
+binlog-records-migrated counter binlog_records_migrated Records compacted
+"""
+_KINDS: dict[str, type[GaugeMetricFamily | CounterMetricFamily]] = {
+    "gauge": GaugeMetricFamily,
+    "counter": CounterMetricFamily,
 }
-SERVER_COUNTERS = {
-    "total-jobs": ("beanfleet_jobs_created", "Jobs created since beanstalkd started"),
-    "job-timeouts": ("beanfleet_job_timeouts", "Reserved jobs whose TTR ran out"),
-    "total-connections": ("beanfleet_connections_opened", "Connections accepted"),
-    "binlog-records-written": ("beanfleet_binlog_records_written", "Records written to binlog"),
-    "binlog-records-migrated": ("beanfleet_binlog_records_migrated", "Records compacted"),
+SERVER_SERIES = {
+    key: (f"beanfleet_{name}", text, _KINDS[kind])
+    for key, kind, name, text in (row.split(maxsplit=3) for row in _SERVER_TABLE.splitlines())
 }
 
 
@@ -122,43 +144,65 @@ class ServerQuery:
 
 
 class BeanstalkdCollector(Collector):
-    """Collects one beanstalkd's metrics per scrape, waiting at most ``timeout`` seconds."""
+    """Collects the servers' metrics per scrape, all asked at once, waiting at most
+    ``timeout`` seconds in all.  ``label_servers``: a ``server`` label on every sample.
+    ``binlog_dir``: the local binlog's file system (the exporter beside one beanstalkd)."""
 
     def __init__(
         self,
-        server: str,
+        servers: Sequence[str],
         *,
+        label_servers: bool,
         timeout: float = DEFAULT_TIMEOUT,
         scan_limit: int = 100_000,
         binlog_dir: str | None = None,
     ) -> None:
-        self.server = server
+        self.servers = list(servers)
+        self.label_servers = label_servers
         self.binlog_dir = binlog_dir
         self.timeout = timeout
-        self.query = ServerQuery(server, timeout=timeout, scan_limit=scan_limit)
+        self.queries = {
+            s: ServerQuery(s, timeout=timeout, scan_limit=scan_limit) for s in self.servers
+        }
 
     def describe(self) -> list[Metric]:
         # Nothing at registration time: describing would need a scrape of beanstalkd.
         return []
 
     def close(self) -> None:
-        self.query.close()
+        for query in self.queries.values():
+            query.close()
 
-    def collect(self) -> Iterator[Metric]:
+    def collect(self) -> Iterator[BaseMetric]:
         started = time.monotonic()
-        answer, took = self.query.wait(self.query.ask(), started, started + self.timeout)
-        if answer is not None:
-            yield from server_metrics(answer[0])
-            yield from tube_metrics(answer[1])
-        if self.binlog_dir is not None:
-            yield from binlog_disk_metrics(self.binlog_dir)
-        up = 0 if answer is None else 1
-        yield GaugeMetricFamily("beanfleet_up", "1 if beanstalkd answered this scrape", up)
-        yield GaugeMetricFamily(
+        deadline = started + self.timeout
+        questions = {server: query.ask() for server, query in self.queries.items()}
+        label = ["server"] if self.label_servers else []
+        up = GaugeMetricFamily("beanfleet_up", "1 if beanstalkd answered this scrape", labels=label)
+        took = GaugeMetricFamily(
             "beanfleet_scrape_duration_seconds",
             "Time spent asking beanstalkd during this scrape",
-            max(0.0, took),
+            labels=label,
         )
+        merged: dict[str, BaseMetric] = {}
+        for server, question in questions.items():
+            answer, seconds = ServerQuery.wait(question, started, deadline)
+            families = [*server_metrics(answer[0]), *tube_metrics(answer[1])] if answer else []
+            extra = {"server": server} if self.label_servers else {}
+            for family in families:
+                target = merged.get(family.name)
+                if target is None:
+                    target = BaseMetric(family.name, family.documentation, family.type)
+                    merged[family.name] = target
+                for sample in family.samples:
+                    target.samples.append(sample._replace(labels={**extra, **sample.labels}))
+            up.add_metric(list(extra.values()), 0 if answer is None else 1)
+            took.add_metric(list(extra.values()), max(0.0, seconds))
+        yield from merged.values()
+        if self.binlog_dir is not None:
+            yield from binlog_disk_metrics(self.binlog_dir)
+        yield up
+        yield took
 
 
 def server_metrics(stats: Stats) -> Iterator[Metric]:
@@ -173,10 +217,8 @@ def server_metrics(stats: Stats) -> Iterator[Metric]:
     for state in JOB_STATES:
         jobs.add_metric([state], number(f"current-jobs-{state}"))
     yield jobs
-    for key, (name, text) in SERVER_GAUGES.items():
-        yield GaugeMetricFamily(name, text, number(key))
-    for key, (name, text) in SERVER_COUNTERS.items():
-        yield CounterMetricFamily(name, text, number(key))
+    for key, (name, text, family) in SERVER_SERIES.items():
+        yield family(name, text, number(key))
     commands = CounterMetricFamily(
         "beanfleet_commands", "Commands served, by command", labels=["command"]
     )

@@ -1,5 +1,7 @@
-"""Issue 18 edges of the admin CLI over two real beanstalkd servers, run as real
-``beanfleet`` processes: one server frozen or dead, one server spelled two ways."""
+"""Issue 18 edges of the admin CLI over a set of real beanstalkd servers, run as real
+``beanfleet`` processes: a server frozen or dead, one server spelled two ways.  Where the
+behaviour is defined for one server too, the test runs with one and with two (``servers``);
+the rest needs a live server beside the failing one."""
 
 from __future__ import annotations
 
@@ -9,26 +11,25 @@ from collections.abc import Iterator
 
 import greenstalk
 import pytest
+from admin_helpers import bury_on, put_on, tube_count
 from beanstalkd_server import Beanstalkd
 from cli_process import run
-from multi_support import put_direct, tube_count
 
 Pair = tuple[Beanstalkd, Beanstalkd]
 
 
-def bury_one(server: Beanstalkd, tube: str, body: bytes = b"{}") -> int:
-    job_id = put_direct(server, tube, body)
-    with greenstalk.Client(server.pair, encoding=None, watch=tube) as client:
-        client.bury(client.reserve_job(job_id))
-    return job_id
+@pytest.fixture
+def pair(beanstalkd: Beanstalkd, second: Beanstalkd) -> Pair:
+    return beanstalkd, second
 
 
 @pytest.fixture
-def live_and_frozen(pair: Pair) -> Iterator[Pair]:
-    """A buried job in tube t on each server, then the second one stopped (SIGSTOP)."""
-    live, frozen = pair
-    for server in pair:
-        bury_one(server, "t")
+def live_and_frozen(servers: list[Beanstalkd]) -> Iterator[tuple[list[Beanstalkd], Beanstalkd]]:
+    """A buried job in tube t on each server, then the last one stopped (SIGSTOP); the
+    others (none with one server) stay live."""
+    *live, frozen = servers
+    for server in servers:
+        bury_on(server, "t")
     assert frozen.proc is not None
     frozen.proc.send_signal(signal.SIGSTOP)
     try:
@@ -49,24 +50,29 @@ def live_and_frozen(pair: Pair) -> Iterator[Pair]:
     ids=lambda value: "-".join(value) if isinstance(value, list) else None,
 )
 def test_a_frozen_server_is_named_and_the_live_one_still_shown(
-    live_and_frozen: Pair, command: list[str], shown: str
+    live_and_frozen: tuple[list[Beanstalkd], Beanstalkd], command: list[str], shown: str
 ) -> None:
-    """Issue 18 item 8: with one of two servers frozen (SIGSTOP) stats, peek, buried, kick
-    and pause finish within --timeout, show (or act on) the live server, name the frozen
-    one on stderr and exit 1."""
+    """Issue 18 item 8: with a server frozen (SIGSTOP) stats, peek, buried, kick and pause
+    finish within --timeout, name the frozen one on stderr and exit 1; with a live server
+    beside it they show (or act on) the live one too."""
     live, frozen = live_and_frozen
-    done = run(*command, "-s", f"{live.address},{frozen.address}", "--timeout", "1", limit=15)
+    every = ",".join(server.address for server in [*live, frozen])
+    done = run(*command, "-s", every, "--timeout", "1", limit=15)
     assert done.code == 1
     line = done.one_error_line()
-    assert frozen.address in line and live.address not in line and "no reply" in line
-    assert shown.replace("{LIVE}", live.address) in done.text
+    assert frozen.address in line and "no reply" in line
+    for server in live:
+        assert server.address not in line
+        assert shown.replace("{LIVE}", server.address) in done.text
+    if not live:
+        assert done.out == b""  # nothing answered: nothing that reads as an answer
 
 
 def test_kick_names_a_dead_server_even_when_the_live_one_had_enough(pair: Pair) -> None:
     """Issue 18 item 16: kick --tube kicks on the live server and, though --count is then
     used up, still reports the dead one (exit 1) instead of saying nothing (exit 0)."""
     live, dead = pair
-    bury_one(live, "t")
+    bury_on(live, "t")
     dead.kill()
     done = run("kick", "-s", f"{live.address},{dead.address}", "-t", "t", "--count", "1")
     assert done.code == 1
@@ -79,7 +85,7 @@ def test_pause_names_a_dead_server_and_says_where_it_paused(pair: Pair) -> None:
     """Issue 18 item 16: pause with one server dead pauses the live one, says where, and
     names the dead one on stderr (exit 1)."""
     live, dead = pair
-    put_direct(live, "t", b"{}")
+    put_on(live, "t", b"{}")
     dead.kill()
     done = run("pause", "-s", f"{dead.address},{live.address}", "-t", "t", "--seconds", "30")
     assert done.code == 1
@@ -89,15 +95,17 @@ def test_pause_names_a_dead_server_and_says_where_it_paused(pair: Pair) -> None:
         assert int(client.stats_tube("t")["pause"]) == 30
 
 
-def test_buried_with_every_server_down_is_an_error_not_an_empty_list(pair: Pair) -> None:
+def test_buried_with_every_server_down_is_an_error_not_an_empty_list(
+    servers: list[Beanstalkd],
+) -> None:
     """Issue 18 item 16: buried with every server down prints no "no buried jobs" (that
-    would read as all clear): nothing on stdout, both servers named, exit 1."""
-    for server in pair:
+    would read as all clear): nothing on stdout, every server named, exit 1."""
+    for server in servers:
         server.kill()
-    done = run("buried", "-s", ",".join(s.address for s in pair), "-t", "t")
+    done = run("buried", "-s", ",".join(s.address for s in servers), "-t", "t")
     assert done.code == 1 and done.out == b""
     line = done.one_error_line()
-    assert all(server.address in line for server in pair)
+    assert all(server.address in line for server in servers)
 
 
 def test_one_server_spelled_two_ways_counts_once(pair: Pair) -> None:
@@ -107,7 +115,7 @@ def test_one_server_spelled_two_ways_counts_once(pair: Pair) -> None:
     done = run("stats", "-s", f"{a.address},{b.address},localhost:{a.port}")
     assert done.code == 2
     assert f"{a.address} and localhost:{a.port} are one server" in done.one_error_line()
-    bury_one(a, "t")
+    bury_on(a, "t")
     done = run("buried", "-s", f"127.1:0{a.port},{b.address}", "-t", "t", "--json")
     assert done.code == 0, done.err
     (job,) = json.loads(done.out)["jobs"]
@@ -115,3 +123,21 @@ def test_one_server_spelled_two_ways_counts_once(pair: Pair) -> None:
     done = run("kick", "-s", f"127.1:0{a.port},{b.address}", "--job", f"127.0.0.1:0{a.port}/1")
     assert done.code == 0, done.err
     assert done.text.strip() == f"kicked job {a.address}/1"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["stats"], ["peek", "-t", "t"], ["kick", "-t", "t"], ["pause", "-t", "t", "--seconds", "1"]],
+    ids="-".join,
+)
+def test_with_every_server_down_nothing_reads_as_an_answer(
+    servers: list[Beanstalkd], command: list[str]
+) -> None:
+    """Every server down: nothing on stdout (no "kicked 0 jobs", no summary of nothing),
+    every server named on stderr, exit 1 - with one server as with two."""
+    for server in servers:
+        server.kill()
+    done = run(*command, "-s", ",".join(s.address for s in servers))
+    assert done.code == 1 and done.out == b""
+    line = done.one_error_line()
+    assert all(server.address in line for server in servers)
