@@ -48,7 +48,16 @@ TUBE = "f10-cost"
 
 # First match wins; matched against "file:function" of each profile entry.
 PARTS: list[tuple[str, str]] = [
-    ("socket I/O (send, recv, poll; mostly kernel time)", r"_socket\.socket|select\.poll|'poll'"),
+    ("socket calls (send, recv, poll)", r"_socket\.socket|select\.poll|'poll'"),
+    (
+        "start-up (imports, regex compiling; differs run to run)",
+        r"<frozen |marshal\.loads|re/_|sre_|importlib|builtins\.compile|posix\.stat|"
+        r"posix\.listdir|_io\.open_code|site-packages/(click|greenstalk|prometheus_client)/",
+    ),
+    (
+        "waiting (sleeps, locks, thread joins)",
+        r"time\.sleep|_thread\.lock|_thread\.RLock|threading\.py:(join|wait)|select\.select",
+    ),
     (
         "run record (pwrite + its bookkeeping)",
         r"posix\.pwrite|crashguard\.py|running\.py|posix\.lseek|posix\.fsync",
@@ -68,7 +77,9 @@ PARTS: list[tuple[str, str]] = [
         r"|prefetch\.py",
     ),
 ]
-REST = "the loop's other Python (job objects, stop/recycle checks, calls)"
+REST = "the loop's other Python (stop/recycle checks, calls, the rest)"
+# Wall time that is not the worker's per-job CPU (waits, start-up noise): left out of shares.
+LEFT_OUT = (PARTS[0][0], PARTS[1][0], PARTS[2][0])
 
 
 def part_of(key: tuple[str, int, str]) -> str:
@@ -242,19 +253,27 @@ def tables(results: dict[str, Cost]) -> list[str]:
     out.append("| all | " + " | ".join(f"**{sum(calls[n].values()):.2f}**" for n in names) + " |")
     out.append("")
     head = " | ".join(f"{n}: share | {n}: ≈ µs | {n}: calls" for n in names)
-    out.append(f"| part of one job | {head} |")
+    out.append(f"| part of one job (user-mode Python) | {head} |")
     out.append("|---|" + "---:|---:|---:|" * len(names))
     for part in [p for p, _ in PARTS] + [REST]:
-        if not any(part in results[n].profile for n in names):
-            continue
+        if not any(results[n].profile.get(part, (0.0, 0.0))[1] >= 0.005 for n in names):
+            continue  # no call per job in this part (metrics off, start-up)
         cells = []
         for n in names:
-            prof, cpu = results[n].profile, results[n].timed["cpu"]
-            total = sum(max(0.0, us) for us, _ in prof.values()) or 1.0
-            us, count = prof.get(part, (0.0, 0.0))
-            share = max(0.0, us) / total
-            cells.append(f"{100 * share:.0f} % | {share * cpu:.1f} | {count:.1f}")
+            # cProfile's clock is wall time: a recv's wait for beanstalkd's reply is not the
+            # worker's CPU, so the socket calls' share is left out of the Python parts; the
+            # kernel's side of every system call is the row below, measured.
+            prof, user = results[n].profile, results[n].timed["user"]
+            python = {k: max(0.0, us) for k, (us, _c) in prof.items() if k not in LEFT_OUT}
+            count = prof.get(part, (0.0, 0.0))[1]
+            if part in LEFT_OUT:
+                cells.append(f"– | – | {count:.1f}")
+                continue
+            share = python.get(part, 0.0) / (sum(python.values()) or 1.0)
+            cells.append(f"{100 * share:.0f} % | {share * user:.1f} | {count:.1f}")
         out.append(f"| {part} | " + " | ".join(cells) + " |")
+    cells = [f"| **{results[n].timed['cpu'] - results[n].timed['user']:.1f}** | " for n in names]
+    out.append("| kernel: all system calls (measured: CPU − user) | " + " | ".join(cells) + " |")
     cells = [
         f"100 % | **{results[n].timed['cpu']:.1f}** ({results[n].timed['user']:.1f} user) | "
         for n in names
@@ -293,14 +312,17 @@ def run(ctx: Ctx) -> Figure:
     fig.tables.append(tables(results))
     fig.notes.append(
         f"{ctx.size.jobcost_jobs:,} jobs (and a quarter of that, subtracted: start-up drops "
-        "out), one worker, one server, binlog off for the strace and profile runs. 'share' is "
-        "the part's share of the worker's Python time under cProfile (which inflates every "
-        "call, so only shares are kept); '≈ µs' is that share of the worker's CPU per job "
-        "measured without the profiler; 'calls' is function calls per job in that part. "
-        "System calls are counted exactly (strace -f -c, every thread). cProfile sees the "
-        "main thread only: the job log's lines are formatted per job there but written in "
-        "batches by the heartbeat thread (one write per batch, which is why no write per "
-        "job shows); that thread's CPU is in the unprofiled total."
+        "out), one worker, one server, binlog off for the strace and profile runs. 'share' "
+        "is the part's share of the worker's Python time under cProfile (which inflates "
+        "every call, so only shares are kept; socket calls, waits and start-up are left out "
+        "of it, since cProfile's wall clock counts a recv's wait for beanstalkd, a sleep, "
+        "and preemption by other processes); "
+        "'≈ µs' is that share of the worker's user-mode CPU per job measured without the "
+        "profiler; the kernel row is the worker's system CPU per job, measured; 'calls' is "
+        "function calls per job. System calls are counted exactly (strace -f -c, every "
+        "thread). cProfile sees the main thread only: the job log's lines are formatted per "
+        "job there but written in batches by the heartbeat thread (one write per batch, "
+        "which is why no write per job shows); that thread's CPU is in the unprofiled total."
     )
     return fig
 

@@ -138,13 +138,22 @@ def merge(previous: str, partial: str, numbers: set[int]) -> str:
     old_rows = [ln for ln in old_table.strip().splitlines()[2:] if number(ln) not in numbers]
     new_lines = table.strip().splitlines()
     rows = sorted(new_lines[2:] + old_rows, key=number)  # stable: each figure's order kept
-    head = head.replace(
-        "| Run | ",
-        f"| Kept | figures {', '.join(sorted({str(number(r)) for r in old_rows}, key=int))} "
-        f"are from the run of {when} (this run: figures "
-        f"{', '.join(str(n) for n in sorted(numbers))} only) |\n| Run | ",
-        1,
+    # Which run each kept figure comes from: the previous file's own "Kept" rows, else its date.
+    dates = {}
+    for line in previous.splitlines():
+        if line.startswith("| Kept | from the run of "):
+            date, _, figs = line.removeprefix("| Kept | from the run of ").partition(": figures ")
+            for f in figs.split(" (", 1)[0].split(", "):
+                dates[int(f)] = date
+    by_date: dict[str, list[int]] = {}
+    for f in sorted({number(r) for r in old_rows}):
+        by_date.setdefault(dates.get(f, when), []).append(f)
+    kept = "".join(
+        f"| Kept | from the run of {date}: figures {', '.join(map(str, figs))} |\n"
+        for date, figs in by_date.items()
     )
+    head = "".join(ln + "\n" for ln in head.splitlines() if not ln.startswith("| Kept |"))
+    head = head.replace("| Run | ", kept + "| Run | ", 1)
 
     def sections(text: str) -> dict[int, str]:
         body = text.split("## What each figure measures and what limits it", 1)[-1]
