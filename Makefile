@@ -52,8 +52,13 @@ test-fleet: $(STAMP)
 test-vm: $(STAMP)
 	BEANFLEET_PROVIDER=libvirt $(BIN)/pytest tests/fleet -m vm
 
+# BENCH_OLD_REV: the worker figures 1, 9 and 10 also run at this git revision (installed in
+# .venv-old) for old-vs-new rows in the same run; `auto` = the commit before issue 19's
+# move into subpackages, `none` = skip.
+BENCH_OLD_REV ?= auto
+
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --size full
+	$(BIN)/python bench/run.py --size full --old-rev $(BENCH_OLD_REV)
 
 drills: $(STAMP)
 	$(BIN)/python drills/run.py
