@@ -21,6 +21,8 @@ from beanfleet.bounds import MAX_JOB_ID, parse_int, shown
 from beanfleet.errors import ConfigError
 from beanfleet.names import canonical_server
 
+_INT_TYPES = frozenset("bcdnoxX")
+
 
 @dataclass(frozen=True, slots=True)
 class JobRef:
@@ -39,8 +41,9 @@ class JobRef:
         return f"{self.server}/{self.id}"
 
     def __format__(self, spec: str) -> str:
-        # f"{ref}" is SERVER/ID; a numeric spec ("d", "08d") formats the id on its server.
-        return format(str(self), spec) if not spec or spec[-1:] == "s" else format(self.id, spec)
+        # f"{ref}" and f"{ref:>20}" are SERVER/ID; an integer type ("d", "08d", "x") formats
+        # the id on its server.
+        return format(self.id, spec) if spec[-1:] in _INT_TYPES else format(str(self), spec)
 
 
 def public_id(servers: Sequence[str], server: str, job_id: int) -> int | JobRef:
