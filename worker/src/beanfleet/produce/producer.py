@@ -241,7 +241,8 @@ class Producer:
                 conn = link.open()
                 if len(body) > link.max_job_size:  # before `use`: a refused job touches no tube
                     raise JobTooBig(len(body), link.max_job_size)
-                link.use(tube)
+                if link.tube != tube:
+                    link.use(tube)
                 conn.write(command)
             except (ConnectError, OSError, greenstalk.Error) as exc:  # not written in full
                 failures.append(self._failed(link, exc))

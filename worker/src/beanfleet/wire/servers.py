@@ -75,6 +75,7 @@ class ServerHealth:
     def __init__(self, servers: Sequence[str]) -> None:
         self._rest_until = dict.fromkeys(servers, 0.0)
         self._backoff = {server: Backoff(REST_FIRST, REST_CAP) for server in servers}
+        self._rested: set[str] = set()  # failed since their last success (the put path's check)
 
     def resting(self, server: str, now: float | None = None) -> bool:
         return self._rest_until[server] > (time.monotonic() if now is None else now)
@@ -83,14 +84,20 @@ class ServerHealth:
         """Rest ``server``; return for how long."""
         rest = self._backoff[server].failed()
         self._rest_until[server] = time.monotonic() + rest
+        self._rested.add(server)
         return rest
 
     def succeeded(self, server: str) -> None:
-        self._rest_until[server] = 0.0
-        self._backoff[server].succeeded()
+        if server in self._rested:  # (once per put: nothing to do when all is well)
+            self._rested.discard(server)
+            self._rest_until[server] = 0.0
+            self._backoff[server].succeeded()
 
-    def healthy_first(self, ordered: Sequence[str]) -> list[str]:
-        """``ordered`` with the resting servers moved last, soonest back first."""
+    def healthy_first(self, ordered: list[str]) -> list[str]:
+        """``ordered`` with the resting servers moved last, soonest back first (``ordered``
+        itself when no server failed since its last success: callers do not change it)."""
+        if not self._rested:
+            return ordered
         now = time.monotonic()
         awake = [s for s in ordered if not self.resting(s, now)]
         asleep = sorted(
@@ -107,9 +114,12 @@ class Placer:
         self.placement = check_placement(placement)
         self.health = ServerHealth(servers)
         self._next = random.randrange(len(self.servers))
+        # Each round-robin turn's order, made once: a put asks for one per job.
+        self._turns = [self.servers[i:] + self.servers[:i] for i in range(len(self.servers))]
         self._by_tube: dict[str, list[str]] = {}
 
     def order(self, tube: str) -> list[str]:
+        """The servers to ask, in order (a list the caller must not change)."""
         if self.placement == "tube":
             ordered = self._by_tube.get(tube)
             if ordered is None:
@@ -117,7 +127,7 @@ class Placer:
             return self.health.healthy_first(ordered)
         start = self._next
         self._next = (start + 1) % len(self.servers)
-        return self.health.healthy_first(self.servers[start:] + self.servers[:start])
+        return self.health.healthy_first(self._turns[start])
 
 
 def _closed(sock: socket.socket) -> bool:
