@@ -18,12 +18,14 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, SupportsIndex
 
 from beanfleet.errors import (
     AllServersDown,
     BeanfleetError,
+    JobTooBig,
     MaybeInserted,
+    PartialPut,
     ServerDraining,
     ServerFull,
 )
@@ -69,6 +71,21 @@ def buried(server: str, job: object) -> Failure:
     )
 
 
+def share_failure(
+    server: str, status: bytes, job: object | None, size: int, limit: int, index: int
+) -> Failure:
+    """Why a server stopped a share at item ``index`` (``job``: its id if it was buried)."""
+    failure = refusal(server, status)
+    if failure is not None:
+        return failure
+    if status == b"BURIED" and job is not None:
+        return buried(server, job)
+    error = (
+        JobTooBig(size, limit, index) if status == b"JOB_TOO_BIG" else refused_with(server, status)
+    )
+    return Failure(server, f"refused with {status.decode('ascii', 'replace')}", error)
+
+
 def refused_with(server: str, status: bytes) -> BeanfleetError:
     """A put answered with a reply no failover explains."""
     return BeanfleetError(
@@ -94,6 +111,44 @@ def none_took(summary: str, failures: Sequence[Failure]) -> BeanfleetError:
 def maybe_inserted(failures: Sequence[Failure], server: str) -> MaybeInserted:
     """Every item is in or maybe in: the replies lost with ``server``'s connection."""
     return MaybeInserted(told(failures), server)
+
+
+class Batch:
+    """One bulk put in progress: the bodies, where each item stands, and the failures."""
+
+    def __init__(self, head: bytes, bodies: list[bytes], size: int) -> None:
+        self.head = head
+        self.bodies = bodies
+        self.sizes = list(map(len, bodies))
+        self.size = size
+        self.ids: list[int | None] = [None] * len(bodies)  # as the servers answered them
+        self.pending = list(range(len(bodies)))  # not yet placed, not maybe inserted
+        self.placed: list[tuple[str, Sequence[int]]] = []  # (server, items it holds)
+        self.maybe: list[int] = []
+        self.maybe_server = ""
+        self.failures: list[Failure] = []
+        self.failed: set[str] = set()
+
+    def fail(self, failure: Failure) -> None:
+        self.failures.append(failure)
+        self.failed.add(failure.server)
+
+    def stopped(self, ids: Sequence[SupportsIndex | None]) -> BeanfleetError:
+        """The error of a bulk put that did not place every item (``ids``: as users see
+        them): the reason alone when nothing went in (the caller may put every item
+        again), else :class:`~beanfleet.errors.PartialPut` saying which items did."""
+        reason = none_took("no beanstalkd server took every job", self.failures)
+        if not self.maybe and self.ids.count(None) == len(self.ids):
+            if isinstance(reason, JobTooBig):
+                return reason
+            told = f"{reason} (0 of {len(self.ids)} jobs were enqueued)"
+            error = type(reason)(told)
+        else:
+            if not self.pending:  # every item is in, or maybe in: the replies lost
+                reason = maybe_inserted(self.failures, self.maybe_server)
+            error = PartialPut(ids, self.maybe, reason)
+        error.__cause__ = reason
+        return error
 
 
 class Written(NamedTuple):

@@ -57,12 +57,13 @@ from beanfleet.priorities import (
     whole_seconds,
 )
 from beanfleet.produce.batch import (
+    Batch,
     Failure,
     buried,
-    maybe_inserted,
     none_took,
     refusal,
     refused_with,
+    share_failure,
     write_share,
 )
 from beanfleet.wire import commands
@@ -321,32 +322,21 @@ class Producer:
         bodies = [encode_body(item, index) for index, item in enumerate(items)]
         if not bodies:
             return []
-        batch = _Batch(commands.put_head(pri, delay_s, ttr_s), bodies, batch_size)
+        batch = Batch(commands.put_head(pri, delay_s, ttr_s), bodies, batch_size)
         try:
             self._place(tube, batch)
         except JobTooBig as exc:  # a server with a smaller max-job-size, met midway
             if batch.maybe or any(job is not None for job in batch.ids):
                 raise PartialPut(self._public(batch), batch.maybe, exc) from exc
             raise
-        done = len(bodies) - batch.ids.count(None)
-        if done == len(bodies):
-            return self._public(batch)  # type: ignore[return-value]  # every item has its id
-        summary = "no beanstalkd server took every job"
-        reason = none_took(summary, batch.failures)
-        if not done and not batch.maybe:
-            if isinstance(reason, JobTooBig):
-                raise reason
-            # Nothing went in: the caller may put every item again.
-            told = f"{reason} (0 of {len(bodies)} jobs were enqueued)"
-            raise type(reason)(told) from reason
-        if not batch.pending:  # every item is in, or maybe in: the replies lost
-            reason = maybe_inserted(batch.failures, batch.maybe_server)
-        raise PartialPut(self._public(batch), batch.maybe, reason) from reason
+        if batch.ids.count(None):
+            raise batch.stopped(self._public(batch))
+        return self._public(batch)  # type: ignore[return-value]  # every item has its id
 
-    def _public(self, batch: _Batch) -> list[int | JobRef | None]:
+    def _public(self, batch: Batch) -> list[int | JobRef | None]:
         return public_ids(self.servers, batch.ids, batch.placed)
 
-    def _place(self, tube: str, batch: _Batch) -> None:
+    def _place(self, tube: str, batch: Batch) -> None:
         """Split the pending items over the servers in placement order, one share each,
         until every item is in or every server failed in this call."""
         while batch.pending:
@@ -369,7 +359,7 @@ class Producer:
             batch.pending.sort()
 
     def _put_share(
-        self, link: Link, tube: str, batch: _Batch, share: list[int]
+        self, link: Link, tube: str, batch: Batch, share: list[int]
     ) -> tuple[list[int], list[int]]:
         """Put ``share`` (indexes into the batch's bodies) on ``link``'s server, filling the
         batch's ids.  Returns (not inserted, maybe inserted)."""
@@ -400,41 +390,11 @@ class Producer:
             batch.fail(Failure(link.server, f"connection lost ({why})", error))
             return left, written.lost
         index, status = written.refused  # type: ignore[misc]  # refused is set
-        job = batch.ids[index]
-        failure = refusal(link.server, status)
-        if failure is None and status == b"BURIED" and job is not None:
-            failure = buried(link.server, public_id(self.servers, link.server, job))
-        elif failure is None:
-            failure = Failure(
-                link.server,
-                f"refused with {status.decode('ascii', 'replace')}",
-                JobTooBig(batch.sizes[index], limit, index)
-                if status == b"JOB_TOO_BIG"
-                else refused_with(link.server, status),
-            )
+        job = batch.ids[index]  # BURIED <id>: in the server, though not queued
+        label = None if job is None else public_id(self.servers, link.server, job)
+        failure = share_failure(link.server, status, label, batch.sizes[index], limit, index)
         batch.fail(self._refused(failure))
         return left, []
-
-
-class _Batch:
-    """One bulk put in progress: the bodies, where each item stands, and the failures."""
-
-    def __init__(self, head: bytes, bodies: list[bytes], size: int) -> None:
-        self.head = head
-        self.bodies = bodies
-        self.sizes = list(map(len, bodies))
-        self.size = size
-        self.ids: list[int | None] = [None] * len(bodies)  # as the servers answered them
-        self.pending = list(range(len(bodies)))  # not yet placed, not maybe inserted
-        self.placed: list[tuple[str, Sequence[int]]] = []  # (server, share) written there
-        self.maybe: list[int] = []
-        self.maybe_server = ""
-        self.failures: list[Failure] = []
-        self.failed: set[str] = set()
-
-    def fail(self, failure: Failure) -> None:
-        self.failures.append(failure)
-        self.failed.add(failure.server)
 
 
 # -- one-call helpers -------------------------------------------------------------------------
