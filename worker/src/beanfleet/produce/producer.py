@@ -30,8 +30,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import greenstalk
 
@@ -67,7 +66,7 @@ from beanfleet.produce.batch import (
     write_share,
 )
 from beanfleet.wire import commands
-from beanfleet.wire.client import connect_error, describe_os_error
+from beanfleet.wire.client import Closing, connect_error, describe_os_error
 from beanfleet.wire.jobref import JobRef, public_id, public_ids
 from beanfleet.wire.servers import Link, Placement, Placer
 
@@ -114,7 +113,7 @@ def delay_until(when: datetime | float, now: float | None = None) -> int:
     return max(0, math.ceil(seconds))
 
 
-class Producer:
+class Producer(Closing):
     """Puts jobs on beanstalkd; reconnects on the next call after a broken link.
 
     ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) names the servers;
@@ -168,17 +167,6 @@ class Producer:
                 failures.append(self._failed(link, exc))
         if len(failures) == len(self.links):
             raise none_took("no beanstalkd server answered", failures)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         for link in self.links.values():
