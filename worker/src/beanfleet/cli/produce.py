@@ -21,7 +21,7 @@ from beanfleet.priorities import (
     parse_priority,
     parse_ttr,
 )
-from beanfleet.produce.producer import Producer
+from beanfleet.produce import Producer
 from beanfleet.wire.servers import PLACEMENTS, Placement
 
 

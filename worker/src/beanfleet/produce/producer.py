@@ -1,10 +1,26 @@
 """Putting JSON jobs into beanstalkd: one at a time, scheduled, or in pipelined bulk.
 
-Bodies are JSON with compact separators, UTF-8.  A :class:`Producer` holds its connections
-(use it as a context manager); the module-level :func:`put`, :func:`schedule_at` and
+Bodies are JSON with compact separators, UTF-8.  A :class:`Producer` holds one link per
+server (use it as a context manager); the module-level :func:`put`, :func:`schedule_at` and
 :func:`put_many` open one for the call, which is fine for a few jobs and wasteful for many.
 
+One server is a set of one: the same put loop, bulk writer and connection rule serve one
+server and several.  Where a job goes is :mod:`beanfleet.wire.servers`'s choice (its order
+of one server is that server).  A put is moved to the next server only when it certainly
+did not enter the first one: the link could not be opened or was found closed before the
+put was sent, the command could not be written in full, or the server refused it
+(DRAINING, OUT_OF_MEMORY).  A connection lost after the put was written and before its
+reply leaves the job maybe inserted (beanstalkd may have logged it to its binlog and died
+before answering): that is :class:`~beanfleet.errors.MaybeInserted`, unless the producer was
+made with ``at_least_once=True``, which puts it again on the next server (and may so run it
+twice).  When no server took a job, the error is the lone server's own (``ConnectError``,
+``ServerDraining``, ``ServerFull``) or, with several, ``AllServersDown`` naming each
+(:func:`beanfleet.produce.batch.none_took`).  Ids are :func:`beanfleet.wire.jobref.public_id`'s:
+bare with one server, ``SERVER/ID`` with several.
+
 A Producer is not thread-safe: give each thread its own.
+
+May import: ``wire`` and the base modules.
 """
 
 from __future__ import annotations
@@ -27,8 +43,6 @@ from beanfleet.errors import (
     JobTooBig,
     MaybeInserted,
     PartialPut,
-    ServerDraining,
-    ServerFull,
 )
 from beanfleet.names import check_tube, resolve_servers
 from beanfleet.priorities import (
@@ -41,10 +55,20 @@ from beanfleet.priorities import (
     parse_ttr,
     whole_seconds,
 )
-from beanfleet.produce.multiproducer import ServerLink, ServersProducer, pipeline_puts
-from beanfleet.wire.client import ServerLinks, connect_error, describe_os_error
-from beanfleet.wire.connection import CRLF, Connection
-from beanfleet.wire.servers import Placement, check_placement
+from beanfleet.produce.batch import (
+    Batch,
+    Failure,
+    buried,
+    none_took,
+    refusal,
+    refused_with,
+    share_failure,
+    write_share,
+)
+from beanfleet.wire import commands
+from beanfleet.wire.client import Closing, connect_error, describe_os_error
+from beanfleet.wire.jobref import JobRef, public_id, public_ids
+from beanfleet.wire.servers import Link, Placement, Placer
 
 # One encoder for every body: json.dumps would build a new encoder per call for these options.
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -89,20 +113,26 @@ def delay_until(when: datetime | float, now: float | None = None) -> int:
     return max(0, math.ceil(seconds))
 
 
-class Producer(ServerLinks):
+class Producer(Closing):
     """Puts jobs on beanstalkd; reconnects on the next call after a broken link.
 
-    The server's max-job-size is read (``stats``) once per connection, so an oversized body
+    ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) names the servers;
+    with several the jobs are spread over them: ``placement`` is ``"spread"`` or ``"tube"``
+    (:mod:`beanfleet.wire.servers`), ids come back as :class:`~beanfleet.wire.jobref.JobRef`
+    (``SERVER/ID``; with one server they are plain ints), and ``at_least_once`` puts a job
+    whose reply was lost with its connection again on another server instead of raising
+    :class:`~beanfleet.errors.MaybeInserted`.
+
+    The constructor connects to every server (a wrong address fails here, not at the first
+    put) and raises only if none answers: with one server its ``ConnectError``
+    ("cannot connect to beanstalkd at HOST:PORT: connection refused"), with several
+    ``AllServersDown``; a server down at that time rests and is tried again later.
+
+    Each server's max-job-size is read (``stats``) once per connection, so an oversized body
     fails with :class:`JobTooBig` before it is sent.  Every wait on a server (connect,
     ``stats``, ``use``, a put's reply, a bulk put's writes and replies) is bounded by
-    ``timeout`` seconds, so a frozen server costs a call that much and an error naming it.
-
-    ``servers`` (or a comma list in ``server`` or ``$BEANFLEET_SERVER``) with more than one
-    address spreads the jobs over them (:mod:`beanfleet.produce.multiproducer`): ``placement`` is
-    ``"spread"`` or ``"tube"`` (:mod:`beanfleet.wire.servers`), ids come back as
-    :class:`~beanfleet.wire.jobref.JobRef` (``SERVER/ID``), and ``at_least_once`` puts a job
-    whose reply was lost with its connection again on another server instead of raising
-    :class:`~beanfleet.errors.MaybeInserted`.  With one server these options change nothing.
+    ``timeout`` seconds (a new link's handshake by at most one second), so a frozen server
+    costs a call that much and an error naming it.
     """
 
     def __init__(
@@ -121,61 +151,54 @@ class Producer(ServerLinks):
                 # jobs on a server the caller never named.
                 raise ConfigError("servers=[] names no server: give at least one HOST:PORT")
         chosen = resolve_servers(servers if servers else server)
-        check_placement(placement)
         # Every network wait is bounded by it: 0 would make the sockets non-blocking.
         check_number(timeout, "timeout", low=0, high=MAX_SECONDS, low_open=True)
+        self.placer = Placer(chosen, placement)
         self.servers = chosen
-        self.server = chosen[0] if len(chosen) == 1 else ",".join(chosen)
+        self.server = ",".join(chosen)
         self.timeout = timeout
-        self._many: ServersProducer | None = None
-        if len(chosen) > 1:
-            self._many = ServersProducer(
-                chosen, timeout=timeout, placement=placement, at_least_once=at_least_once
-            )
-            return  # connections open on the first put: one down server must not stop us
-        # One server: one pipelining link for put and put_many, every wait on it (connect,
-        # stats, use, put) bounded by ``timeout``, so a frozen server cannot hang a put.
-        self._link = ServerLink(self.server, timeout, handshake=timeout)
-        self._ready(greenstalk.DEFAULT_TUBE)  # fail fast: a wrong address should not wait
-
-    # -- connections -------------------------------------------------------------------------
+        self.at_least_once = at_least_once
+        self.links = {name: Link(name, timeout) for name in chosen}
+        failures: list[Failure] = []
+        for link in self.links.values():  # fail fast: a wrong address should not wait
+            try:
+                link.open()
+            except (ConnectError, OSError, greenstalk.Error) as exc:
+                failures.append(self._failed(link, exc))
+        if len(failures) == len(self.links):
+            raise none_took("no beanstalkd server answered", failures)
 
     def close(self) -> None:
-        super().close()
-        if self._many is not None:
-            self._many.close()
-        else:
-            self._link.drop()
+        for link in self.links.values():
+            link.drop()
 
-    def _ready(self, tube: str) -> Connection:
-        """The link to the one server, using ``tube``: reopened if the server closed it
-        while idle (restarted), so nothing is written on a dead link."""
-        try:
-            return self._link.ready(tube)
-        except OSError as exc:
-            raise self._link_lost(exc) from exc
-        except greenstalk.Error as exc:
-            self._link.drop()
-            raise BeanfleetError(
-                f"beanstalkd at {self.server} refused the connection's setup: {type(exc).__name__}"
-            ) from exc
+    def _failed(self, link: Link, exc: BaseException) -> Failure:
+        """``link``'s server could not be used (nothing was sent that could insert a job):
+        drop the link, rest the server, and say why."""
+        link.drop()
+        self.placer.health.failed(link.server)
+        if isinstance(exc, ConnectError):
+            return Failure(link.server, str(exc).rpartition(": ")[2], exc)
+        if isinstance(exc, OSError):
+            return Failure(link.server, describe_os_error(exc), connect_error(link.server, exc))
+        name = type(exc).__name__
+        error = BeanfleetError(
+            f"beanstalkd at {link.server} refused the connection's setup: {name}"
+        )
+        return Failure(link.server, f"replied {name}", error)
 
-    def _link_lost(self, exc: OSError) -> BeanfleetError:
-        # Whatever was in flight is unknowable now; start clean on the next call.
-        self._link.drop()
-        return connect_error(self.server, exc)
+    def _refused(self, failure: Failure) -> Failure:
+        """A server refused a put another may take: rest it (its link stays in step)."""
+        self.placer.health.failed(failure.server)
+        return failure
 
     # -- server facts -----------------------------------------------------------------------
 
     @property
     def max_job_size(self) -> int:
-        """The server's max-job-size in bytes, read once per connection (several servers:
-        the smallest of those reached so far, 0 before the first put)."""
-        if self._many is not None:
-            return self._many.max_job_size
-        if self._link.conn is None:
-            self._ready(self._link.tube)
-        return self._link.max_job_size
+        """The smallest max-job-size of the servers reached (a job must fit any), read once
+        per connection."""
+        return min(link.max_job_size for link in self.links.values() if link.max_job_size)
 
     # -- putting -----------------------------------------------------------------------------
 
@@ -187,8 +210,9 @@ class Producer(ServerLinks):
         priority: Priority = DEFAULT_PRIORITY,
         delay: Seconds = 0,
         ttr: Seconds = DEFAULT_TTR,
-    ) -> int:
-        """Put one job; return its id.
+    ) -> int | JobRef:
+        """Put one job; return its id (a :class:`~beanfleet.wire.jobref.JobRef` with
+        several servers).
 
         :class:`~beanfleet.errors.MaybeInserted` (a ConnectError) if the connection broke
         or the server did not answer within the timeout after the put was written: the job
@@ -198,44 +222,48 @@ class Producer(ServerLinks):
         delay_s = whole_seconds(delay, "delay")
         ttr_s = parse_ttr(ttr)
         body = encode_body(data)
-        if self._many is not None:
-            return self._many.put(tube, body, pri, delay_s, ttr_s)
-        if len(body) > self.max_job_size:  # before `use`: a refused job touches no tube
-            raise JobTooBig(len(body), self._link.max_job_size)
-        conn = self._ready(tube)
-        try:
-            conn.sock.sendall(Connection.put_command(body, pri, delay_s, ttr_s) + CRLF)
-        except OSError as exc:  # not written in full: beanstalkd cannot have the job
-            raise self._link_lost(exc) from exc
-        try:
-            status, values = conn.read_reply()
-        except OSError as exc:
-            self._link.drop()
-            raise MaybeInserted(
-                f"put to beanstalkd at {self.server}: no reply ({describe_os_error(exc)}): "
-                "the job may have been inserted",
-                self.server,
-            ) from exc
-        if status == b"INSERTED":
-            return int(values[0])
-        raise self._refused(status, values, body)
-
-    def _refused(self, status: bytes, values: list[bytes], body: bytes) -> BeanfleetError:
-        """The error for a put beanstalkd answered with anything but INSERTED."""
-        if status == b"DRAINING":
-            return self._draining()
-        if status == b"JOB_TOO_BIG":
-            return JobTooBig(len(body), self._link.max_job_size)
-        if status in (b"OUT_OF_MEMORY", b"INTERNAL_ERROR"):
-            return ServerFull(f"{self._full(status.decode())}; the job was not enqueued")
-        if status == b"BURIED":  # in, but the server could not queue it: out of memory
-            job = values[0].decode("ascii", "replace") if values else "?"
-            return ServerFull(
-                f"beanstalkd at {self.server} buried the new job {job}: out of memory"
-            )
-        return BeanfleetError(
-            f"beanstalkd at {self.server} refused the put with {status.decode('ascii', 'replace')}"
-        )
+        command = commands.put(pri, delay_s, ttr_s, body)
+        failures: list[Failure] = []
+        for server in self.placer.order(tube):
+            link = self.links[server]
+            try:
+                conn = link.open()
+                if len(body) > link.max_job_size:  # before `use`: a refused job touches no tube
+                    raise JobTooBig(len(body), link.max_job_size)
+                if link.tube != tube:
+                    link.use(tube)
+                conn.write(command)
+            except (ConnectError, OSError, greenstalk.Error) as exc:  # not written in full
+                failures.append(self._failed(link, exc))
+                continue
+            try:
+                status, values = conn.read_reply()
+            except OSError as exc:
+                lost = self._failed(link, exc)
+                error = MaybeInserted(
+                    f"put to beanstalkd at {server}: connection lost before the reply "
+                    f"({lost.why}): the job may have been inserted there; not put again "
+                    "(at-least-once was not asked for)",
+                    server,
+                )
+                if not self.at_least_once:
+                    raise error from exc
+                why = f"connection lost before the reply ({lost.why}), maybe inserted"
+                failures.append(Failure(server, why + ", put again elsewhere", error))
+                continue
+            if status == b"INSERTED":
+                self.placer.health.succeeded(server)
+                return public_id(self.servers, server, int(values[0]))
+            refused = refusal(server, status)
+            if refused is not None:
+                failures.append(self._refused(refused))
+                continue
+            if status == b"BURIED":  # in, but the server could not queue it: out of memory
+                raise buried(server, public_id(self.servers, server, int(values[0]))).error
+            if status == b"JOB_TOO_BIG":
+                raise JobTooBig(len(body), link.max_job_size)
+            raise refused_with(server, status)
+        raise none_took("no beanstalkd server took the job", failures)
 
     def schedule_at(
         self,
@@ -245,7 +273,7 @@ class Producer(ServerLinks):
         *,
         priority: Priority = DEFAULT_PRIORITY,
         ttr: Seconds = DEFAULT_TTR,
-    ) -> int:
+    ) -> int | JobRef:
         """Put one job that becomes ready at ``when`` (see :func:`delay_until`); return its id."""
         return self.put(tube, data, priority=priority, delay=delay_until(when), ttr=ttr)
 
@@ -258,16 +286,20 @@ class Producer(ServerLinks):
         delay: Seconds = 0,
         ttr: Seconds = DEFAULT_TTR,
         batch_size: int = DEFAULT_BATCH,
-    ) -> list[int]:
-        """Put every item as a job, pipelined on one connection (one per server); return
-        the ids in order.
+    ) -> list[int | JobRef]:
+        """Put every item as a job, pipelined on one connection per server; return the ids
+        in order.
 
-        Every item is encoded and size-checked before anything is sent, so a bad item
-        (:class:`BodyError`, :class:`JobTooBig`, both naming its index) enqueues nothing.
-        If the server refuses a put midway (draining, out of memory) or the connection
-        breaks or times out, :class:`~beanfleet.errors.PartialPut` gives the id of every
-        item enqueued, the items whose reply was lost (maybe inserted) and those not
-        enqueued; any other error means that no item was enqueued.
+        Every item is encoded before anything is sent, and checked against the limit of
+        the server its share goes to, so a bad item (:class:`BodyError`, :class:`JobTooBig`,
+        both naming its index) enqueues nothing (with several servers of different limits, a
+        share may have gone in first: then :class:`PartialPut`).  The items are split over
+        the servers the placement names; a share a server refuses (draining, out of memory)
+        or loses midway goes to the servers that have not failed in this call, until every
+        item is in or every server failed.  If some items could not be placed,
+        :class:`~beanfleet.errors.PartialPut` gives the id of every item enqueued, the items
+        whose reply was lost (maybe inserted) and those not enqueued; any other error means
+        that no item was enqueued.
         """
         check_tube(tube)
         pri = parse_priority(priority)
@@ -278,44 +310,79 @@ class Producer(ServerLinks):
         bodies = [encode_body(item, index) for index, item in enumerate(items)]
         if not bodies:
             return []
-        if self._many is not None:
-            return list(self._many.put_many(tube, bodies, pri, delay_s, ttr_s, batch_size))
-        limit = self.max_job_size
-        for index, body in enumerate(bodies):
-            if len(body) > limit:
-                raise JobTooBig(len(body), limit, index)
-        conn = self._ready(tube)
-        head = b"put %d %d %d " % (pri, delay_s, ttr_s)
-        ids: list[int | None] = [None] * len(bodies)
-        outcome = pipeline_puts(conn, head, bodies, range(len(bodies)), batch_size, ids)
-        if outcome.error is None and outcome.refused is None:
-            return ids  # type: ignore[return-value]  # every item has its id
-        reason: BeanfleetError
-        if outcome.error is not None:
-            self._link.drop()
-            why = describe_os_error(outcome.error)
-            reason = ConnectError(f"connection to beanstalkd at {self.server} lost ({why})")
-        else:
-            assert outcome.refused is not None
-            index, status = outcome.refused
-            buried = ids[index]  # BURIED <id>: in the server, though not queued
-            reason = self._refused(status, [b"%d" % buried] if buried else [], bodies[index])
-        if outcome.lost or any(job is not None for job in ids):
-            raise PartialPut(ids, outcome.lost, reason) from reason
-        if isinstance(reason, JobTooBig):
-            raise reason
-        # Nothing went in: the caller may put every item again.
-        raise type(reason)(f"{reason} (0 of {len(bodies)} jobs were enqueued)") from reason
+        batch = Batch(commands.put_head(pri, delay_s, ttr_s), bodies, batch_size)
+        try:
+            self._place(tube, batch)
+        except JobTooBig as exc:  # a server with a smaller max-job-size, met midway
+            if batch.maybe or any(job is not None for job in batch.ids):
+                raise PartialPut(self._public(batch), batch.maybe, exc) from exc
+            raise
+        if batch.ids.count(None):
+            raise batch.stopped(self._public(batch))
+        return self._public(batch)  # type: ignore[return-value]  # every item has its id
 
-    def _full(self, reply: str) -> ServerFull:
-        # beanstalkd 1.12 answers OUT_OF_MEMORY when its binlog cannot grow (disk full).
-        return ServerFull(
-            f"beanstalkd at {self.server} refused the job with {reply}: "
-            "binlog disk full or server out of memory"
-        )
+    def _public(self, batch: Batch) -> list[int | JobRef | None]:
+        return public_ids(self.servers, batch.ids, batch.placed)
 
-    def _draining(self) -> ServerDraining:
-        return ServerDraining(f"beanstalkd at {self.server} is draining and accepts no new jobs")
+    def _place(self, tube: str, batch: Batch) -> None:
+        """Split the pending items over the servers in placement order, one share each,
+        until every item is in or every server failed in this call."""
+        while batch.pending:
+            order = [s for s in self.placer.order(tube) if s not in batch.failed]
+            if not order:
+                return
+            targets = order if self.placer.placement == "spread" else order[:1]
+            awake = [s for s in targets if not self.placer.health.resting(s)] or targets[:1]
+            pending, batch.pending = batch.pending, []
+            size = -(-len(pending) // len(awake))
+            for start, server in zip(range(0, len(pending), size), awake, strict=False):
+                share = pending[start : start + size]
+                left, lost = self._put_share(self.links[server], tube, batch, share)
+                if lost and not self.at_least_once:
+                    batch.maybe.extend(lost)
+                    batch.maybe_server = batch.maybe_server or server
+                else:
+                    left = lost + left
+                batch.pending.extend(left)
+            batch.pending.sort()
+
+    def _put_share(
+        self, link: Link, tube: str, batch: Batch, share: list[int]
+    ) -> tuple[list[int], list[int]]:
+        """Put ``share`` (indexes into the batch's bodies) on ``link``'s server, filling the
+        batch's ids.  Returns (not inserted, maybe inserted)."""
+        try:
+            conn = link.open()
+            limit = link.max_job_size
+            if max(map(batch.sizes.__getitem__, share)) > limit:  # before `use`, as put does
+                index = next(i for i in share if batch.sizes[i] > limit)
+                raise JobTooBig(batch.sizes[index], limit, index)
+            link.use(tube)
+        except (ConnectError, OSError, greenstalk.Error) as exc:
+            batch.fail(self._failed(link, exc))
+            return share, []
+        written = write_share(conn, batch.head, batch.bodies, share, batch.size, batch.ids)
+        if written.error is None and written.refused is None:
+            batch.placed.append((link.server, share))
+            self.placer.health.succeeded(link.server)
+            return [], []
+        # Only these are on this server: the rest may go to another before the ids are read.
+        batch.placed.append((link.server, [i for i in share if batch.ids[i] is not None]))
+        lost = set(written.lost)
+        left = [i for i in share if batch.ids[i] is None and i not in lost]
+        if written.error is not None:
+            why = describe_os_error(written.error)
+            error = ConnectError(f"connection to beanstalkd at {link.server} lost ({why})")
+            link.drop()
+            self.placer.health.failed(link.server)
+            batch.fail(Failure(link.server, f"connection lost ({why})", error))
+            return left, written.lost
+        index, status = written.refused  # type: ignore[misc]  # refused is set
+        job = batch.ids[index]  # BURIED <id>: in the server, though not queued
+        label = None if job is None else public_id(self.servers, link.server, job)
+        failure = share_failure(link.server, status, label, batch.sizes[index], limit, index)
+        batch.fail(self._refused(failure))
+        return left, []
 
 
 # -- one-call helpers -------------------------------------------------------------------------
@@ -329,7 +396,7 @@ def put(
     priority: Priority = DEFAULT_PRIORITY,
     delay: Seconds = 0,
     ttr: Seconds = DEFAULT_TTR,
-) -> int:
+) -> int | JobRef:
     """Put one job on a fresh connection; return its id."""
     with Producer(server) as producer:
         return producer.put(tube, data, priority=priority, delay=delay, ttr=ttr)
@@ -343,7 +410,7 @@ def schedule_at(
     server: str | None = None,
     priority: Priority = DEFAULT_PRIORITY,
     ttr: Seconds = DEFAULT_TTR,
-) -> int:
+) -> int | JobRef:
     """Put one job that becomes ready at ``when``, on a fresh connection; return its id."""
     with Producer(server) as producer:
         return producer.schedule_at(tube, data, when, priority=priority, ttr=ttr)
@@ -358,7 +425,7 @@ def put_many(
     delay: Seconds = 0,
     ttr: Seconds = DEFAULT_TTR,
     batch_size: int = DEFAULT_BATCH,
-) -> list[int]:
+) -> list[int | JobRef]:
     """Bulk put on a fresh connection; see :meth:`Producer.put_many`."""
     with Producer(server) as producer:
         return producer.put_many(

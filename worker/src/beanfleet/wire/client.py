@@ -53,12 +53,8 @@ def open_client(
         raise connect_error(server, exc) from exc
 
 
-class ServerLinks:
-    """What a Producer or an Admin holds: a greenstalk client and a pipelining connection,
-    each opened on first need; ``with`` (or :meth:`close`) closes both."""
-
-    _client: greenstalk.Client[bytes] | None = None
-    _pipe: Connection | None = None
+class Closing:
+    """A client holding connections: ``with`` it (or call :meth:`close`) to close them."""
 
     def __enter__(self) -> Self:
         return self
@@ -70,6 +66,17 @@ class ServerLinks:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ServerLinks(Closing):
+    """What an Admin holds: a greenstalk client and a pipelining connection, each opened
+    on first need; ``with`` (or :meth:`close`) closes both."""
+
+    _client: greenstalk.Client[bytes] | None = None
+    _pipe: Connection | None = None
 
     def close(self) -> None:
         if self._client is not None:

@@ -3,8 +3,12 @@
 greenstalk does one command per round trip. The worker's hot path (``delete`` of the
 finished job sent in the same write as the next ``reserve-with-timeout``) and the bulk
 producer (hundreds of ``put`` per write) need several commands in flight, so this module
-speaks the wire protocol directly for those.  Error replies map to greenstalk's exception
-classes so callers handle one set of server errors.
+speaks the wire protocol directly for those, with the command bytes of
+:mod:`beanfleet.wire.commands`.  Error replies map to greenstalk's exception classes through
+one table (:func:`reply_error`, greenstalk's own ``ERROR_RESPONSES``), used by every reader
+of replies, so callers handle one set of server errors whichever client read the reply.
+
+May import: greenstalk, the standard library and :mod:`beanfleet.wire.commands`.
 """
 
 from __future__ import annotations
@@ -15,7 +19,19 @@ from collections.abc import Iterable
 
 import greenstalk
 
-CRLF = b"\r\n"
+from beanfleet.wire import commands
+
+CRLF = commands.CRLF
+
+
+def reply_error(status: bytes, values: list[bytes]) -> greenstalk.Error:
+    """The greenstalk exception for an error reply (``NOT_FOUND`` -> ``NotFoundError``, ...):
+    the one reply->exception table, greenstalk's, so both clients raise the same types."""
+    error = greenstalk.ERROR_RESPONSES.get(status)
+    if error is not None:
+        found: greenstalk.Error = error(values)
+        return found
+    return greenstalk.UnknownResponseError(status, values)
 
 
 # Tube names may look like numbers ("007", "+1") and must stay as given.
@@ -83,13 +99,18 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def send(self, commands: Iterable[bytes]) -> None:
+    def send(self, lines: Iterable[bytes]) -> None:
         """Write every command (each without its CRLF) in one sendall."""
-        self.sock.sendall(b"".join(c + CRLF for c in commands))
+        self.sock.sendall(b"".join(c + CRLF for c in lines))
+
+    def write(self, data: bytes) -> None:
+        """Write whole command lines (from :mod:`beanfleet.wire.commands`, CRLF included)."""
+        self.sock.sendall(data)
 
     @staticmethod
     def put_command(body: bytes, priority: int, delay: int, ttr: int) -> bytes:
-        return b"put %d %d %d %d\r\n%s" % (priority, delay, ttr, len(body), body)
+        """A put without its final CRLF, for :meth:`send` (the drills use it)."""
+        return commands.put(priority, delay, ttr, body)[: -len(CRLF)]
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -130,10 +151,7 @@ class Connection:
         status, values = self.read_reply()
         if status in expected:
             return status, values
-        error = greenstalk.ERROR_RESPONSES.get(status)
-        if error is not None:
-            raise error(values)
-        raise greenstalk.UnknownResponseError(status, values)
+        raise reply_error(status, values)
 
     def read_chunk(self, size: int) -> bytes:
         while len(self._buf) < size + 2:
@@ -147,13 +165,19 @@ class Connection:
     # -- one-round-trip helpers --------------------------------------------------------------
 
     def call(self, command: bytes, *expected: bytes) -> list[bytes]:
+        """Send ``command`` (without its CRLF) and read its reply (see :meth:`expect`)."""
         self.send([command])
         return self.expect(*expected)[1]
 
+    def request(self, line: bytes, *expected: bytes) -> list[bytes]:
+        """Send one whole line from :mod:`beanfleet.wire.commands`; read its reply."""
+        self.sock.sendall(line)
+        return self.expect(*expected)[1]
+
     def stats_job(self, job_id: int) -> dict[str, int | str]:
-        (size,) = self.call(b"stats-job %d" % job_id, b"OK")
+        (size,) = self.request(commands.stats_job(job_id), b"OK")
         return parse_yaml_mapping(self.read_chunk(int(size)))
 
     def stats(self) -> dict[str, int | str]:
-        (size,) = self.call(b"stats", b"OK")
+        (size,) = self.request(commands.stats(), b"OK")
         return parse_yaml_mapping(self.read_chunk(int(size)))

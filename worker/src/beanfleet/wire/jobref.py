@@ -1,60 +1,74 @@
-"""Job identity across several servers: ``SERVER/ID``.
+"""Job identity across several servers: ``SERVER/ID``, and what id a user is given.
 
 beanstalkd numbers jobs per server, so with several servers job 1 exists once on each.  A
-:class:`JobRef` is the id a multi-server producer returns and a multi-server worker hands
-its handler: still an ``int`` (the id on its server, so ``%d`` and arithmetic work as
-before) that prints as ``SERVER/ID`` and never equals the same number on another server.
-With one server nothing changes: ids are plain ints and print as numbers.
+:class:`JobRef` is a value ``(server, id)``: equal only to a JobRef with the same server and
+id (never to a bare int, so equality is transitive), hashable, printed as ``SERVER/ID``, and
+usable where an id number is (``%d``, ``int()``, greenstalk calls) through ``__index__``.
+
+:func:`public_id` is the one place that decides what a user gets for a job: with one server
+the bare id, as always (it prints bare, and ``job_id == 42`` keeps working); with several a
+JobRef.  Nothing else looks at the server count to shape an id.
+
+May import: the base modules (``bounds``, ``errors``, ``names``) and the standard library.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from dataclasses import dataclass
 
 from beanfleet.bounds import MAX_JOB_ID, parse_int, shown
 from beanfleet.errors import ConfigError
 from beanfleet.names import canonical_server
 
+_INT_TYPES = frozenset("bcdnoxX")
 
-class JobRef(int):
+
+@dataclass(frozen=True, slots=True)
+class JobRef:
     """A job id with the server that holds it; ``str()`` gives ``SERVER/ID``."""
 
     server: str
+    id: int
 
-    def __new__(cls, server: str, job_id: int) -> Self:
-        ref = super().__new__(cls, job_id)
-        ref.server = server
-        return ref
+    def __int__(self) -> int:
+        return self.id
 
-    @property
-    def id(self) -> int:
-        return int(self)
+    def __index__(self) -> int:
+        return self.id
 
     def __str__(self) -> str:
-        return f"{self.server}/{int(self)}"
+        return f"{self.server}/{self.id}"
 
     def __format__(self, spec: str) -> str:
-        return format(str(self), spec) if not spec or spec[-1:] == "s" else format(int(self), spec)
+        # f"{ref}" and f"{ref:>20}" are SERVER/ID; an integer type ("d", "08d", "x") formats
+        # the id on its server.
+        return format(self.id, spec) if spec[-1:] in _INT_TYPES else format(str(self), spec)
 
-    def __repr__(self) -> str:
-        return f"JobRef({self.server!r}, {int(self)})"
 
-    def __eq__(self, other: object) -> bool:
-        # Job 1 on server a is not job 1 on server b; a plain int compares by number, so a
-        # set of ids read from one server's records still finds the job.
-        if isinstance(other, JobRef):
-            return self.server == other.server and int(self) == int(other)
-        return int(self) == other
+def public_id(servers: Sequence[str], server: str, job_id: int) -> int | JobRef:
+    """The id a user is given for job ``job_id`` on ``server``: the bare id with one server
+    (ids print bare, as they always have), a :class:`JobRef` with several."""
+    return job_id if len(servers) == 1 else JobRef(server, job_id)
 
-    def __ne__(self, other: object) -> bool:
-        return not self == other
 
-    def __hash__(self) -> int:
-        return int.__hash__(self)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (JobRef, (self.server, int(self)))
+def public_ids(
+    servers: Sequence[str],
+    ids: list[int | None],
+    placed: Sequence[tuple[str, Sequence[int]]],
+) -> list[int | JobRef | None]:
+    """:func:`public_id` for a bulk put: ``ids[i]`` is item ``i``'s id on the server whose
+    share (``placed``: server, item indexes) held it, None if not enqueued.  One server: the
+    list as it is, with no work per item (bulk puts are benchmarked)."""
+    if len(servers) == 1:
+        return ids  # type: ignore[return-value]  # list is invariant; the same values
+    refs: list[int | JobRef | None] = [None] * len(ids)
+    for server, share in placed:
+        for index in share:
+            job_id = ids[index]
+            if job_id is not None and refs[index] is None:
+                refs[index] = JobRef(server, job_id)
+    return refs
 
 
 def parse_job_id(text: str) -> tuple[str | None, int]:
@@ -84,8 +98,3 @@ def locate_job(text: str, servers: Sequence[str]) -> tuple[str, int]:
             f"job {text} is on server {server}, which is not one of {', '.join(servers)}"
         )
     return server, job_id
-
-
-def job_label(server: str, job_id: int, several: bool) -> int:
-    """The id as users see it: a :class:`JobRef` with several servers, else the plain id."""
-    return JobRef(server, job_id) if several else job_id

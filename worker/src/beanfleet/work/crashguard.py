@@ -82,14 +82,14 @@ class RunRecords:
         """True if another worker on this host started the job and may have died in it."""
         if time.monotonic() >= self._next_scan:
             self.scan()
-        return job_id in self.suspects
+        return int(job_id) in self.suspects  # the records hold ids on this server
 
     def mark(self, job_id: int) -> None:
         os.pwrite(self._fd, b"%*d\n" % (_WIDTH, job_id), 0)
 
     def clear(self, job_id: int) -> None:
         """The job was buried as a crash loop: no more suspicion here."""
-        self.suspects.discard(job_id)
+        self.suspects.discard(int(job_id))
 
     def close(self, keep: bool = False) -> None:
         """A normal exit: the last job did not kill this worker, so no record is left.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, TextIO
 
 from beanfleet.display import for_terminal, json_safe
+from beanfleet.wire.jobref import JobRef
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -43,9 +44,9 @@ class JobOutcome:
 
 
 def _json_id(value: object) -> object:
-    """A job id for JSON: a number with one server, a "SERVER/ID" string (a JobRef, an int
-    subclass that json would write as a bare number) with several."""
-    if isinstance(value, int) and type(value) not in (int, bool):
+    """A job id for JSON: a number with one server, a "SERVER/ID" string (a JobRef) with
+    several."""
+    if isinstance(value, JobRef):
         return str(value)
     return value
 

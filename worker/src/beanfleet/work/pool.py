@@ -100,7 +100,7 @@ class ServersWorker:
             # One stop, one job count and one set of limits for the process.
             member.flags = self.flags
             member.recycler = self.recycler
-            member.make_id = member.prefetch.make_id = partial(JobRef, member.server)
+            member.make_id = member.prefetch.make_id = partial(JobRef, member.server)  # type: ignore[assignment]  # an id by __index__; JobRef is no int subclass now
             member.connect_timeout = CONNECT_TIMEOUT
             member.reply_limit = REPLY_LIMIT
         self.tubes = self.members[0].tubes

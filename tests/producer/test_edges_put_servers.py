@@ -1,5 +1,8 @@
 """Issue 18, the producer's edges with several servers: a share a server refuses goes to the
-servers that are up; a bulk put cut off by a crash says which items went in."""
+servers that are up; a bulk put cut off by a crash says which items went in.
+
+Every test here is about failing over to another server, so each runs with two servers
+(the one-server edges are test_edges_put.py).  Moved from tests/multi/ (issue 19)."""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ from beanfleet.errors import ConnectError, JobTooBig, PartialPut
 from beanfleet.produce.producer import Producer
 from beanfleet.wire.jobref import JobRef
 from beanstalkd_server import Beanstalkd, free_port
-from multi_support import tube_count, wait_for
 from put_edges import SignalAfterPuts, line_numbers, ns_in_tube, one_line_error, run_cli
+from servers_support import tube_count
+from waiting import wait_for
 
 Pair = tuple[Beanstalkd, Beanstalkd]
 
