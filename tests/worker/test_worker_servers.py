@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import greenstalk
 import pytest
 from beanfleet.work.loop import Worker
 from beanstalkd_server import Beanstalkd
@@ -127,3 +129,38 @@ def test_an_idle_worker_with_three_servers_picks_up_a_job_put_on_the_last(
         assert tube_count(third, "w") == 0
     finally:
         third.kill()
+
+
+def test_a_job_reserved_on_one_server_while_anothers_runs_long_is_handed_back_unstarted(
+    beanstalkd: Beanstalkd, second: Beanstalkd
+) -> None:
+    # B's waiting reserve gets a job while A's job runs: it is held (not started), and once
+    # A's job runs past the heartbeat it is given back (bury + kick-job) before its TTR runs
+    # out, so when it runs later that is still its first attempt.
+    a, b = beanstalkd, second
+    ran: list[tuple[str, int]] = []
+    a_started = threading.Event()
+
+    def handler(data: Any, job: Any) -> None:
+        if data == "long":
+            a_started.set()
+            time.sleep(3)
+        ran.append((str(data), job.attempt))
+
+    worker = Worker([a.address, b.address], {"w": handler}, state_dir=None)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: tube_count(b, "w", "waiting") == 1, 20, "a reserve waiting on b")
+        put_direct(a, "w", b'"long"')
+        assert a_started.wait(20)
+        on_b = put_direct(b, "w", b'"short"')
+        with greenstalk.Client(b.pair, encoding=None) as client:
+            wait_for(lambda: client.stats_job(on_b)["buries"] == 1, 10, "b's job handed back")
+        wait_for(lambda: len(ran) == 2, 20, "both jobs")
+    finally:
+        worker.request_stop()
+        thread.join(timeout=15)
+    assert ran == [("long", 1), ("short", 1)]
+    with greenstalk.Client(b.pair, encoding=None) as client:
+        assert int(client.stats()["job-timeouts"]) == 0
