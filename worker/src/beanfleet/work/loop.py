@@ -52,9 +52,10 @@ from beanfleet.work.handlers import Handler, JobInfo, check_handler, returned_un
 from beanfleet.work.heartbeat import Heartbeat
 from beanfleet.work.job import Counters, Job
 from beanfleet.work.joblog import JobLog
+from beanfleet.work.link import RECONNECT_CAP
 from beanfleet.work.outcome import RetryOutcome, RetryPolicy, bury, schedule_retry, unfinished_of
 from beanfleet.work.recycle import RecycleLimits, Recycler
-from beanfleet.work.session import RECONNECT_CAP, Session
+from beanfleet.work.session import Session
 from beanfleet.work.shutdown import ShutdownFlags
 from beanfleet.work.sources import Sources
 

@@ -1,7 +1,7 @@
 """One connection to one beanstalkd server, as the worker loop and the heartbeat share it.
 
-May import: ``wire`` (Connection, commands, Backoff), ``work.job``, ``work.events``,
-``work.crashguard`` and the base modules.
+May import: ``wire`` (Connection, commands), ``work.link`` (the connection itself),
+``work.job``, ``work.events``, ``work.crashguard`` and the base modules.
 
 A :class:`Session` owns what its connection owes and holds: the replies owed, in the order
 their commands were written (``owed``; beanstalkd answers in order per connection), the jobs
@@ -21,17 +21,14 @@ round trip.  A held job is given back (:meth:`hand_back`) with ``bury <id> <pri>
 reservation as one that never started (``attempt = reserves - buries``); beanstalkd runs
 the kick as soon as it has read the write, so a worker that dies after it strands nothing.
 
-Every wait for a reply is bounded (``REPLY_LIMIT``; the blocking reserve by
-``RESERVE_TIMEOUT + REPLY_LIMIT``): a frozen server costs that wait, then its connection.
-Before a connection is closed the deletes not written yet are written without waiting
-(:meth:`_drop`): a frozen server's kernel holds them and the server applies them when it
-resumes, so a finished job does not run again.
+Connecting, resting and closing are :mod:`.link`'s; before a connection is closed the
+deletes not written yet are written without waiting, so a frozen server that resumes still
+deletes the finished jobs (:meth:`Link.close`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import select
 import threading
 import time
 from collections import deque
@@ -39,20 +36,14 @@ from collections.abc import Callable, Sequence
 
 import greenstalk
 
-from beanfleet.names import parse_server
 from beanfleet.wire import commands
-from beanfleet.wire.backoff import Backoff
-from beanfleet.wire.client import describe_os_error
 from beanfleet.wire.connection import Connection
 from beanfleet.work.crashguard import CrashGuard
 from beanfleet.work.events import Observers
 from beanfleet.work.job import Counters, Job, State, parse_job_stats
+from beanfleet.work.link import RECONNECT_CAP, REPLY_LIMIT, Link, readable
 
 RESERVE_TIMEOUT = 5  # server-side wait of an idle reserve; its TIMED_OUT proves the link alive
-REPLY_LIMIT = 3.0  # no reply this long (any command; a reserve: after its own wait): dead
-CONNECT_TIMEOUT = 3.0  # connect and handshake (a frozen server completes the TCP connect)
-RECONNECT_FIRST = 0.1
-RECONNECT_CAP = 5.0
 AHEAD = 2  # prefetch: jobs held or being reserved while a handler runs
 DEADLINE_SOON_PAUSE = 0.1
 
@@ -62,7 +53,7 @@ _WAIT_COMMAND = commands.reserve_with_timeout(RESERVE_TIMEOUT)
 _RESERVE_NOW = commands.reserve_with_timeout(0)
 
 
-class Session:
+class Session(Link):
     """One server's connection and the jobs on it (see the module docstring)."""
 
     def __init__(
@@ -75,20 +66,10 @@ class Session:
         guard: CrashGuard | None,
         reconnect_cap: float = RECONNECT_CAP,
     ) -> None:
-        self.server = server
-        self.address = parse_server(server)
-        self.tubes = list(tubes)
+        super().__init__(server, tubes, events, lock, reconnect_cap)
         self.single_tube = self.tubes[0] if len(self.tubes) == 1 else None
         self.ref = ref  # the id users see (a JobRef with several servers)
-        self.events = events
-        self.lock = lock  # shared with the heartbeat: held for every exchange while a job runs
         self.guard = guard
-        self.backoff = Backoff(RECONNECT_FIRST, reconnect_cap)
-        self.retry_at = 0.0
-        self.failures = 0  # connect attempts failed in a row
-        self.healthy = False  # this connection answered a reserve
-        self.conn: Connection | None = None
-        self.broken = False  # the heartbeat found it dead while a handler ran
         self.owed: deque[tuple[str, Job | None]] = deque()
         self.waiting_since: float | None = None  # a blocking reserve is outstanding
         self.held: deque[Job] = deque()
@@ -103,35 +84,9 @@ class Session:
 
     def connect(self) -> bool:
         """One try: connect, watch the tubes, delete the orphans; False (and rest) if not."""
-        try:
-            conn = Connection(self.address, connect_timeout=CONNECT_TIMEOUT)
-        except OSError as exc:
-            self._connect_failed(describe_os_error(exc))
+        conn = self.open()
+        if conn is None:
             return False
-        try:
-            watch = [commands.watch(tube) for tube in self.tubes]
-            if greenstalk.DEFAULT_TUBE not in self.tubes:
-                watch.append(commands.ignore(greenstalk.DEFAULT_TUBE))
-            # A frozen server still completes the TCP connect from its listen backlog but
-            # never answers: the handshake is bounded like the connect.
-            conn.sock.settimeout(CONNECT_TIMEOUT)
-            conn.sock.sendall(b"".join(watch))
-            for _ in watch:
-                conn.expect(b"WATCHING")
-            conn.bound_waits(REPLY_LIMIT)  # every later reply: bounded (kernel timeouts)
-        except (OSError, greenstalk.Error) as exc:
-            conn.close()
-            self._connect_failed(describe_os_error(exc) if isinstance(exc, OSError) else repr(exc))
-            return False
-        with self.lock:
-            self.conn, self.broken = conn, False
-        self.failures = 0
-        self.healthy = False
-        self.events.event(
-            "connected",
-            f"connected to beanstalkd at {self.server}, watching {', '.join(self.tubes)}",
-        )
-        self.events.connected(self.server)
         try:
             self._delete_orphans(conn)
             if not self._pruned:
@@ -141,24 +96,6 @@ class Session:
             self.lost(exc)
             return False
         return True
-
-    def adopt(self, conn: Connection) -> None:
-        """Use ``conn``, already connected and watching the tubes, as this session's
-        connection (instead of :meth:`connect` making one)."""
-        conn.bound_waits(REPLY_LIMIT)
-        with self.lock:
-            self.conn, self.broken = conn, False
-
-    def _connect_failed(self, what: str) -> None:
-        self.failures += 1
-        delay = self.backoff.failed()
-        self.retry_at = time.monotonic() + delay
-        self.events.event(
-            "connect-failed",
-            f"cannot connect to beanstalkd at {self.server}: {what}; retrying in {delay:.1f}s",
-            level="error",
-            attempt=self.failures,
-        )
 
     def _delete_orphans(self, conn: Connection) -> None:
         orphans, self.orphans = self.orphans, []
@@ -320,7 +257,8 @@ class Session:
         ``prefetch`` the next jobs; False if it is gone (its TTR ran out)."""
         conn = self.conn
         assert conn is not None
-        self.settle()  # prefetch's replies: the jobs reserved ahead are held from here
+        if self.owed:
+            self.settle()  # prefetch's replies: the jobs reserved ahead are held from here
         self.held.remove(job)
         self.current = job
         out: list[bytes] = []
@@ -368,12 +306,6 @@ class Session:
             self._write(conn, commands.stats_job(job.id), [(STATS, job)])
         self.settle(until=job)
         return job.stats
-
-    def connection(self) -> Connection:
-        conn = self.conn
-        if conn is None or self.broken:
-            raise ConnectionError("connection to beanstalkd lost while the handler ran")
-        return conn
 
     def settled(self) -> Connection:
         """The connection with every owed reply read: an outcome's exchange starts here."""
@@ -439,21 +371,16 @@ class Session:
         conn = self.conn
         if self.waiting_since is None or conn is None:
             return
-        if conn.has_buffered() or _readable(conn):
+        if readable(conn):
             self.take()
 
     # -- losing the connection ---------------------------------------------------------------
 
     def lost(self, exc: BaseException) -> None:
         """An exchange failed: say so, close, and rest unless it had answered a reserve."""
-        what = describe_os_error(exc) if isinstance(exc, OSError) else repr(exc)
-        self.events.event(
-            "connection-lost",
-            f"lost connection to beanstalkd at {self.server}: {what}",
-            level="error",
-        )
+        self.said_lost(exc)
         self.cut_off("connection lost")
-        self.retry_at = 0.0 if self.healthy else time.monotonic() + self.backoff.failed()
+        self.rest()
 
     def cut_off(self, why: str) -> None:
         """Close the connection.  The taken job whose outcome was not sent and the held jobs
@@ -487,23 +414,7 @@ class Session:
         self.orphans.extend(cut)
 
     def _drop(self) -> None:
-        # beanstalkd puts every job reserved on a closed connection back to ready at once.
-        with self.lock:
-            conn, self.conn = self.conn, None
-        if conn is None:
-            return
-        unsent = [job for job in (self.succeeded, *self.orphans) if job and not job.delete_written]
-        if unsent:
-            # Without waiting (the link may be dead): a frozen server's kernel holds the bytes
-            # and the server applies them before the close when it resumes; sent after a
-            # reconnect instead, the delete would find the job reserved by the old connection.
-            data = b"".join(commands.delete(job.id) for job in unsent)
-            with contextlib.suppress(OSError):
-                conn.sock.settimeout(0)
-                if conn.sock.send(data) == len(data):
-                    for job in unsent:
-                        job.delete_written = True
-        conn.close()
+        self.close([job for job in (self.succeeded, *self.orphans) if job is not None])
 
     def finish(self, why: str) -> None:
         """On the way out: hand held jobs back and make sure succeeded jobs are deleted (one
@@ -539,7 +450,3 @@ class Session:
             self._end(done, "returned", reason)
         self.orphans.clear()
         self._drop()
-
-
-def _readable(conn: Connection) -> bool:
-    return bool(select.select([conn], [], [], 0)[0])

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 import greenstalk
 
 from beanfleet.work.job import Job
-from beanfleet.work.session import REPLY_LIMIT, RESERVE_TIMEOUT, Session
+from beanfleet.work.link import REPLY_LIMIT
+from beanfleet.work.session import RESERVE_TIMEOUT, Session
 
 WAIT_SLICE = 0.1  # how often a wait looks at the stop flags
 
@@ -40,31 +41,36 @@ class Sources:
         self.sessions = list(sessions)
         self.stopping = stopping
         self._turn = 0
+        self._poller = select.poll()
+        self._polled: set[int] = set()
 
-    def order(self, sessions: Sequence[Session]) -> list[Session]:
+    def order(self, sessions: Sequence[Session]) -> Sequence[Session]:
         """The order in which to look at ``sessions`` for the next job (override to
         prioritise servers, as rq's ``reorder_queues``).  Default: round robin, one server
         further after every job handed out, so busy servers alternate job by job."""
         start = self._turn % len(sessions) if sessions else 0
-        return [*sessions[start:], *sessions[:start]]
+        return [*sessions[start:], *sessions[:start]] if start else sessions
 
     def next_job(self) -> tuple[Session, Job] | None:
         """The next job to run, or None after one wait slice without one (or on a stop)."""
+        if self.stopping():
+            return None
         sessions = self.order(self.sessions)
         for session in sessions:
             if session.held:
                 return self._taken(session, session.held[0])
         now = time.monotonic()
         for session in sessions:
-            if self.stopping():
-                return None
             try:
-                if session.conn is not None and session.broken:
+                conn = session.conn
+                if conn is None:
+                    if now < session.retry_at or not session.connect() or self.stopping():
+                        continue
+                elif session.broken:
                     raise ConnectionError("connection to beanstalkd lost while the handler ran")
-                if session.conn is None and (now < session.retry_at or not session.connect()):
-                    continue
                 if session.waiting_since is None:
-                    session.settle()  # prefetch replies (and a delete's)
+                    if session.owed:
+                        session.settle()  # prefetch replies (and a delete's)
                     if session.held:
                         return self._taken(session, session.held[0])
                     session.wait()
@@ -84,10 +90,12 @@ class Sources:
             if due > 0 and not self.stopping():
                 time.sleep(min(due, WAIT_SLICE))
             return None
-        poller = select.poll()
-        for fd in waiting:
-            poller.register(fd, select.POLLIN)
-        readable = {fd for fd, _ in poller.poll(WAIT_SLICE * 1000)}
+        if waiting.keys() != self._polled:  # registered again only when the set changes
+            self._poller = select.poll()
+            for fd in waiting:
+                self._poller.register(fd, select.POLLIN)
+            self._polled = set(waiting)
+        readable = {fd for fd, _ in self._poller.poll(WAIT_SLICE * 1000)}
         now = time.monotonic()
         for session in sessions:
             if session.conn is None or session.waiting_since is None:

@@ -3,7 +3,7 @@
 Kept for ``drills/server_down.py`` (``RECONNECT_CAP``) until it imports the new paths.
 """
 
+from beanfleet.work.link import RECONNECT_CAP
 from beanfleet.work.loop import Worker
-from beanfleet.work.session import RECONNECT_CAP
 
 __all__ = ["RECONNECT_CAP", "Worker"]
