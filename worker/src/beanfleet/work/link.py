@@ -28,7 +28,8 @@ from beanfleet.work.events import Observers
 from beanfleet.work.job import Job
 
 REPLY_LIMIT = 3.0  # no reply this long (any command; a reserve: after its own wait): dead
-CONNECT_TIMEOUT = 3.0  # connect and handshake (a frozen server completes the TCP connect)
+CONNECT_TIMEOUT = 1.0  # connect and handshake: a frozen server completes the TCP connect, and
+# the loop waits for this (every server shares the main thread)
 RECONNECT_FIRST = 0.1
 RECONNECT_CAP = 5.0
 

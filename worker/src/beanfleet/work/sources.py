@@ -52,9 +52,8 @@ class Sources:
         return [*sessions[start:], *sessions[:start]] if start else sessions
 
     def next_job(self) -> tuple[Session, Job] | None:
-        """The next job to run, or None after one wait slice without one (or on a stop)."""
-        if self.stopping():
-            return None
+        """The next job to run, or None after one wait slice without one (or on a stop: the
+        loop checks the stop reasons before each call)."""
         sessions = self.order(self.sessions)
         for session in sessions:
             if session.held:
