@@ -69,8 +69,8 @@ class Observers:
         self._started = _overridden(self.members, "worker_started")
         self._connected = _overridden(self.members, "connected")
         self._wants = _overridden(self.members, "wants_counters")
-        self._job_started = _overridden(self.members, "job_started")
-        self._finished = _overridden(self.members, "job_finished")
+        self.starting = _overridden(self.members, "job_started")  # called per job
+        self.finished = _overridden(self.members, "job_finished")  # called per job
         self._event = _overridden(self.members, "on_event")
         self.ticks = _overridden(self.members, "tick")
         self._stopped = _overridden(self.members, "worker_stopped")
@@ -93,11 +93,11 @@ class Observers:
         return wanted
 
     def job_started(self, job: Job) -> None:
-        for hook in self._job_started:
+        for hook in self.starting:
             hook(job)
 
     def job_finished(self, job: Job) -> None:
-        for hook in self._finished:
+        for hook in self.finished:
             hook(job)
 
     def event(self, name: str, message: str, level: str = "info", **fields: Any) -> None:

@@ -36,7 +36,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import FrameType
 
@@ -45,12 +45,12 @@ import greenstalk
 from beanfleet.bounds import MAX_SECONDS, check_number
 from beanfleet.errors import ConfigError, JobNotFound, JobTimeout
 from beanfleet.names import check_tube
-from beanfleet.wire.jobref import job_label
+from beanfleet.wire.jobref import JobRef
 from beanfleet.work.crashguard import CrashGuard
 from beanfleet.work.events import Observer, Observers
 from beanfleet.work.handlers import Handler, JobInfo, check_handler, returned_unrun
 from beanfleet.work.heartbeat import Heartbeat
-from beanfleet.work.job import Counters, Job
+from beanfleet.work.job import KNOWN, Job
 from beanfleet.work.joblog import JobLog
 from beanfleet.work.link import RECONNECT_CAP
 from beanfleet.work.outcome import RetryOutcome, RetryPolicy, bury, schedule_retry, unfinished_of
@@ -125,10 +125,10 @@ class Worker:
         lock = threading.Lock()  # one job runs at a time: one lock for its exchanges
         several = len(self.servers) > 1  # only for how ids are shown (SERVER/ID)
         self.sessions = [
-            self.session(server, partial(job_label, server, several=several), lock, reconnect_cap)
+            self.session(server, partial(JobRef, server) if several else int, lock, reconnect_cap)
             for server in self.servers
         ]
-        self.sources = Sources(self.sessions, self._interrupted)
+        self.sources = Sources(self.sessions, self.flags)
         self.heartbeat = Heartbeat(self.sessions, self.flags, self.events, lock)
         self._timed_out = False
 
@@ -136,8 +136,10 @@ class Worker:
         """The watch list: the handlers' tubes (never ``default`` unless it has one)."""
         return list(self.handlers)
 
-    def session(self, server: str, ref: partial[int], lock: threading.Lock, cap: float) -> Session:
-        """The session of one server (a seam: tests hand it a prepared connection)."""
+    def session(
+        self, server: str, ref: Callable[[int], int], lock: threading.Lock, cap: float
+    ) -> Session:
+        """The session of one server (a seam: a subclass may return its own)."""
         return Session(server, self.tubes, ref, self.events, lock, self.guard, cap)
 
     def request_stop(self, why: str = "stop requested") -> None:
@@ -185,9 +187,6 @@ class Worker:
         if self.flags.count:
             return self.flags.signal_name
         return self.recycler.reason() if self.recycler.limited else None
-
-    def _interrupted(self) -> bool:
-        return bool(self.flags.count) or self.recycler.time_reason() is not None
 
     # -- one job -----------------------------------------------------------------------------
 
@@ -255,7 +254,8 @@ class Worker:
         self, session: Session, handler: Handler, data: object, job: Job
     ) -> BaseException | None:
         assert job.info is not None
-        self.events.job_started(job)  # the run record: a worker that dies from here leaves it
+        for hook in self.events.starting:  # the run record: a worker dying from here leaves it
+            hook(job)
         job.start()
         # Publishing needs no lock: the heartbeat re-checks ``running`` under the lock before
         # it touches.  Clearing it does (below): a touch may be mid-exchange.
@@ -354,5 +354,5 @@ class Worker:
             )
             reason = f"{result.note}; {reason}"
         job.detail = detail
-        assert job.counters is Counters.KNOWN
+        assert job.counters is KNOWN
         session.ended(job, result.outcome, reason, result.delay)

@@ -40,7 +40,18 @@ from beanfleet.wire import commands
 from beanfleet.wire.connection import Connection
 from beanfleet.work.crashguard import CrashGuard
 from beanfleet.work.events import Observers
-from beanfleet.work.job import Counters, Job, State, parse_job_stats
+from beanfleet.work.job import (
+    ASKED,
+    DELETING,
+    GONE,
+    KNOWN,
+    ORPHANED,
+    SKIPPED,
+    SUCCEEDED,
+    UNDECIDED,
+    Job,
+    parse_job_stats,
+)
 from beanfleet.work.link import RECONNECT_CAP, REPLY_LIMIT, Link, readable
 
 RESERVE_TIMEOUT = 5  # server-side wait of an idle reserve; its TIMED_OUT proves the link alive
@@ -132,7 +143,7 @@ class Session(Link):
             self.succeeded = None
             self.owed.append((DELETE, done))
             data = commands.delete(done.id) + data
-            done.state = State.DELETING
+            done.state = DELETING
             done.delete_written = True
         self.owed.extend(owed)
         if data:
@@ -144,7 +155,7 @@ class Session(Link):
         owed = self.owed
         conn = self.conn
         while owed and owed[0][0] != WAIT:
-            if until is not None and until.counters is not Counters.ASKED:
+            if until is not None and until.counters is not ASKED:
                 return
             if conn is None:
                 raise ConnectionError("connection to beanstalkd lost")
@@ -152,10 +163,11 @@ class Session(Link):
             status, values = conn.read_reply()
             if kind == STATS:
                 assert job is not None
-                stats = None
                 if status == b"OK":
-                    stats = parse_job_stats(conn.read_chunk(int(values[0])))
-                job.known(stats)
+                    job.stats = parse_job_stats(conn.read_chunk(int(values[0])))
+                    job.counters = KNOWN
+                else:  # NOT_FOUND: its TTR ran out
+                    job.counters = GONE
             elif kind == RESERVE:
                 self._reserved(conn, status, values)
             else:
@@ -215,7 +227,8 @@ class Session(Link):
 
     def _end(self, job: Job, outcome: str, reason: str | None, delay: int | None = None) -> None:
         job.end(outcome, reason, delay)
-        self.events.job_finished(job)
+        for hook in self.events.finished:
+            hook(job)
 
     # -- the blocking reserve ----------------------------------------------------------------
 
@@ -227,10 +240,6 @@ class Session(Link):
         self._write(conn, _WAIT_COMMAND, [(WAIT, None)])
         self.waiting_since = time.monotonic()
         self.settle()
-
-    def ready(self) -> bool:
-        """The blocking reserve's reply is already buffered (poll would not see it)."""
-        return self.conn is not None and self.conn.has_buffered()
 
     def overdue(self, now: float) -> bool:
         since = self.waiting_since
@@ -244,10 +253,11 @@ class Session(Link):
         self.owed.popleft()
         self.waiting_since = None
         job = self._reserved(conn, status, values)
-        if status in (b"RESERVED", b"TIMED_OUT"):
+        if status == b"RESERVED":
+            self._deadline_soon_logged = False
+        if not self.healthy and status in (b"RESERVED", b"TIMED_OUT"):
             self.healthy = True
             self.backoff.succeeded()
-            self._deadline_soon_logged = False
         return job
 
     # -- a job's start and its counters ------------------------------------------------------
@@ -265,32 +275,32 @@ class Session(Link):
         owed: list[tuple[str, Job | None]] = []
         # Whether a job needs its counters is decided once, when first seen (held, or here):
         # decided while held, a metrics wait sample rides a job ahead and costs no wait.
-        asked_now = job.counters is Counters.UNDECIDED and wanted(job)
+        asked_now = job.counters is UNDECIDED and wanted(job)
         if asked_now:
-            job.counters = Counters.ASKED
+            job.counters = ASKED
             owed.append((STATS, job))
             out.append(commands.stats_job(job.id))
-        elif job.counters is Counters.UNDECIDED:
-            job.counters = Counters.SKIPPED
+        elif job.counters is UNDECIDED:
+            job.counters = SKIPPED
         if prefetch:
             for ahead in self.held:
-                if ahead.counters is Counters.UNDECIDED:
+                if ahead.counters is UNDECIDED:
                     if wanted(ahead):
-                        ahead.counters = Counters.ASKED
+                        ahead.counters = ASKED
                         owed.append((STATS, ahead))
                         out.append(commands.stats_job(ahead.id))
                     else:
-                        ahead.counters = Counters.SKIPPED
+                        ahead.counters = SKIPPED
             asked = sum(1 for kind, _ in self.owed if kind == RESERVE)
             for _ in range(AHEAD - len(self.held) - asked if more else 0):
                 owed.append((RESERVE, None))
                 out.append(_RESERVE_NOW)
         if out or (prefetch and self.succeeded is not None):
             self._write(conn, b"".join(out), owed)
-        if job.counters is Counters.ASKED:
+        if job.counters is ASKED:
             job.waited = asked_now
             self.settle(until=job)
-        if job.counters is Counters.GONE:
+        if job.counters is GONE:
             self.current = None
             self._end(job, "lost", "stats-job replied NOT_FOUND: its TTR ran out")
             return False
@@ -298,11 +308,11 @@ class Session(Link):
 
     def counters(self, job: Job) -> dict[str, int | str] | None:
         """``job``'s counters now (a round trip unless known or asked); None: gone."""
-        if job.counters is not Counters.ASKED and job.counters is not Counters.KNOWN:
-            if job.counters is Counters.GONE:
+        if job.counters is not ASKED and job.counters is not KNOWN:
+            if job.counters is GONE:
                 return None
             conn = self.connection()
-            job.counters = Counters.ASKED
+            job.counters = ASKED
             self._write(conn, commands.stats_job(job.id), [(STATS, job)])
         self.settle(until=job)
         return job.stats
@@ -316,7 +326,7 @@ class Session(Link):
     def succeed(self, job: Job) -> None:
         """Its handler returned: deleted in the same write as this connection's next command
         (:meth:`_write`)."""
-        job.state = State.SUCCEEDED
+        job.state = SUCCEEDED
         self.current = None
         if self.succeeded is not None:  # another job's delete was still unwritten
             self.flush_delete()
@@ -339,11 +349,9 @@ class Session(Link):
     def hand_back(self, why: str) -> None:
         """Give every held job back (bury + kick-job, see the module docstring)."""
         conn = self.settled()
-        missing = [
-            job for job in self.held if job.counters in (Counters.UNDECIDED, Counters.SKIPPED)
-        ]
+        missing = [job for job in self.held if job.counters in (UNDECIDED, SKIPPED)]
         for job in missing:  # a held job's priority comes from its stats-job
-            job.counters = Counters.ASKED
+            job.counters = ASKED
         if missing:
             data = b"".join(commands.stats_job(job.id) for job in missing)
             self._write(conn, data, [(STATS, job) for job in missing])
@@ -403,7 +411,7 @@ class Session(Link):
             cut.append(self.succeeded)
             self.succeeded = None
         for done in cut:
-            done.state = State.ORPHANED
+            done.state = ORPHANED
             self.events.event(
                 "delete-pending",
                 f"job {done.ref} succeeded but its delete was cut off; "

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import greenstalk
 
 from beanfleet.work.job import Job
 from beanfleet.work.link import REPLY_LIMIT
 from beanfleet.work.session import RESERVE_TIMEOUT, Session
+from beanfleet.work.shutdown import ShutdownFlags
 
 WAIT_SLICE = 0.1  # how often a wait looks at the stop flags
 
@@ -37,9 +38,9 @@ WAIT_SLICE = 0.1  # how often a wait looks at the stop flags
 class Sources:
     """The servers' sessions as one source of jobs."""
 
-    def __init__(self, sessions: Sequence[Session], stopping: Callable[[], bool]) -> None:
+    def __init__(self, sessions: Sequence[Session], flags: ShutdownFlags) -> None:
         self.sessions = list(sessions)
-        self.stopping = stopping
+        self.flags = flags  # a stop signal: no job is handed out (the loop checks the rest)
         self._turn = 0
         self._poller = select.poll()
         self._polled: set[int] = set()
@@ -63,7 +64,7 @@ class Sources:
             try:
                 conn = session.conn
                 if conn is None:
-                    if now < session.retry_at or not session.connect() or self.stopping():
+                    if now < session.retry_at or not session.connect() or self.flags.count:
                         continue
                 elif session.broken:
                     raise ConnectionError("connection to beanstalkd lost while the handler ran")
@@ -73,7 +74,7 @@ class Sources:
                     if session.held:
                         return self._taken(session, session.held[0])
                     session.wait()
-                if session.ready():
+                if session.conn is not None and session.conn.has_buffered():
                     job = session.take()
                     if job is not None:
                         return self._taken(session, job)
@@ -86,7 +87,7 @@ class Sources:
         if not waiting:
             # Every server down: sleep until the first is due again (in slices, for stops).
             due = min((s.retry_at for s in sessions), default=0.0) - time.monotonic()
-            if due > 0 and not self.stopping():
+            if due > 0 and not self.flags.count:
                 time.sleep(min(due, WAIT_SLICE))
             return None
         if waiting.keys() != self._polled:  # registered again only when the set changes
@@ -112,7 +113,7 @@ class Sources:
         return None
 
     def _taken(self, session: Session, job: Job) -> tuple[Session, Job] | None:
-        if self.stopping():
+        if self.flags.count:
             return None  # a stop came while the reply was in flight: held, handed back
         self._turn += 1
         for other in self.sessions:
