@@ -158,7 +158,7 @@ class CrashGuard(Observer):
         return self.records[job.server].suspect(job.id)
 
     def wants_counters(self, job: Job) -> bool:
-        return self.suspect(job)
+        return self.records[job.server].suspect(job.id)
 
     def clear(self, job: Job) -> None:
         """``job`` was buried as a crash loop: no more suspicion here."""

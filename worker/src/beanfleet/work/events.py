@@ -74,6 +74,8 @@ class Observers:
         self._event = _overridden(self.members, "on_event")
         self.ticks = _overridden(self.members, "tick")
         self._stopped = _overridden(self.members, "worker_stopped")
+        if len(self._wants) <= 1:  # the common case, on the hot path: one call, not two
+            self.wants_counters = self._wants[0] if self._wants else self._no_counters  # type: ignore[method-assign]
         for observer in self.members:
             observer.attach(self)
 
@@ -91,6 +93,9 @@ class Observers:
         for hook in self._wants:
             wanted = hook(job) or wanted
         return wanted
+
+    def _no_counters(self, job: Job) -> bool:
+        return False
 
     def job_started(self, job: Job) -> None:
         for hook in self.starting:

@@ -57,6 +57,14 @@ class Sources:
         loop checks the stop reasons before each call)."""
         sessions = self.order(self.sessions)
         for session in sessions:
+            if session.waiting_since is not None and session.conn is not None:
+                # A reserve answered while another server's jobs ran: its job is held now,
+                # and takes its turn (a stream of prefetched jobs elsewhere must not starve it).
+                try:
+                    session.collect()
+                except (OSError, greenstalk.Error) as exc:
+                    session.lost(exc)
+        for session in sessions:
             if session.held:
                 return self._taken(session, session.held[0])
         now = time.monotonic()
