@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from beanfleet.wire.connection import Connection
 from beanfleet.work.joblog import JobLog
+from beanfleet.work.loop import Worker
 from beanfleet.work.recycle import RecycleLimits
-from beanfleet.work.worker import Worker
 from beanstalkd_server import Beanstalkd
 
 TUBE = "bench"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from beanfleet.work.handlers import JobInfo
 from beanfleet.work.joblog import JobLog
+from beanfleet.work.loop import Worker
 from beanfleet.work.recycle import RecycleLimits
-from beanfleet.work.worker import Worker
 from small_tmpfs import fill, mounted
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 

@@ -8,7 +8,8 @@ import math
 
 import click
 import pytest
-from beanfleet.bounds import MAX_SECONDS, Number, check_number
+from beanfleet.bounds import MAX_SECONDS, check_number
+from beanfleet.cli.options import Number
 from beanfleet.errors import ConfigError
 from beanfleet.priorities import MAX_PRIORITY, PRIORITIES, parse_priority, parse_ttr
 from beanfleet.work.outcome import MAX_DELAY, RetryPolicy, clamp_delay

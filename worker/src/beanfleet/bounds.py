@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
-
-import click
 
 from beanfleet.errors import ConfigError
 
@@ -75,50 +72,6 @@ def shown(value: object, limit: int = 40) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}... ({len(text)} characters)"
-
-
-class Count(click.ParamType[int, Any]):
-    """A command-line integer in ``[low, high]`` (:func:`parse_int`; a usage error, exit 2)."""
-
-    name = "integer"
-
-    def __init__(self, what: str, *, low: int, high: int) -> None:
-        self.what = what
-        self.low, self.high = low, high
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # a default, checked like a typed value
-        try:
-            return parse_int(str(value), self.what, low=self.low, high=self.high)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-class Number(click.ParamType[float, Any]):
-    """A command-line number: parsed as a float, then :func:`check_number` (exit 2)."""
-
-    name = "number"
-
-    def __init__(self, what: str, *, low: float, high: float, low_open: bool = False) -> None:
-        self.what = what
-        self.low, self.high, self.low_open = low, high, low_open
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{shown(value)} is not a number", param, ctx)
-        try:
-            return check_number(
-                number, self.what, low=self.low, high=self.high, low_open=self.low_open
-            )
-        except ConfigError as exc:
-            self.fail(str(exc).replace(shown(number), shown(value)), param, ctx)
 
 
 # -- settings (the fleet description's values, named by their variable) ----------------------

@@ -22,9 +22,9 @@ import click
 
 from beanfleet.admin.group import Admins, PerServer, first_job, optional
 from beanfleet.admin.queries import Admin, PeekState
-from beanfleet.bounds import MAX_COUNT, MAX_JOB_ID, MAX_SECONDS, MAX_U32, Count, Number
+from beanfleet.bounds import MAX_COUNT, MAX_JOB_ID, MAX_SECONDS, MAX_U32
 from beanfleet.cli import format as fmt
-from beanfleet.cli.options import json_option, server_option
+from beanfleet.cli.options import Count, Number, json_option, server_option
 from beanfleet.cli.produce import check_tube_param
 from beanfleet.errors import ConfigError
 from beanfleet.wire.jobref import locate_job, parse_job_id

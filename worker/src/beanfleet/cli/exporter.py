@@ -10,12 +10,12 @@ from __future__ import annotations
 import click
 from prometheus_client import make_wsgi_app
 
-from beanfleet.bounds import MAX_COUNT, Count, Number
+from beanfleet.bounds import MAX_COUNT
 from beanfleet.cli.format import label_servers
-from beanfleet.cli.options import server_option
+from beanfleet.cli.options import Count, Number, listen_option, server_option
 from beanfleet.errors import ConfigError
 from beanfleet.metrics.exporter import DEFAULT_TIMEOUT, BeanstalkdCollector, make_registry
-from beanfleet.metrics.http import listen_option, serve
+from beanfleet.metrics.http import serve
 
 DEFAULT_LISTEN = "0.0.0.0:9650"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import click
 from prometheus_client import make_wsgi_app
 
+from beanfleet.cli.options import listen_option
 from beanfleet.metrics.endpoint import make_registry
-from beanfleet.metrics.http import listen_option, serve
+from beanfleet.metrics.http import serve
 from beanfleet.metrics.worker import METRICS_DIR_ENV
 
 DEFAULT_LISTEN = "0.0.0.0:9651"

@@ -7,7 +7,9 @@ from typing import Any, TypeVar
 
 import click
 
+from beanfleet.bounds import check_number, parse_int, shown
 from beanfleet.errors import ConfigError
+from beanfleet.metrics.http import parse_listen
 from beanfleet.names import DEFAULT_SERVER, SERVER_ENV, resolve_servers
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -38,3 +40,70 @@ def server_option(func: F) -> F:
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="print JSON")(func)
+
+
+# The command-line faces of bounds' checks: a bad value is a usage error (exit 2).
+
+
+class Count(click.ParamType[int, Any]):
+    """A command-line integer in ``[low, high]`` (:func:`parse_int`; a usage error, exit 2)."""
+
+    name = "integer"
+
+    def __init__(self, what: str, *, low: int, high: int) -> None:
+        self.what = what
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a default, checked like a typed value
+        try:
+            return parse_int(str(value), self.what, low=self.low, high=self.high)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Number(click.ParamType[float, Any]):
+    """A command-line number: parsed as a float, then :func:`check_number` (exit 2)."""
+
+    name = "number"
+
+    def __init__(self, what: str, *, low: float, high: float, low_open: bool = False) -> None:
+        self.what = what
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{shown(value)} is not a number", param, ctx)
+        try:
+            return check_number(
+                number, self.what, low=self.low, high=self.high, low_open=self.low_open
+            )
+        except ConfigError as exc:
+            self.fail(str(exc).replace(shown(number), shown(value)), param, ctx)
+
+
+def listen_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--listen ADDR:PORT`` option; a malformed address is a usage error (exit 2)."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        try:
+            parse_listen(value)
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc)) from None
+        return value
+
+    return click.option(
+        "--listen",
+        default=default,
+        show_default=True,
+        callback=check,
+        metavar="ADDR:PORT",
+        help="where to serve /metrics",
+    )

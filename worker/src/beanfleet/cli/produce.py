@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from beanfleet.bounds import Count, shown
-from beanfleet.cli.options import server_option
+from beanfleet.bounds import shown
+from beanfleet.cli.options import Count, server_option
 from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig, PartialPut
 from beanfleet.names import check_tube
 from beanfleet.priorities import (

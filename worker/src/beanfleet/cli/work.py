@@ -4,32 +4,25 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 import click
 
-from beanfleet.bounds import MAX_COUNT, MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS, Count, Number
-from beanfleet.cli.options import server_option
+from beanfleet.bounds import MAX_COUNT, MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS
+from beanfleet.cli.options import Count, Number, server_option
 from beanfleet.errors import ConfigError
-from beanfleet.metrics.worker import (
-    METRICS_DIR_ENV,
-    POOL_ENV,
-    MeteredJobLog,
-    WorkerMetrics,
-    off_message,
-)
+from beanfleet.metrics.worker import METRICS_DIR_ENV, POOL_ENV, WorkerMetrics, off_message
 from beanfleet.work.crashguard import STATE_DIR_ENV, default_state_dir
+from beanfleet.work.events import Observer
 from beanfleet.work.handlers import Handler, load_handlers
 from beanfleet.work.joblog import LOG_FORMATS, JobLog, LogFormat
+from beanfleet.work.loop import Worker
 from beanfleet.work.outcome import (
     DEFAULT_BACKOFF_BASE,
     DEFAULT_BACKOFF_CAP,
     DEFAULT_MAX_RETRIES,
     RetryPolicy,
 )
-from beanfleet.work.pool import ServersWorker
 from beanfleet.work.recycle import RecycleLimits
-from beanfleet.work.worker import Worker
 
 
 def _handlers(
@@ -171,40 +164,30 @@ def work(
     job and exit (under systemd or supervisor: a graceful restart); a second one releases the
     running job and exits at once.  While beanstalkd is
     unreachable the worker keeps reconnecting.  With several servers one process serves
-    them all in turns (see README, "Several queue hosts"); job ids in its log and in the
+    them all at once (see README, "Several queue hosts"); job ids in its log and in the
     handler's job.id are SERVER/ID.
     """
-    metrics = None
     log = JobLog(log_format)
+    observers: list[Observer] = []
     if metrics_dir:
         try:
-            metrics = WorkerMetrics(metrics_dir, pool or ",".join(handlers))
+            observers.append(WorkerMetrics(metrics_dir, pool or ",".join(handlers)))
         except OSError as exc:
             # Metrics must never hurt jobs: a directory that cannot be written (full disk,
             # no permission) is said once, and the worker runs without metrics.
             log.event("metrics-off", off_message(metrics_dir, exc), level="error")
-        else:
-            log = MeteredJobLog(log_format, metrics)
-    options: dict[str, Any] = {
-        "policy": RetryPolicy(max_retries, backoff_base, backoff_cap),
-        "timeout": timeout,
-        "limits": RecycleLimits(max_jobs, max_time, max_memory),
-        "log": log,
-        "prefetch": prefetch,
-        "state_dir": state_dir or default_state_dir(),
-        "metrics": metrics,
-    }
-    worker: Worker | ServersWorker
-    if len(servers) == 1:
-        worker = Worker(servers[0], handlers, **options)
-    else:
-        worker = ServersWorker(servers, handlers, **options)
-    try:
-        worker.run()
-    finally:
-        if isinstance(log, MeteredJobLog):
-            # No stop signal: run() returned at a recycling limit.
-            log.close_metrics(recycled=not worker.flags.count)
+    worker = Worker(
+        servers,
+        handlers,
+        policy=RetryPolicy(max_retries, backoff_base, backoff_cap),
+        timeout=timeout,
+        limits=RecycleLimits(max_jobs, max_time, max_memory),
+        log=log,
+        prefetch=prefetch,
+        state_dir=state_dir or default_state_dir(),
+        observers=observers,
+    )
+    worker.run()
 
 
 COMMANDS: list[click.Command] = [work]

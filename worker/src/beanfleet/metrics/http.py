@@ -4,11 +4,11 @@ shared by ``beanfleet exporter`` and ``beanfleet metrics-endpoint``."""
 from __future__ import annotations
 
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-import click
 from prometheus_client.exposition import ThreadingWSGIServer
 
 from beanfleet.bounds import shown
@@ -26,26 +26,6 @@ def parse_listen(value: str) -> tuple[str, int]:
     # A metrics endpoint is scraped from other hosts, so ":PORT" means every interface.
     host = host.removeprefix("[").removesuffix("]") or "0.0.0.0"  # noqa: S104
     return host, port
-
-
-def listen_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The ``--listen ADDR:PORT`` option; a malformed address is a usage error (exit 2)."""
-
-    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
-        try:
-            parse_listen(value)
-        except ConfigError as exc:
-            raise click.BadParameter(str(exc)) from None
-        return value
-
-    return click.option(
-        "--listen",
-        default=default,
-        show_default=True,
-        callback=check,
-        metavar="ADDR:PORT",
-        help="where to serve /metrics",
-    )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -74,7 +54,9 @@ def serve(app: Callable[..., Any], listen: str, what: str) -> None:
     except OSError as exc:
         raise BeanfleetError(f"cannot listen on {listen}: {exc.strerror or exc}") from exc
     shown = f"[{host}]" if ":" in host else host
-    click.echo(f"serving {what} on http://{shown}:{httpd.server_port}/metrics", err=True)
+    print(
+        f"serving {what} on http://{shown}:{httpd.server_port}/metrics", file=sys.stderr, flush=True
+    )
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

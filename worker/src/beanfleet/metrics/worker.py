@@ -5,9 +5,10 @@ Every worker process of a host writes its own files into one metrics directory
 sum (:mod:`beanfleet.metrics.endpoint`).  Off unless a directory is given: then no object of
 this module exists and the worker pays nothing.
 
-Cost on the hot path: recording a finished job appends one tuple to a deque (the worker's
-:class:`MeteredJobLog` does it where it logs the outcome); the monitor thread, which flushes
-the log every few tens of milliseconds, also folds the queued tuples into per-process totals
+:class:`WorkerMetrics` observes the worker through :mod:`beanfleet.work.events` (``work/``
+never imports this package; ``beanfleet work`` wires it).  Cost on the hot path: recording
+a finished job appends one tuple to a deque (its ``job_finished`` hook); the heartbeat
+thread's tick, every few tens of milliseconds, folds the queued tuples into per-process totals
 and writes the changed ones into the memory-mapped files.  So a job costs an append, and
 each flush a handful of writes whatever the job rate.  Labels are the pool, the tube and the
 outcome: never a job id.
@@ -20,7 +21,7 @@ share of a busy one's (one round trip a second, whatever the job rate; with ``--
 none: the sampled job is one held ahead, its ``stats-job`` rides an earlier write).
 
 Metrics must never hurt jobs: a write that fails (directory removed, file system full) is
-logged once by :class:`MeteredJobLog` and switches this process's metrics off
+logged once (a ``metrics-off`` event) and switches this process's metrics off
 (:meth:`WorkerMetrics.switch_off`); the monitor thread that flushes goes on touching jobs
 and writing the log.  Space is allocated before the memory-mapped files are written
 (:class:`~beanfleet.metrics.valuefiles.ValuesFile`), so a full disk is an error, not a SIGBUS.
@@ -36,11 +37,11 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TextIO
 
 from beanfleet.metrics import valuefiles
 from beanfleet.wire.client import describe_os_error
-from beanfleet.work.joblog import JobLog, JobOutcome, LogFormat
+from beanfleet.work.events import Observer, Observers
+from beanfleet.work.job import Job
 from beanfleet.work.outcome import attempt_of
 
 METRICS_DIR_ENV = "BEANFLEET_METRICS_DIR"
@@ -80,10 +81,21 @@ WAIT = Histogram(
 )
 
 
-class WorkerMetrics:
-    """One worker process's metrics: queued on the hot path, written by :meth:`flush`."""
+class WorkerMetrics(Observer):
+    """One worker process's metrics: queued on the hot path, written by :meth:`flush`.
 
-    def __init__(self, directory: str | os.PathLike[str], pool: str) -> None:
+    ``sample_interval``: at most one job per this many seconds has its stats-job asked for
+    the wait and attempt histograms (:meth:`sample`)."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        pool: str,
+        *,
+        sample_interval: float = WAIT_SAMPLE_INTERVAL,
+    ) -> None:
+        self.sample_interval = sample_interval
+        self._events: Observers | None = None
         self.directory = os.fspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.pool = pool
@@ -108,17 +120,54 @@ class WorkerMetrics:
     # -- the hot path ------------------------------------------------------------------
 
     def sample(self) -> bool:
-        """True at most once per :data:`WAIT_SAMPLE_INTERVAL`: ask this job's stats-job
-        before it starts, so its wait and attempt are observed."""
+        """True at most once per ``sample_interval``: ask this job's stats-job before it
+        starts, so its wait and attempt are observed."""
         now = time.monotonic()
         if now < self._next_sample:
             return False
-        self._next_sample = now + WAIT_SAMPLE_INTERVAL
+        self._next_sample = now + self.sample_interval
         return True
 
     def started(self, tube: str, stats: Mapping[str, int | str]) -> None:
         """A job starts whose stats-job the worker has (its attempt and age are known)."""
         self.starts.append((tube, attempt_of(stats), int(stats.get("age", -1))))
+
+    # -- as an observer of the worker ---------------------------------------------------
+
+    def attach(self, events: Observers) -> None:
+        self._events = events
+
+    def wants_counters(self, job: Job) -> bool:
+        return self.sample()
+
+    def job_started(self, job: Job) -> None:
+        if job.stats is not None:
+            self.starts.append(
+                (job.tube or "", attempt_of(job.stats), int(job.stats.get("age", -1)))
+            )
+
+    def job_finished(self, job: Job) -> None:
+        self.finished.append((job.tube, job.outcome or "lost", job.duration))
+
+    def tick(self) -> None:
+        try:
+            self.flush()
+        except Exception as exc:  # anything: it must not stop the heartbeat thread
+            self._failed(exc)
+
+    def worker_stopped(self, reason: str, jobs: int, *, recycled: bool, unfinished: bool) -> None:
+        """The process exits: the last flush (a failure logged as any other), then
+        :meth:`close`."""
+        try:
+            self.flush(recycled=recycled)
+        except Exception as exc:
+            self._failed(exc)
+        with contextlib.suppress(Exception):  # only a race with a failing write gets here
+            self.close()
+
+    def _failed(self, error: Exception) -> None:
+        if self.switch_off() and self._events is not None:  # once, whichever thread first
+            self._events.event("metrics-off", off_message(self.directory, error), level="error")
 
     # -- writing -----------------------------------------------------------------------
 
@@ -266,47 +315,3 @@ def off_message(directory: str, error: Exception) -> str:
     else:
         reason = f"{type(error).__name__}: {error}"
     return f"worker metrics switched off: cannot write into {directory}: {reason}"
-
-
-class MeteredJobLog(JobLog):
-    """The job log that also counts each outcome it logs (every outcome passes here once)
-    and writes the metrics whenever it flushes."""
-
-    def __init__(
-        self, fmt: LogFormat, metrics: WorkerMetrics, stream: TextIO | None = None
-    ) -> None:
-        super().__init__(fmt, stream)
-        self.metrics = metrics
-        self._finished = metrics.finished
-
-    def deleted(self, job_id: int, tube: str, attempt: int | None, duration: float) -> None:
-        # The hot path: a direct call, since zero-argument super() builds a proxy object per
-        # call on Python 3.11 (~0.15 µs a job, most of what metrics added to this method).
-        JobLog.deleted(self, job_id, tube, attempt, duration)
-        self._finished.append((tube, "deleted", duration))
-
-    def job(self, result: JobOutcome) -> None:
-        super().job(result)
-        self._finished.append((result.tube, result.outcome, result.duration))
-
-    def flush(self) -> None:
-        super().flush()
-        try:
-            self.metrics.flush()
-        except Exception as exc:  # anything: it must not stop the monitor thread
-            self._metrics_failed(exc)
-
-    def close_metrics(self, *, recycled: bool) -> None:
-        """The process exits: the last flush (a failure logged as any other), then
-        :meth:`WorkerMetrics.close`."""
-        try:
-            self.metrics.flush(recycled=recycled)
-        except Exception as exc:
-            self._metrics_failed(exc)
-        with contextlib.suppress(Exception):  # only a race with a failing write gets here
-            self.metrics.close()
-
-    def _metrics_failed(self, error: Exception) -> None:
-        if self.metrics.switch_off():  # once, whichever thread failed first
-            self._finished = self.metrics.finished
-            self.event("metrics-off", off_message(self.metrics.directory, error), level="error")

@@ -20,6 +20,12 @@ worst one extra ``stats-job`` for a retry of it.
 Every worker process on the host shares the directory, so a restarted worker (a new pid)
 sees what its predecessor left; the server's address is part of the path because job ids
 are only unique per beanstalkd.
+
+:class:`CrashGuard` is how the worker uses the records: an observer (:mod:`.events`) that
+marks each start, asks a suspect job's counters before it starts and closes the records when
+the worker stops, plus :meth:`CrashGuard.suspect` for the crash-loop rule in the loop.
+
+May import: ``work.events``, ``wire.client`` (error text) and the stdlib.
 """
 
 from __future__ import annotations
@@ -27,7 +33,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+from beanfleet.errors import ConfigError
+from beanfleet.names import parse_server
+from beanfleet.wire.client import describe_os_error
+from beanfleet.work.events import Observer, Observers
+from beanfleet.work.job import Job
 
 STATE_DIR_ENV = "BEANFLEET_STATE_DIR"
 PRUNE_AGE = 24 * 3600.0  # a crashed job returns to ready at once; a day covers any backlog
@@ -123,3 +136,60 @@ class RunRecords:
             elif job_id is not None:  # empty: a worker that has not started a job yet
                 named.setdefault(job_id, []).append(Path(entry.path))
         return named
+
+
+class CrashGuard(Observer):
+    """The run records of one worker process, one :class:`RunRecords` per server."""
+
+    def __init__(self, state_dir: str | os.PathLike[str], servers: Sequence[str]) -> None:
+        try:
+            self.records = {
+                server: RunRecords(state_dir, *parse_server(server)) for server in servers
+            }
+        except OSError as exc:
+            raise ConfigError(f"cannot use state directory {state_dir}: {exc}") from None
+        self._events: Observers | None = None
+
+    def attach(self, events: Observers) -> None:
+        self._events = events
+
+    def suspect(self, job: Job) -> bool:
+        """Another worker on this host started ``job`` and may have died in it."""
+        return self.records[job.server].suspect(job.id)
+
+    def wants_counters(self, job: Job) -> bool:
+        return self.records[job.server].suspect(job.id)
+
+    def clear(self, job: Job) -> None:
+        """``job`` was buried as a crash loop: no more suspicion here."""
+        self.records[job.server].clear(job.id)
+
+    def prune(self, server: str) -> dict[int, list[Path]]:
+        return self.records[server].prune()
+
+    def gone(self, server: str, job_id: int, paths: Sequence[Path]) -> None:
+        """beanstalkd no longer has the job the records at ``paths`` name."""
+        self.records[server].clear(job_id)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def job_started(self, job: Job) -> None:
+        records = self.records[job.server]
+        try:
+            records.mark(job.id)  # a worker that dies from here on leaves it behind
+        except OSError as exc:
+            # The job runs all the same: only a crash loop would go unnoticed on this host
+            # (the counters still count its starts once a record is found).
+            if self._events is not None:
+                self._events.event(
+                    "record-failed",
+                    f"cannot write the running record of job {job.ref} in "
+                    f"{records.directory}: {describe_os_error(exc)}",
+                    level="warning",
+                    job=job.ref,
+                )
+
+    def worker_stopped(self, reason: str, jobs: int, *, recycled: bool, unfinished: bool) -> None:
+        for records in self.records.values():
+            records.close(keep=unfinished)

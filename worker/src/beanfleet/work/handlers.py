@@ -19,6 +19,7 @@ from typing import Any
 
 from beanfleet.errors import ConfigError, PermanentFailure
 from beanfleet.names import check_tube
+from beanfleet.wire.jobref import JobRef
 
 Handler = Callable[[Any, "JobInfo"], object]
 
@@ -39,7 +40,11 @@ class JobInfo:
     __slots__ = ("_attempt", "_fetch", "id", "tube")
 
     def __init__(
-        self, job_id: int, tube: str, attempt: int | None, fetch: Callable[[], int] | None = None
+        self,
+        job_id: int | JobRef,
+        tube: str,
+        attempt: int | None,
+        fetch: Callable[[], int] | None = None,
     ) -> None:
         self.id = job_id
         self.tube = tube

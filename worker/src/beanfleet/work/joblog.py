@@ -7,21 +7,30 @@ Job lines are written per job on the hot path, so they are cheap: no ``logging``
 and they are queued and written in batches by :meth:`JobLog.flush`, which the worker's
 monitor thread calls every few tens of milliseconds (one write per batch instead of one
 per job).  Lifecycle events are rare and written at once, after any queued job lines.
+
+:class:`JobLog` observes the worker (:mod:`.events`): a job's line when it ends, the
+started/stopped lines, and the flush on every heartbeat tick.
+
+May import: ``work.events``, ``work.job``, ``display`` and the stdlib.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from beanfleet.display import for_terminal, json_safe
 from beanfleet.wire.jobref import JobRef
+from beanfleet.work.events import Observer
+from beanfleet.work.job import Job
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -33,7 +42,7 @@ _LEVELS = {"deleted": "info", "released": "warning", "buried": "error"}
 class JobOutcome:
     """What happened to one reserved job."""
 
-    job_id: int
+    job_id: int | JobRef
     tube: str | None  # None: the tube was never learned (connection lost first)
     attempt: int | None  # None: not fetched (it costs a round trip, see worker.py)
     duration: float | None  # handler run time; None when no handler ran
@@ -45,10 +54,10 @@ class JobOutcome:
 
 def _json_id(value: object) -> object:
     """A job id for JSON: a number with one server, a "SERVER/ID" string (a JobRef) with
-    several."""
-    if isinstance(value, JobRef):
-        return str(value)
-    return value
+    several.  Plain JSON scalars pass as they are."""
+    if value is None or type(value) in (int, float, str, bool):
+        return value
+    return str(value)
 
 
 def _text_value(value: object) -> str:
@@ -59,7 +68,7 @@ def _text_value(value: object) -> str:
     return text
 
 
-class JobLog:
+class JobLog(Observer):
     def __init__(self, fmt: LogFormat = "text", stream: TextIO | None = None) -> None:
         if fmt not in LOG_FORMATS:
             raise ValueError(f"unknown log format {fmt!r}")
@@ -91,7 +100,9 @@ class JobLog:
         self._milli = (milli, stamp)
         return stamp
 
-    def deleted(self, job_id: int, tube: str, attempt: int | None, duration: float) -> None:
+    def deleted(
+        self, job_id: int | JobRef, tube: str, attempt: int | None, duration: float
+    ) -> None:
         """The hot path: same line as ``job()`` for a deleted job, at a third of the cost.
 
         Tube names cannot hold spaces, quotes, ``=`` or backslashes (beanstalkd's charset),
@@ -149,6 +160,49 @@ class JobLog:
         if result.reason is not None:
             line += f" reason={_text_value(result.reason)}"
         return line
+
+    # -- as an observer of the worker ---------------------------------------------------------
+
+    def worker_started(self, tubes: Sequence[str], servers: Sequence[str]) -> None:
+        # The one place the started line differs by the server count (output formatting).
+        several = f", servers {', '.join(servers)}" if len(servers) > 1 else ""
+        self.event(
+            "started",
+            f"worker started, tubes {', '.join(tubes)}{several}",
+            pid=os.getpid(),
+            server=",".join(servers),
+        )
+
+    def job_finished(self, job: Job) -> None:
+        info = job.info
+        if job.outcome == "deleted" and job.reason is None and info is not None:
+            assert job.duration is not None
+            self.deleted(job.ref, info.tube, info.known_attempt, job.duration)
+            return
+        self._queue.append(
+            self.format_job(
+                JobOutcome(
+                    job.ref,
+                    job.tube,
+                    job.attempt,
+                    job.duration,
+                    job.outcome or "lost",
+                    job.delay,
+                    job.reason,
+                    job.detail,
+                )
+            )
+        )
+
+    def tick(self) -> None:
+        self.flush()
+
+    def worker_stopped(self, reason: str, jobs: int, *, recycled: bool, unfinished: bool) -> None:
+        self.flush()
+        self.event("stopped", f"worker exiting: {reason}", jobs=jobs)
+
+    def on_event(self, name: str, message: str, level: str, fields: dict[str, Any]) -> None:
+        self.event(name, message, level, **fields)
 
     def event(self, event: str, message: str, level: str = "info", **fields: object) -> None:
         """A lifecycle line (started, connected, connection lost, ...), written at once."""

@@ -25,6 +25,7 @@ from typing import Literal
 
 from beanfleet.bounds import MAX_RETRIES, check_count, check_number
 from beanfleet.errors import PermanentFailure, RetryLater
+from beanfleet.wire import commands
 from beanfleet.wire.connection import Connection
 
 DEFAULT_MAX_RETRIES = 3
@@ -40,7 +41,7 @@ def attempt_of(stats: Mapping[str, int | str]) -> int:
     ``reserves`` counts every reservation, including this one and those whose worker died.
     A job being reserved is not buried, so each earlier ``bury`` was followed by a kick out
     of the buried state, and those reservations are not counted: a prefetch hand-back is a
-    ``bury`` then ``kick-job`` (see :mod:`beanfleet.work.prefetch`), and an operator's kick of a
+    ``bury`` then ``kick-job`` (see :mod:`beanfleet.work.session`), and an operator's kick of a
     job buried after its last attempt gives it one more.  A kick of a delayed job (one
     waiting in its retry backoff) moves no ``buries``, so it leaves the count alone.
     """
@@ -141,7 +142,7 @@ def schedule_retry(conn: Connection, job_id: int, priority: int, delay: int) -> 
     On a full binlog disk the delayed release is refused (``OUT_OF_MEMORY``); the fallback
     is a delay-0 release, which writes no record.
     """
-    conn.send([b"release %d %d %d" % (job_id, priority, clamp_delay(delay))])
+    conn.sock.sendall(commands.release(job_id, priority, clamp_delay(delay)))
     status, _ = conn.read_reply()
     if status == b"RELEASED":
         return RetryOutcome("released", delay)
@@ -149,7 +150,7 @@ def schedule_retry(conn: Connection, job_id: int, priority: int, delay: int) -> 
         return RetryOutcome("buried", None, "server out of memory: it buried the job")
     if status != b"OUT_OF_MEMORY":
         return RetryOutcome("lost", None, _not_reserved("release", status))
-    conn.send([b"release %d %d 0" % (job_id, priority)])
+    conn.sock.sendall(commands.release(job_id, priority, 0))
     fallback, _ = conn.read_reply()
     refused = "delayed release refused with OUT_OF_MEMORY (binlog disk full)"
     if fallback == b"RELEASED":
@@ -163,7 +164,7 @@ def schedule_retry(conn: Connection, job_id: int, priority: int, delay: int) -> 
 
 def bury(conn: Connection, job_id: int, priority: int) -> RetryOutcome:
     """Bury reserved job ``job_id`` keeping its priority."""
-    conn.send([b"bury %d %d" % (job_id, priority)])
+    conn.sock.sendall(commands.bury(job_id, priority))
     status, _ = conn.read_reply()
     if status == b"BURIED":
         return RetryOutcome("buried", None)

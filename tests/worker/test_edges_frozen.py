@@ -3,31 +3,33 @@ paused VM) with one of B's jobs in flight: A is still served, a stop is not held
 B's finished job is not run again.
 
 Every test here keeps B frozen for longer than the bound it asserts and thaws it on its way
-out (``Beanstalkd.frozen``, or a ``finally``; the ``pair`` fixture thaws it too).
+out (``Beanstalkd.frozen``, or a ``finally``; the server fixtures thaw it too).
 """
 
 from __future__ import annotations
 
 import signal
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import greenstalk
 import pytest
 from beanstalkd_server import Beanstalkd
-from multi_support import put_direct, tube_count, wait_for
-
-# The real `beanfleet work` process helpers live with the one-server worker tests.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-from worker_support import WorkerProcess, read_records
+from waiting import wait_for
+from worker_support import WorkerProcess, put_direct, read_records, tube_count
 
 pytestmark = pytest.mark.timeout(90)
 
 Pair = tuple[Beanstalkd, Beanstalkd]
 SLOW = "work=handlers_for_tests:slow"
 BOUND = 20.0  # "does not hang": far above the worker's 3 s reply limit, below the freeze
+
+
+@pytest.fixture
+def pair(beanstalkd: Beanstalkd, second: Beanstalkd) -> Pair:
+    """Servers A and B (each thawed and killed after the test by its fixture)."""
+    return beanstalkd, second
 
 
 @pytest.fixture

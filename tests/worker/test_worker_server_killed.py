@@ -1,8 +1,7 @@
-"""A worker over two real beanstalkd servers.
+"""A worker over two real beanstalkd servers, one of them killed and restarted.
 
-The admin commands and the exporter tests that were here run with one server and with two
-in tests/admin/test_admin_servers.py and tests/metrics/test_exporter.py (issue 19); this
-worker test moves with the worker's own (tests/worker) when ServersWorker goes."""
+(From tests/multi/test_multi_admin.py: its admin and exporter tests now run with one server
+and with two in tests/admin/test_admin_servers.py and tests/metrics/test_exporter.py.)"""
 
 from __future__ import annotations
 
@@ -10,21 +9,22 @@ import threading
 from typing import Any
 
 from beanfleet.wire.jobref import JobRef
-from beanfleet.work.pool import ServersWorker
+from beanfleet.work.loop import Worker
 from beanstalkd_server import Beanstalkd
-from multi_support import put_direct, tube_count, wait_for
+from waiting import wait_for
+from worker_support import put_direct, tube_count
 
-Pair = tuple[Beanstalkd, Beanstalkd]
 
-
-def test_one_worker_process_serves_both_servers_and_survives_a_kill(pair: Pair) -> None:
-    a, b = pair
+def test_one_worker_process_serves_both_servers_and_survives_a_kill(
+    beanstalkd: Beanstalkd, second: Beanstalkd
+) -> None:
+    a, b = beanstalkd, second
     seen: list[Any] = []
 
     def handler(data: Any, job: Any) -> None:
         seen.append((data, job.id))
 
-    worker = ServersWorker([a.address, b.address], {"w": handler}, state_dir=None)
+    worker = Worker([a.address, b.address], {"w": handler}, state_dir=None)
     thread = threading.Thread(target=worker.run, daemon=True)
     for n in range(5):
         put_direct(a, "w", b"%d" % n)
