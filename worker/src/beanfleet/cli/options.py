@@ -1,4 +1,9 @@
-"""Options shared by several commands."""
+"""Options shared by several commands: ``--server``, ``--json``, ``--listen``, and the
+builders of a bounded number (:class:`Count`, :class:`Number`, :func:`number_option`), a
+choice and a directory option, so each command states only its flags, ranges and help.
+
+May import: the base modules, :mod:`beanfleet.metrics.http` (the listen address) and click.
+"""
 
 from __future__ import annotations
 
