@@ -105,28 +105,6 @@ def is_real(value: object, *, text: bool = True) -> bool:
     return False
 
 
-def setting_int(
-    name: str,
-    value: object,
-    *,
-    low: int,
-    high: int | None = None,
-    text: bool = True,
-    noun: str = "an integer",
-) -> int:
-    """An integer setting in ``[low, high]`` (no upper bound when ``high`` is None)."""
-    bound = f"between {low} and {high}" if high is not None else f">= {low}"
-    if not is_integer(value, text=text):
-        got = f"{noun}, got {shown(value)}" if text else f"{noun} {bound}, got {shown(value)}"
-        raise ConfigError(f"{name} must be {got}")
-    digits = str(value).strip()
-    number = int(digits) if len(digits.lstrip("+-")) <= 40 else None
-    if number is None or number < low or (high is not None and number > high):
-        got = str(number) if number is not None else shown(value)
-        raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
-    return number
-
-
 def setting_number(
     name: str,
     value: object,
@@ -135,21 +113,39 @@ def setting_number(
     high: float | None = None,
     low_open: bool = False,
     text: bool = True,
-    noun: str = "a number",
+    integer: bool = False,
+    noun: str | None = None,
 ) -> float:
-    """A finite number setting, ``>= low`` (``> low`` with ``low_open``) and ``<= high``."""
-    bound = f"> {low:g}" if low_open else f">= {low:g}"
-    if high is not None:
-        bound += f" and <= {high:g}"
-    if not is_real(value, text=text):
+    """A number setting, ``>= low`` (``> low`` with ``low_open``) and ``<= high`` (no upper
+    bound when ``high`` is None): an int with ``integer`` (its range said "between LOW and
+    HIGH"), else a finite float."""
+    if integer:
+        noun = noun or "an integer"
+        first = math.floor(low) + 1 if low_open else math.ceil(low)
+        bound = f"between {first} and {math.floor(high)}" if high is not None else f">= {first}"
+    else:
+        noun = noun or "a number"
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        if high is not None:
+            bound += f" and <= {high:g}"
+    if not (is_integer(value, text=text) if integer else is_real(value, text=text)):
         got = f"{noun}, got {shown(value)}" if text else f"{noun} {bound}, got {shown(value)}"
         raise ConfigError(f"{name} must be {got}")
-    number = float(value)  # type: ignore[arg-type]  # is_real: int, float or a float's text
-    low_ok = number > low if low_open else number >= low
-    if not (math.isfinite(number) and low_ok and (high is None or number <= high)):
+    number: float | None
+    if integer:
+        digits = str(value).strip()
+        number = int(digits) if len(digits.lstrip("+-")) <= 40 else None
+    else:
+        number = float(value)  # type: ignore[arg-type]  # is_real: int, float or a float's text
+    if number is not None:
+        low_ok = number > low if low_open else number >= low
+        if math.isfinite(number) and low_ok and (high is None or number <= high):
+            return number
+    if integer:
+        got = str(number) if number is not None else shown(value)
+    else:
         got = f"{number:g}" if text else shown(value)
-        raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
-    return number
+    raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
 
 
 def setting_bool(name: str, value: object) -> bool:

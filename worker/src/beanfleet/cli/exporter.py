@@ -12,7 +12,14 @@ from prometheus_client import make_wsgi_app
 
 from beanfleet.bounds import MAX_COUNT
 from beanfleet.cli.format import label_servers
-from beanfleet.cli.options import Count, Number, listen_option, server_option
+from beanfleet.cli.options import (
+    Count,
+    Number,
+    dir_option,
+    listen_option,
+    number_option,
+    server_option,
+)
 from beanfleet.errors import ConfigError
 from beanfleet.metrics.exporter import DEFAULT_TIMEOUT, BeanstalkdCollector, make_registry
 from beanfleet.metrics.http import serve
@@ -23,28 +30,23 @@ DEFAULT_LISTEN = "0.0.0.0:9650"
 @click.command("exporter")
 @server_option
 @listen_option(DEFAULT_LISTEN)
-@click.option(
+@number_option(
     "--scan-limit",
-    type=Count("scan limit", low=0, high=MAX_COUNT),
-    default=100_000,
-    show_default=True,
-    help="most job ids examined per scrape to find oldest ready jobs",
+    Count("scan limit", low=0, high=MAX_COUNT),
+    100_000,
+    "most job ids examined per scrape to find oldest ready jobs",
 )
-@click.option(
+@dir_option(
     "--binlog-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    metavar="DIR",
-    help="beanstalkd's binlog directory (-b): serve the free and total bytes of its file system",
+    "beanstalkd's binlog directory (-b): serve the free and total bytes of its file system",
 )
-@click.option(
+@number_option(
     "--timeout",
-    type=Number("timeout", low=0, low_open=True, high=3600),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    metavar="SECONDS",
-    help="longest wait of a scrape for beanstalkd; a server that has not answered by then "
+    Number("timeout", low=0, low_open=True, high=3600),
+    DEFAULT_TIMEOUT,
+    "longest wait of a scrape for beanstalkd; a server that has not answered by then "
     "is beanfleet_up 0 (keep it under Prometheus' scrape timeout)",
+    metavar="SECONDS",
 )
 def exporter_command(
     servers: list[str], listen: str, scan_limit: int, binlog_dir: str | None, timeout: float

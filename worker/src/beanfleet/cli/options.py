@@ -1,4 +1,9 @@
-"""Options shared by several commands."""
+"""Options shared by several commands: ``--server``, ``--json``, ``--listen``, and the
+builders of a bounded number (:class:`Count`, :class:`Number`, :func:`number_option`), a
+choice and a directory option, so each command states only its flags, ranges and help.
+
+May import: the base modules, :mod:`beanfleet.metrics.http` (the listen address) and click.
+"""
 
 from __future__ import annotations
 
@@ -40,6 +45,58 @@ def server_option(func: F) -> F:
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="print JSON")(func)
+
+
+def options(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Several option decorators as one, listed (and shown by ``--help``) in this order."""
+
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+def number_option(
+    flag: str,
+    kind: click.ParamType[Any, Any],
+    default: float | None,
+    help: str,
+    *,
+    metavar: str | None = None,
+    callback: Callable[[click.Context, click.Parameter, Any], Any] | None = None,
+) -> Callable[[F], F]:
+    """A bounded number (``kind``: :class:`Count` or :class:`Number`); ``--help`` shows the
+    default when there is one."""
+    return click.option(
+        flag,
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        metavar=metavar,
+        callback=callback,
+        help=help,
+    )
+
+
+def choice_option(flag: str, choices: tuple[str, ...], default: str, help: str) -> Callable[[F], F]:
+    """One of ``choices``, the default shown by ``--help``."""
+    return click.option(
+        flag, type=click.Choice(choices), default=default, show_default=True, help=help
+    )
+
+
+def dir_option(flag: str, help: str, *, envvar: str | None = None) -> Callable[[F], F]:
+    """A directory (``DIR``, not a file), unset by default."""
+    return click.option(
+        flag,
+        type=click.Path(file_okay=False),
+        default=None,
+        envvar=envvar,
+        metavar="DIR",
+        help=help,
+    )
 
 
 # The command-line faces of bounds' checks: a bad value is a usage error (exit 2).

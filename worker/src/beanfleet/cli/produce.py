@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from beanfleet.bounds import shown
-from beanfleet.cli.options import Count, server_option
+from beanfleet.cli.options import Count, choice_option, number_option, server_option
 from beanfleet.errors import BeanfleetError, BodyError, ConfigError, JobTooBig, PartialPut
 from beanfleet.names import check_tube
 from beanfleet.priorities import (
@@ -124,27 +124,21 @@ def _in_lines(exc: BeanfleetError, numbers: list[int]) -> BeanfleetError | None:
     show_default=True,
     help=f"{', '.join(PRIORITIES)} or 0..{2**32 - 1} (lower is more urgent)",
 )
-@click.option(
-    "--delay",
-    type=Count("delay", low=0, high=MAX_SECONDS),
-    default=0,
-    show_default=True,
-    help="seconds before the job becomes ready",
+@number_option(
+    "--delay", Count("delay", low=0, high=MAX_SECONDS), 0, "seconds before the job becomes ready"
 )
-@click.option(
+@number_option(
     "--ttr",
-    type=Count("ttr", low=0, high=MAX_SECONDS),
+    Count("ttr", low=0, high=MAX_SECONDS),
+    DEFAULT_TTR,
+    "seconds a worker may hold the job",
     callback=lambda _ctx, _param, value: _usage(parse_ttr, value),
-    default=DEFAULT_TTR,
-    show_default=True,
-    help="seconds a worker may hold the job",
 )
-@click.option(
+@choice_option(
     "--placement",
-    type=click.Choice(PLACEMENTS),
-    default="spread",
-    show_default=True,
-    help="with several servers: spread jobs over them, or keep each tube on one server",
+    PLACEMENTS,
+    "spread",
+    "with several servers: spread jobs over them, or keep each tube on one server",
 )
 @click.option(
     "--at-least-once",

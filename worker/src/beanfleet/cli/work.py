@@ -8,7 +8,15 @@ import sys
 import click
 
 from beanfleet.bounds import MAX_COUNT, MAX_MEGABYTES, MAX_RETRIES, MAX_SECONDS
-from beanfleet.cli.options import Count, Number, server_option
+from beanfleet.cli.options import (
+    Count,
+    Number,
+    choice_option,
+    dir_option,
+    number_option,
+    options,
+    server_option,
+)
 from beanfleet.errors import ConfigError
 from beanfleet.metrics.worker import METRICS_DIR_ENV, POOL_ENV, WorkerMetrics, off_message
 from beanfleet.work.crashguard import STATE_DIR_ENV, default_state_dir
@@ -39,6 +47,60 @@ def _handlers(
         raise click.BadParameter(str(exc)) from None
 
 
+# The worker's number options: flag, type (the range), default, help, metavar.
+_NUMBERS: tuple[tuple[str, Count | Number, float | None, str, str | None], ...] = (
+    (
+        "--max-retries",
+        Count("max-retries", low=0, high=MAX_RETRIES),
+        DEFAULT_MAX_RETRIES,
+        "Retries after the first attempt before a failing job is buried.",
+        None,
+    ),
+    (
+        "--backoff-base",
+        Number("backoff base", low=0, high=MAX_SECONDS),
+        DEFAULT_BACKOFF_BASE,
+        "Delay before the first retry; doubles per attempt (with jitter).",
+        "SECONDS",
+    ),
+    (
+        "--backoff-cap",
+        Number("backoff cap", low=0, high=MAX_SECONDS),
+        DEFAULT_BACKOFF_CAP,
+        "Longest retry delay.",
+        "SECONDS",
+    ),
+    (
+        "--timeout",
+        Number("timeout", low=0, low_open=True, high=MAX_SECONDS),
+        None,
+        "Stop a handler running longer than this; counts as a failed attempt.",
+        "SECONDS",
+    ),
+    (
+        "--max-jobs",
+        Count("max-jobs", low=1, high=MAX_COUNT),
+        None,
+        "Exit 0 after N jobs.",
+        None,
+    ),
+    (
+        "--max-time",
+        Number("max-time", low=0, low_open=True, high=MAX_SECONDS),
+        None,
+        "Exit 0 after this long.",
+        "SECONDS",
+    ),
+    (
+        "--max-memory",
+        Number("max-memory", low=0, low_open=True, high=MAX_MEGABYTES),
+        None,
+        "Exit 0 once the resident memory reaches this many MB.",
+        "MB",
+    ),
+)
+
+
 @click.command("work")
 @server_option
 @click.option(
@@ -50,56 +112,7 @@ def _handlers(
     callback=_handlers,
     help="Watch TUBE; run MODULE:FUNCTION(data, job) for each job (repeatable).",
 )
-@click.option(
-    "--max-retries",
-    type=Count("max-retries", low=0, high=MAX_RETRIES),
-    default=DEFAULT_MAX_RETRIES,
-    show_default=True,
-    help="Retries after the first attempt before a failing job is buried.",
-)
-@click.option(
-    "--backoff-base",
-    type=Number("backoff base", low=0, high=MAX_SECONDS),
-    default=DEFAULT_BACKOFF_BASE,
-    show_default=True,
-    metavar="SECONDS",
-    help="Delay before the first retry; doubles per attempt (with jitter).",
-)
-@click.option(
-    "--backoff-cap",
-    type=Number("backoff cap", low=0, high=MAX_SECONDS),
-    default=DEFAULT_BACKOFF_CAP,
-    show_default=True,
-    metavar="SECONDS",
-    help="Longest retry delay.",
-)
-@click.option(
-    "--timeout",
-    type=Number("timeout", low=0, low_open=True, high=MAX_SECONDS),
-    default=None,
-    metavar="SECONDS",
-    help="Stop a handler running longer than this; counts as a failed attempt.",
-)
-@click.option(
-    "--max-jobs",
-    type=Count("max-jobs", low=1, high=MAX_COUNT),
-    default=None,
-    help="Exit 0 after N jobs.",
-)
-@click.option(
-    "--max-time",
-    type=Number("max-time", low=0, low_open=True, high=MAX_SECONDS),
-    default=None,
-    metavar="SECONDS",
-    help="Exit 0 after this long.",
-)
-@click.option(
-    "--max-memory",
-    type=Number("max-memory", low=0, low_open=True, high=MAX_MEGABYTES),
-    default=None,
-    metavar="MB",
-    help="Exit 0 once the resident memory reaches this many MB.",
-)
+@options(*(number_option(*row[:4], metavar=row[4]) for row in _NUMBERS))
 @click.option(
     "--prefetch/--no-prefetch",
     default=False,
@@ -107,29 +120,22 @@ def _handlers(
     help="Reserve the next job while a handler runs (faster for short jobs; the worker "
     "then holds one unstarted job, given back if the current one runs over 0.5 s).",
 )
-@click.option(
+@dir_option(
     "--state-dir",
-    type=click.Path(file_okay=False),
-    default=None,
     envvar=STATE_DIR_ENV,
-    metavar="DIR",
     help="Where workers on this host record the jobs they are running, so a job that kills "
     "its worker is caught without a round trip per job (shared by all workers of the host; "
     "default: $STATE_DIRECTORY from systemd, else the working directory).",
 )
-@click.option(
+@choice_option(
     "--log-format",
-    type=click.Choice(LOG_FORMATS),
-    default="text",
-    show_default=True,
-    help="One line per job outcome on stderr: key=value text, or JSON objects.",
+    LOG_FORMATS,
+    "text",
+    "One line per job outcome on stderr: key=value text, or JSON objects.",
 )
-@click.option(
+@dir_option(
     "--metrics-dir",
-    type=click.Path(file_okay=False),
-    default=None,
     envvar=METRICS_DIR_ENV,
-    metavar="DIR",
     help="Write Prometheus metrics (jobs by outcome, durations, ...) into DIR, shared by the "
     "workers of the host and served by `beanfleet metrics-endpoint --dir DIR` (default: off).",
 )

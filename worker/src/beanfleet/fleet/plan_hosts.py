@@ -32,6 +32,7 @@ from beanfleet.fleet.plans import (
     MonitorPlan,
     MonitorPool,
     QueuePlan,
+    ScrapeAccess,
 )
 from beanfleet.names import parse_server, parse_servers
 
@@ -110,11 +111,9 @@ def exporter_service(fleet: Fleet) -> ExporterService:
         unit="beanfleet-exporter.service",
         unit_path=f"{UNIT_DIR}/beanfleet-exporter.service",
         command=command,
-        scrape_group=m["scrape_group"],
-        scrape_allow=m["scrape_allow"],
-        # In beanstalkd's firewall table (beanstalkd_firewall), next to its port's rule.
-        allow_v4=[a for a in m["scrape_allow"] if ":" not in a],
-        allow_v6=[a for a in m["scrape_allow"] if ":" in a],
+        # Its allow_v4/v6: in beanstalkd's firewall table (beanstalkd_firewall), next to its
+        # port's rule.
+        scrape=ScrapeAccess.of(m),
         # A venv of its own (beanfleet only, no handler packages): on a host that is also a
         # worker host, the workers' venv and its updates stay theirs.
         home=HOME,

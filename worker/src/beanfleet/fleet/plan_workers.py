@@ -36,6 +36,7 @@ from beanfleet.fleet.plans import (
     LinkPlan,
     MetricsEndpoint,
     PoolPlan,
+    ScrapeAccess,
     WorkerPlan,
 )
 from beanfleet.fleet.schema import MANAGERS
@@ -230,10 +231,7 @@ def metrics_endpoint(fleet: Fleet) -> MetricsEndpoint:
         # to the workers' user (fails closed like the systemd unit: no table, no endpoint).
         supervisor_command=f"/bin/sh -c '{NFT} -f {METRICS_NFT_FILE} && exec "
         f"{SETPRIV} --reuid={USER} --regid={USER} --init-groups {command}'",
-        scrape_group=m["scrape_group"],
-        scrape_allow=m["scrape_allow"],
-        allow_v4=[a for a in m["scrape_allow"] if ":" not in a],
-        allow_v6=[a for a in m["scrape_allow"] if ":" in a],
+        scrape=ScrapeAccess.of(m),
         nft=NFT,
         nft_file=METRICS_NFT_FILE,
         nft_table=METRICS_NFT_TABLE,

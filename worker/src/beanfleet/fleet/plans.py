@@ -94,6 +94,28 @@ class PoolPlan(Plan):
 
 
 @dataclass(frozen=True)
+class ScrapeAccess(Plan):
+    """Who may scrape a metrics port (the exporter's, the workers' endpoint): the inventory
+    group of the Prometheus hosts and the addresses allowed, also split by family for the
+    nftables rules.  Flattened into its plan's variables."""
+
+    scrape_group: str
+    scrape_allow: list[str]
+    allow_v4: list[str]
+    allow_v6: list[str]
+
+    @classmethod
+    def of(cls, monitoring: Mapping[str, Any]) -> ScrapeAccess:
+        allow = monitoring["scrape_allow"]
+        return cls(
+            scrape_group=monitoring["scrape_group"],
+            scrape_allow=allow,
+            allow_v4=[a for a in allow if ":" not in a],
+            allow_v6=[a for a in allow if ":" in a],
+        )
+
+
+@dataclass(frozen=True)
 class MetricsEndpoint(Plan):
     """The worker hosts' metrics endpoint (``beanfleet metrics-endpoint``)."""
 
@@ -104,10 +126,7 @@ class MetricsEndpoint(Plan):
     program: str
     command: str
     supervisor_command: str
-    scrape_group: str
-    scrape_allow: list[str]
-    allow_v4: list[str]
-    allow_v6: list[str]
+    scrape: ScrapeAccess = field(metadata=_FLAT)
     nft: str
     nft_file: str
     nft_table: str
@@ -122,10 +141,7 @@ class ExporterService(Plan):
     unit: str
     unit_path: str
     command: str
-    scrape_group: str
-    scrape_allow: list[str]
-    allow_v4: list[str]
-    allow_v6: list[str]
+    scrape: ScrapeAccess = field(metadata=_FLAT)
     home: str
     venv: str
     wheelhouse_dest: str

@@ -6,6 +6,8 @@ May import: the standard library and :mod:`.schema`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from beanfleet.fleet.schema import (
     DURATION_PATTERN,
     GROUP_PATTERN,
@@ -14,7 +16,9 @@ from beanfleet.fleet.schema import (
 )
 
 _SECONDS = "a whole number of seconds"
-_RATIO = "a ratio"
+# A share (of jobs, of a file system): a real number in (0, 1], never a string (the alert
+# rules compare it as written).
+_RATIO: dict[str, Any] = {"low": 0, "low_open": True, "high": 1, "text": False, "noun": "a ratio"}
 
 BEANSTALKD: tuple[Setting, ...] = (
     Setting(
@@ -235,11 +239,7 @@ every host of monitoring_scrape_group.""",
         "Share of a pool's finished jobs that may fail before its alert.",
         comment="Alert when more than this share of a pool's finished jobs failed "
         "(retried, buried, lost).",
-        low=0,
-        low_open=True,
-        high=1,
-        text=False,
-        noun=_RATIO,
+        **_RATIO,
     ),
     Setting(
         "monitoring_pool_failure_rate",
@@ -248,11 +248,7 @@ every host of monitoring_scrape_group.""",
         {},
         "Per-pool failure rates (pool to ratio).",
         comment="Per-pool failure rates (pool: ratio).",
-        low=0,
-        low_open=True,
-        high=1,
-        text=False,
-        noun=_RATIO,
+        **_RATIO,
         check="pool_map",
         item_type="float",
     ),
@@ -263,11 +259,7 @@ every host of monitoring_scrape_group.""",
         0.1,
         "Free share of the binlog's filesystem below which its alert fires.",
         comment="Alert when the binlog's filesystem has less than this share free.",
-        low=0,
-        low_open=True,
-        high=1,
-        text=False,
-        noun=_RATIO,
+        **_RATIO,
     ),
     Setting(
         "monitoring_alert_for",

@@ -104,13 +104,7 @@ class Setting:
         :mod:`beanfleet.bounds`; ``name`` is how the message names it.  ConfigError if not."""
         if self.choices:
             return bounds.setting_choice(name, value, self.choices)
-        if self.type == "int":
-            high = None if self.high is None else int(self.high)
-            noun = self.noun or "an integer"
-            return bounds.setting_int(
-                name, value, low=int(self.low or 0), high=high, text=self.text, noun=noun
-            )
-        if self.type == "float":
+        if self.type in ("int", "float"):
             return bounds.setting_number(
                 name,
                 value,
@@ -118,7 +112,8 @@ class Setting:
                 high=self.high,
                 low_open=self.low_open,
                 text=self.text,
-                noun=self.noun or "a number",
+                integer=self.type == "int",
+                noun=self.noun,
             )
         if self.type == "bool":
             return bounds.setting_bool(name, value)
