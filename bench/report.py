@@ -143,7 +143,7 @@ def merge(previous: str, partial: str, numbers: set[int]) -> str:
     for line in previous.splitlines():
         if line.startswith("| Kept | from the run of "):
             date, _, figs = line.removeprefix("| Kept | from the run of ").partition(": figures ")
-            for f in figs.split(" (", 1)[0].split(", "):
+            for f in figs.split(" (", 1)[0].rstrip(" |").split(", "):
                 dates[int(f)] = date
     by_date: dict[str, list[int]] = {}
     for f in sorted({number(r) for r in old_rows}):
