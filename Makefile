@@ -35,6 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench drills examples
 	$(BIN)/ruff format --check worker tests bench drills examples
 	$(BIN)/mypy --strict worker/src
+	$(BIN)/lint-imports
 	$(BIN)/yamllint -s .
 	shellcheck -x scripts/*.sh .ci/run
 	PATH=$(CURDIR)/$(BIN):$$PATH ANSIBLE_COLLECTIONS_PATH=$(CURDIR)/ansible/collections $(BIN)/ansible-lint
@@ -51,13 +52,21 @@ test-fleet: $(STAMP)
 test-vm: $(STAMP)
 	BEANFLEET_PROVIDER=libvirt $(BIN)/pytest tests/fleet -m vm
 
+# BENCH_OLD_REV: the worker figures 1, 9 and 10 also run at this git revision (installed in
+# .venv-old) for old-vs-new rows in the same run; `auto` = the commit before issue 19's
+# move into subpackages, `none` = skip.
+BENCH_OLD_REV ?= auto
+
 bench: $(STAMP)
-	$(BIN)/python bench/run.py --size full
+	$(BIN)/python bench/run.py --size full --old-rev $(BENCH_OLD_REV)
 
 drills: $(STAMP)
 	$(BIN)/python drills/run.py
 
+# The roles' defaults/main.yml and meta/argument_specs.yml (from beanfleet.fleet.table), then
+# the example fleet's files.
 render: $(STAMP)
+	$(BIN)/python -m beanfleet.fleet.roles ansible/roles
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager systemd --out systemd
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --manager supervisor --out supervisor
 	$(BIN)/beanfleet render --config $(EXAMPLE_FLEET) --prometheus --out prometheus

@@ -57,6 +57,10 @@ class Size:
     memory_steps: int
     servers_jobs: int  # figure 8: jobs per variant and round
     servers_rounds: int
+    pickup_counts: tuple[int, ...] = (1, 2)  # figure 9: server counts
+    pickup_puts: int = 4  # figure 9: puts per server count
+    pickup_gap: float = 0.3  # figure 9: random pause before each put, up to this many s
+    jobcost_jobs: int = 1_000  # figure 10: jobs per run (and a quarter of that)
 
 
 SIZES = {
@@ -78,6 +82,30 @@ SIZES = {
         servers_jobs=2_000,
         servers_rounds=1,
     ),
+    # A shorter run of the same figures (fewer jobs and rounds): for a busy machine, or a
+    # quick look at figures 1, 9 and 10 (``--size short --only 1,9,10``).
+    "short": Size(
+        name="short",
+        worker_jobs=20_000,
+        worker_rounds=3,
+        bulk_jobs=20_000,
+        bulk_rounds=2,
+        latency_seconds=3.0,
+        scaling_jobs=10_000,
+        scaling_rounds=1,
+        durability_jobs=10_000,
+        durability_f0_jobs=1_000,
+        delay_jobs=500,
+        delay_spread=2.0,
+        memory_jobs=20_000,
+        memory_steps=2,
+        servers_jobs=10_000,
+        servers_rounds=1,
+        pickup_counts=(1, 2, 4, 8),
+        pickup_puts=12,
+        pickup_gap=1.0,
+        jobcost_jobs=10_000,
+    ),
     "full": Size(
         name="full",
         worker_jobs=40_000,
@@ -95,6 +123,10 @@ SIZES = {
         memory_steps=4,
         servers_jobs=40_000,
         servers_rounds=3,
+        pickup_counts=(1, 2, 4, 8),
+        pickup_puts=20,
+        pickup_gap=1.0,
+        jobcost_jobs=20_000,
     ),
 }
 
@@ -123,6 +155,7 @@ class Figure:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     plot: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # series to draw
+    tables: list[list[str]] = field(default_factory=list)  # markdown tables under the notes
 
     def add(self, row: Row) -> Row:
         self.rows.append(row)
@@ -305,28 +338,35 @@ def beanfleet_available() -> tuple[bool, str]:
 
 
 def producer_available() -> tuple[bool, str]:
-    """Whether ``beanfleet.producer`` has ``Producer.put_many`` and ``schedule_at``."""
+    """Whether ``beanfleet.Producer`` has ``put_many`` and ``schedule_at`` (root names only, so
+    the same check holds for an older install)."""
     try:
-        from beanfleet import producer
+        import beanfleet as producer
     except ImportError as exc:
-        return False, f"cannot import beanfleet.producer: {exc}"
+        return False, f"cannot import beanfleet: {exc}"
     missing = [
         name
         for name in ("put_many", "schedule_at", "put")
         if not hasattr(getattr(producer, "Producer", None), name)
     ]
     if missing:
-        return False, f"beanfleet.producer.Producer lacks {', '.join(missing)}"
+        return False, f"beanfleet.Producer lacks {', '.join(missing)}"
     return True, ""
 
 
 def worker_argv(
-    kind: str, srv: Beanstalkd, tube: str, handler: str, max_jobs: int | None
+    kind: str,
+    srv: Beanstalkd,
+    tube: str,
+    handler: str,
+    max_jobs: int | None,
+    exe: list[str] | None = None,
 ) -> list[str]:
-    """argv of one worker process: ``beanfleet`` (the real CLI) or a baseline client."""
+    """argv of one worker process: ``beanfleet`` (the real CLI; ``exe``: another install's,
+    the old code's) or a baseline client."""
     if kind.startswith("beanfleet"):  # beanfleet[-prefetch][-metrics]
         argv = [
-            *beanfleet_exe(),
+            *(exe or beanfleet_exe()),
             "work",
             "--server",
             srv.address,
@@ -354,6 +394,7 @@ def start_workers(
     max_jobs: int | None = None,
     env: dict[str, str] | None = None,
     log_dir: Path | None = None,
+    exe: list[str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(count):
@@ -362,7 +403,7 @@ def start_workers(
             log = open(log_dir / f"{kind}-{tube}-{i}.log", "wb")  # noqa: SIM115
         procs.append(
             subprocess.Popen(
-                worker_argv(kind, srv, tube, handler, max_jobs),
+                worker_argv(kind, srv, tube, handler, max_jobs, exe),
                 env=env or env_for_workers(),
                 stdout=log,  # type: ignore[arg-type]
                 stderr=subprocess.STDOUT,
@@ -408,6 +449,7 @@ def workers_running(
     paused_jobs: int = 0,
     max_jobs: int | None = None,
     record_to: Path | None = None,
+    exe: list[str] | None = None,
 ) -> Iterator[tuple[greenstalk.Client[bytes], list[subprocess.Popen[bytes]]]]:
     """A control connection and ``count`` workers blocked in reserve on ``tube``; both
     closed on exit, whatever happened.  Every figure with workers starts them this way.
@@ -425,7 +467,15 @@ def workers_running(
             preload(srv, tube, paused_jobs)
             pause(ctl, tube)
         procs = start_workers(
-            kind, srv, tube, count, handler=handler, max_jobs=max_jobs, env=env, log_dir=log_dir
+            kind,
+            srv,
+            tube,
+            count,
+            handler=handler,
+            max_jobs=max_jobs,
+            env=env,
+            log_dir=log_dir,
+            exe=exe,
         )
         wait_for(ctl, tube, f"current-waiting=={count}", timeout=60, procs=procs)
         yield ctl, procs

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_common import Size, settle
+from oldcode import OldCode
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Ctx:
     retries: int = 0
     waited: float = 0.0
     repeated: int = 0
+    old: OldCode | None = None  # the code before the redesign (figures 1, 9, 10), if asked
 
     def settle(self) -> float:
         """Wait for a quiet machine while the budget lasts; the busy % seen at the end."""

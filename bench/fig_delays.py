@@ -57,7 +57,7 @@ def one_run(ctx: Ctx, srv: Beanstalkd, ctl: Any, tube: str, mode: str, done: int
 
 def make_put(ctx: Ctx, srv: Beanstalkd, ctl: Any, mode: str) -> Any:
     if ctx.have_producer:
-        from beanfleet.producer import Producer
+        from beanfleet import Producer
 
         producer = Producer(srv.address)
         if mode == "delay":

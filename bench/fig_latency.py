@@ -40,7 +40,7 @@ Putter = Callable[[str, list[Any]], None]
 def make_putter(ctx: Ctx, srv: Beanstalkd) -> tuple[Putter, Callable[[], None]]:
     """``put(tube, items)``: beanfleet's put_many if it exists, else bare pipelined puts."""
     if ctx.have_producer:
-        from beanfleet.producer import Producer
+        from beanfleet import Producer
 
         producer = Producer(srv.address)
         return producer.put_many, producer.close

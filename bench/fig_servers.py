@@ -79,7 +79,7 @@ def _wait(condition: Callable[[], bool], timeout: float, what: str, procs: list[
 
 
 def put_run(ctx: Ctx, shape: str, bulk: bool, n: int) -> dict[str, float]:
-    from beanfleet.producer import Producer
+    from beanfleet import Producer
 
     tube = f"f8-{'many' if bulk else 'put'}-{shape}"
     data = items(n)  # built outside the clock; encoding is inside it

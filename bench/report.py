@@ -117,6 +117,67 @@ def markdown(
         out += [f"### {fig.number}. {fig.title}", ""]
         out += [f"- {note}" for note in fig.notes]
         out.append("")
+        for table in fig.tables:
+            out += [*table, ""]
+    return "\n".join(out)
+
+
+def merge(previous: str, partial: str, numbers: set[int]) -> str:
+    """``partial`` (a run of figures ``numbers`` only) with the other figures' rows, goals
+    and sections kept from ``previous`` (a bench.md of an earlier run), which it names."""
+    if TABLE_START not in previous:
+        return partial
+    when = previous.split("| Date | ", 1)[1].split(" |", 1)[0] if "| Date | " in previous else "?"
+
+    def number(line: str) -> int:
+        return int(line.strip("|").split("|", 1)[0])
+
+    head, rest = partial.split(TABLE_START, 1)
+    table, tail = rest.split(TABLE_END, 1)
+    old_table = previous.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0]
+    old_rows = [ln for ln in old_table.strip().splitlines()[2:] if number(ln) not in numbers]
+    new_lines = table.strip().splitlines()
+    rows = sorted(new_lines[2:] + old_rows, key=number)  # stable: each figure's order kept
+    # Which run each kept figure comes from: the previous file's own "Kept" rows, else its date.
+    dates = {}
+    for line in previous.splitlines():
+        if line.startswith("| Kept | from the run of "):
+            date, _, figs = line.removeprefix("| Kept | from the run of ").partition(": figures ")
+            for f in figs.split(" (", 1)[0].rstrip(" |").split(", "):
+                dates[int(f)] = date
+    by_date: dict[str, list[int]] = {}
+    for f in sorted({number(r) for r in old_rows}):
+        by_date.setdefault(dates.get(f, when), []).append(f)
+    kept = "".join(
+        f"| Kept | from the run of {date}: figures {', '.join(map(str, figs))} |\n"
+        for date, figs in by_date.items()
+    )
+    head = "".join(ln + "\n" for ln in head.splitlines() if not ln.startswith("| Kept |"))
+    head = head.replace("| Run | ", kept + "| Run | ", 1)
+
+    def sections(text: str) -> dict[int, str]:
+        body = text.split("## What each figure measures and what limits it", 1)[-1]
+        out = {}
+        for chunk in body.split("\n### ")[1:]:
+            out[int(chunk.split(".", 1)[0])] = "### " + chunk.rstrip() + "\n"
+        return out
+
+    def goals(text: str) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for line in text.splitlines():
+            if line.startswith("- Figure ") and ": " in line:
+                out.setdefault(int(line.split()[2].rstrip(",")), []).append(line)
+        return out
+
+    secs = {k: v for k, v in sections(previous).items() if k not in numbers}
+    secs.update(sections(tail))
+    goal = {k: v for k, v in goals(previous).items() if k not in numbers}
+    goal.update(goals(tail))
+    out = [head + TABLE_START, *new_lines[:2], *rows, TABLE_END, ""]
+    if goal:
+        out += ["## Goals", ""] + [g for k in sorted(goal) for g in goal[k]] + [""]
+    out += ["## What each figure measures and what limits it", ""]
+    out += [secs[k] for k in sorted(secs)]
     return "\n".join(out)
 
 
@@ -153,7 +214,7 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
     thousands = FuncFormatter(lambda v, _pos: f"{v / 1000:g}k" if v else "0")
 
     by_number = {f.number: f for f in figures}
-    fig, axes = plt.subplots(3, 3, figsize=(18, 15))
+    fig, axes = plt.subplots(4, 3, figsize=(18, 20))
     fig.suptitle(title, fontsize=14)
     flat = list(axes.flat)
     for ax in flat:
@@ -267,7 +328,34 @@ def plot(figures: list[Figure], path: Path, title: str, machine: list[str]) -> N
     if 8 in by_number:
         f = by_number[8]
         bars(panel(7, f), f.rows, "jobs/s")
-    ax = flat[8]
+    if 9 in by_number:
+        f = by_number[9]
+        ax = panel(8, f)
+        for name, series in f.plot.items():
+            counts = [int(x) for x, _ in series]
+            ax.plot(counts, [max(y, 0.01) for _, y in series], "o-", label=f"{name}: p50")
+        p90 = {}
+        for r in f.rows:
+            name = r.label.split(": ")[0] if ": " in r.label else "new"
+            p90.setdefault(name, []).append((int(r.label.split()[-2]), r.extra["p90 ms"]))
+        for name, series in p90.items():
+            ax.plot(
+                [x for x, _ in series],
+                [max(y, 0.01) for _, y in series],
+                "x:",
+                label=f"{name}: p90",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(plain)
+        ax.set_xlabel("servers the idle worker waits on")
+        ax.set_ylabel("ms, put → handler start (log)")
+        ax.axhline(50, color="#c0504d", linestyle="--", linewidth=1, label="goal 50 ms")
+        ax.legend(fontsize=8)
+    if 10 in by_number:
+        f = by_number[10]
+        bars(panel(9, f), [r for r in f.rows if r.unit == "µs"], "µs of worker CPU per job")
+    ax = flat[11]
     ax.set_visible(True)
     ax.axis("off")
     lines = ["Goals"]

@@ -23,9 +23,12 @@ import fig_delays
 import fig_durability
 import fig_latency
 import fig_memory
+import fig_pickup
 import fig_scaling
 import fig_servers
 import fig_worker
+import jobcost
+import oldcode
 import report
 from bench_common import ROOT, SIZES, Figure
 from bench_ctx import Ctx
@@ -39,7 +42,10 @@ FIGURES = {
     6: fig_delays.run,
     7: fig_memory.run,
     8: fig_servers.run,
+    9: fig_pickup.run,
+    10: jobcost.run,
 }
+OLD_FIGURES = {1, 9, 10}  # the figures that also run the old code (--old-rev)
 
 
 def busy_before(seconds: float = 1.0) -> float:
@@ -74,7 +80,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", choices=sorted(SIZES), default="full")
     ap.add_argument("--out", type=Path, default=ROOT / "docs", help="where bench.md/png go")
     ap.add_argument(
-        "--only", default="", help="comma-separated figure numbers (default: all eight)"
+        "--only", default="", help="comma-separated figure numbers (default: all of them)"
+    )
+    ap.add_argument(
+        "--old-rev",
+        default="none",
+        metavar="REV",
+        help="also run figures 1, 9 and 10 with the worker at git revision REV, installed in "
+        ".venv-old (`auto`: the commit before the move into subpackages; default: none)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (worker logs)")
     ap.add_argument(
@@ -111,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet = args.quiet_wait if args.quiet_wait is not None else (120.0 if full else 0.0)
     retries = 10 if full and quiet > 0 else 0
     ctx = Ctx(size, tmp, log_dir, have_bf, bf_missing, have_prod, prod_missing, quiet, retries)
+    if args.old_rev != "none" and have_bf and OLD_FIGURES & set(numbers):
+        ctx.old = oldcode.install(args.old_rev)
     figures: list[Figure] = []
     failed = []
     start = time.perf_counter()
@@ -146,13 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     md = args.out / "bench.md"
     png = args.out / "bench.png"
     machine = bench_common.machine()
-    md.write_text(report.markdown(figures, machine, size.name, total, png.name, background))
-    report.plot(
-        figures,
-        png,
-        f"beanfleet bench ({size.name}), {machine['Date']}",
-        [f"{k}: {v}" for k, v in machine.items()] + [f"Background: {background}"],
-    )
+    text = report.markdown(figures, machine, size.name, total, png.name, background)
+    partial = set(numbers) != set(FIGURES)
+    if partial and md.exists():
+        # --only: the other figures' rows and sections stay as the last run wrote them,
+        # and so does the picture (a full run redraws it).
+        md.write_text(report.merge(md.read_text(), text, {f.number for f in figures}))
+    else:
+        md.write_text(text)
+    if not (partial and png.exists()):
+        report.plot(
+            figures,
+            png,
+            f"beanfleet bench ({size.name}), {machine['Date']}",
+            [f"{k}: {v}" for k, v in machine.items()] + [f"Background: {background}"],
+        )
     print("\n" + report.text_table(figures))
     print(f"\nwrote {md} and {png} in {total:.0f} s", file=sys.stderr)
     if failed:

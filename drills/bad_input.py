@@ -13,7 +13,7 @@ from typing import Any
 
 import greenstalk
 from beanfleet.errors import BeanfleetError, ConfigError, JobTooBig
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from harness import DrillResult, beanfleet_argv, drill_env, stage, tube_counts, wait_for
 
 NAME = "bad-input"

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from beanfleet.producer import Producer
-from beanfleet.protocol import Connection as _Connection
+from beanfleet.produce.producer import Producer
+from beanfleet.wire.connection import Connection as _Connection
 from harness import (
     DrillError,
     DrillResult,

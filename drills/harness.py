@@ -31,7 +31,7 @@ DRILLS_DIR = ROOT / "drills"
 sys.path.insert(0, str(ROOT / "tests"))
 
 from beanfleet.errors import BeanfleetError, ConnectError
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from beanstalkd_server import Beanstalkd as _Beanstalkd
 from beanstalkd_server import free_port
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import greenstalk
 from beanfleet.errors import BeanfleetError, ConnectError
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from harness import (
     Beanstalkd,
     DrillResult,

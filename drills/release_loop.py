@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 
-from beanfleet.protocol import Connection
+from beanfleet.wire.connection import Connection
 
 
 class _Job:

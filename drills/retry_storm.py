@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from beanfleet.producer import Producer
-from beanfleet.protocol import Connection
+from beanfleet.produce.producer import Producer
+from beanfleet.wire.connection import Connection
 from harness import (
     DRILLS_DIR,
     Beanstalkd,

@@ -2,7 +2,7 @@
 
 Two workers and a producer run; beanstalkd gets SIGKILL, stays down, then starts again on
 the same binlog.  Each worker must reconnect by itself: its reconnect backoff doubles up to a
-cap (``beanfleet.worker.RECONNECT_CAP``), so after the server returns every worker should be
+cap (``beanfleet.work.link.RECONNECT_CAP``), so after the server returns every worker should be
 back within that cap (plus a connect).  Measured per worker: time from the server's return
 to its ``connected`` log line and to its first finished job.
 """
@@ -13,7 +13,7 @@ import re
 import time
 from pathlib import Path
 
-from beanfleet import worker as worker_module
+from beanfleet.work import link as worker_module
 from harness import DrillResult, finish_stream, first_after, parse_ts, stream_stage, wait_for
 
 NAME = "server-down"

@@ -18,7 +18,7 @@ import signal
 import time
 from pathlib import Path
 
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from harness import (
     Beanstalkd,
     DrillError,

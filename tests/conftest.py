@@ -40,3 +40,18 @@ def second(tmp_path: Path) -> Iterator[Beanstalkd]:
 @pytest.fixture
 def server_address(beanstalkd: Beanstalkd) -> str:
     return beanstalkd.address
+
+
+@pytest.fixture(params=[1, 2], ids=["one-server", "two-servers"])
+def servers(
+    request: pytest.FixtureRequest, beanstalkd: Beanstalkd, second: Beanstalkd
+) -> list[Beanstalkd]:
+    """The same test with one server and with two: one server is a set of one, not another
+    code path.  (The second server is started either way; a one-server run ignores it.)"""
+    return [beanstalkd, second][: request.param]
+
+
+@pytest.fixture
+def server_list(servers: list[Beanstalkd]) -> str:
+    """``servers`` as a ``--server`` / ``BEANFLEET_SERVER`` value."""
+    return ",".join(server.address for server in servers)

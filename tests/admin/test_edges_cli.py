@@ -13,10 +13,10 @@ from pathlib import Path
 import greenstalk
 import pytest
 from admin_helpers import bury, put
-from beanfleet.address import canonical_server, parse_server
 from beanfleet.bounds import parse_int
 from beanfleet.display import for_terminal
 from beanfleet.errors import ConfigError
+from beanfleet.names import canonical_server, parse_server
 from beanstalkd_server import Beanstalkd
 from cli_process import run
 from hypothesis import given

@@ -26,7 +26,7 @@ def rendered_example(
 ) -> Iterator[dict[str, Path]]:
     """The example fleet rendered by `beanfleet render` for each manager, and its
     Prometheus files (`--prometheus`)."""
-    from beanfleet.render import render
+    from beanfleet.fleet.render import render
 
     out = {}
     for manager in ("systemd", "supervisor"):

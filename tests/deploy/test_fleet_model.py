@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from beanfleet import fleet
 from beanfleet.errors import ConfigError
-from beanfleet.render import MANIFEST, render
+from beanfleet.fleet.render import MANIFEST, render
 
 GOOD_POOL = {"name": "emails", "tubes": {"emails": "app.handlers:send"}}
 
@@ -251,7 +251,7 @@ def test_several_queue_hosts_make_one_server_list() -> None:
     )
     result = fleet.validate({"beanfleet_pools": [GOOD_POOL]}, inventory=fleet.Inventory(queues))
     assert result.server == "10.0.0.5:11300,10.0.0.7:114"
-    pools = fleet.worker_plan(result)["pools"]
+    pools = fleet.worker_plan(result).as_vars()["pools"]
     assert all("--server 10.0.0.5:11300,10.0.0.7:114 " in p["command"] for p in pools.values())
     # Two queue hosts that resolve to one address would get every job twice in every sum.
     twice = (queues[0], {"inventory_hostname": "q3", "beanfleet_host_address": "10.0.0.5"})
@@ -283,24 +283,30 @@ def test_host_address_order() -> None:
 
 def test_plans_list_every_file_once() -> None:
     result = fleet.validate(description(beanfleet_pools=[pool(processes=2)]))
-    systemd = fleet.worker_plan(result, "systemd")
+    systemd = fleet.worker_plan(result, "systemd").as_vars()
     paths = [f["path"] for f in systemd["files"]] + [link["path"] for link in systemd["links"]]
     assert len(paths) == len(set(paths)) == 2 + 2 + 2
     assert systemd["pools"]["emails"]["stop_timeout"] == 60 + 30
     assert systemd["instances"] == ["emails-1", "emails-2"]
     env = next(f for f in systemd["files"] if f["path"].endswith(".env"))
     assert (env["mode"], env["secret"], env["restarts"]) == ("0600", True, ["emails-1", "emails-2"])
-    supervisor = fleet.worker_plan(result, "supervisor")
+    supervisor = fleet.worker_plan(result, "supervisor").as_vars()
     assert [f["mode"] for f in supervisor["files"]] == ["0644", "0600"]
     assert "'emails=app.handlers:send'" in supervisor["pools"]["emails"]["command"]
-    queue = fleet.queue_plan(result)
+    queue = fleet.queue_plan(result).as_vars()
     assert [f["path"] for f in queue["files"]] == [fleet.BEANSTALKD_DROPIN, fleet.NFT_FILE]
 
 
 def test_importing_the_model_needs_no_greenstalk() -> None:
-    code = "import sys, beanfleet.fleet, beanfleet.render; print('greenstalk' in sys.modules)"
+    """The controller's Ansible imports beanfleet.fleet: no client, no exporter; and only
+    beanfleet.fleet.render (which it does not import) needs jinja2 and yaml."""
+    code = (
+        "import sys, beanfleet.fleet; first = {m for m in ('jinja2', 'yaml') if m in sys.modules}; "
+        "import beanfleet.fleet.render; "
+        "print(sorted(first), 'greenstalk' in sys.modules, 'prometheus_client' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[] False False"
 
 
 def test_wheelhouse_digest(tmp_path: Path) -> None:
@@ -403,7 +409,7 @@ def test_secrets_files_are_private_and_quoted(tmp_path: Path) -> None:
     assert 'TOKEN="a\\$b\\\\c\\`d"\n' in env_file.read_text()
 
 
-# -- monitoring (beanfleet.fleet_monitoring) ------------------------------------------------
+# -- monitoring (beanfleet.fleet.monitoring) ------------------------------------------------
 
 MONITORING_BAD = [
     ({"monitoring_enabled": "yes"}, "monitoring_enabled must be true or false, got 'yes'"),
@@ -452,10 +458,10 @@ def test_invalid_monitoring_settings_are_rejected_in_one_line(
 def test_monitoring_is_off_by_default_and_changes_nothing() -> None:
     model = fleet.validate(description())
     assert model.monitoring["enabled"] is False
-    workers = fleet.worker_plan(model)
+    workers = fleet.worker_plan(model).as_vars()
     assert "--metrics-dir" not in workers["pools"]["emails"]["command"]
     assert not [f for f in workers["files"] if "metrics" in f["path"]]
-    assert not [f for f in fleet.queue_plan(model)["files"] if "exporter" in f["path"]]
+    assert not [f for f in fleet.queue_plan(model).as_vars()["files"] if "exporter" in f["path"]]
     with pytest.raises(ConfigError, match="monitoring_enabled is false"):
         fleet.monitor_plan(model)
 
@@ -473,14 +479,14 @@ def test_monitoring_defaults_and_the_inventory_groups() -> None:
         {"beanfleet_pools": [GOOD_POOL], "monitoring_enabled": True}, inventory=inventory
     )
     assert model.monitoring["scrape_allow"] == ["10.0.0.9"]
-    plan = fleet.monitor_plan(model)
+    plan = fleet.monitor_plan(model).as_vars()
     # Each queue host's exporter is a target of its own.
     assert plan["exporter_targets"] == ["10.0.0.5:9650", "10.0.0.8:9650"]
     assert plan["worker_targets"] == ["10.0.0.6:9651", "10.0.0.7:9651"]
-    assert plan["alert_for"] == fleet.fleet_monitoring.ALERT_FOR
+    assert plan["alert_for"] == fleet.monitoring.ALERT_FOR
     assert plan["pools"] == [{"name": "emails", "processes": 1, "failure_rate": 0.1}]
     assert plan["oldest_ready_default_selector"] == "beanfleet_tube_oldest_ready_age_seconds"
-    assert fleet.worker_plan(model)["metrics"]["scrape_allow"] == ["10.0.0.9"]
+    assert fleet.worker_plan(model).as_vars()["metrics"]["scrape_allow"] == ["10.0.0.9"]
     # Offline, the inventory's defaults must be spelled out.
     _, problems = fleet.check(description(monitoring_enabled=True), offline=True)
     assert [p.split(" must")[0] for p in problems] == [

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from beanfleet import fleet
-from beanfleet.render import MANIFEST, render
+from beanfleet.fleet.render import MANIFEST, render
 from deploy_helpers import EXAMPLE_FLEET, run_playbook, tree
 
 PLAYBOOK = Path(__file__).with_name("render_playbook.yml")

@@ -80,7 +80,7 @@ def test_programs_parse(
 def test_odd_values_survive_supervisors_parser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from beanfleet.render import render
+    from beanfleet.fleet.render import render
 
     secret = "p,a%s$w:o;rd#1 \\x=y"
     description = {

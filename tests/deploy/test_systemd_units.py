@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from beanfleet import fleet
-from beanfleet.render import render
+from beanfleet.fleet.render import render
 
 WORKER_GOAL = 2.0
 METRICS_GOAL = 2.0  # the exporter and the worker metrics endpoint

@@ -1,6 +1,6 @@
 """Property-based bad input on the worker's decode-and-dispatch path, on a real server.
 
-The worker's decoding is part of its loop (``beanfleet.worker``), not a function of its
+The worker's decoding is part of its loop (``beanfleet.work.loop``), not a function of its
 own, so these tests go through the public surface: they put raw bodies with greenstalk on a tube one
 ``beanfleet work`` process watches, followed by a numbered good job, and check: the worker
 is still up; every body that is valid UTF-8 JSON (by Python's own ``json.loads``, minus

@@ -1,4 +1,5 @@
-"""The Prometheus exporter: scraped over HTTP with beanstalkd up, killed and back again."""
+"""The Prometheus exporter: scraped over HTTP with beanstalkd up, killed and back again; in
+process over one server and two (the same collector; the ``server`` label only with two)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import greenstalk
 import pytest
-from beanfleet.metrics import BeanstalkdCollector, make_registry
+from beanfleet.metrics.exporter import BeanstalkdCollector, make_registry
 from beanstalkd_server import Beanstalkd, free_port
 from prometheus_client import generate_latest
 from scraping import Served, parse, scrape
@@ -169,7 +170,7 @@ def test_a_bad_server_address_refuses_to_start(server: str) -> None:
 
 
 def test_collector_in_process(beanstalkd: Beanstalkd, filled: greenstalk.Client[bytes]) -> None:
-    collector = BeanstalkdCollector(beanstalkd.address)
+    collector = BeanstalkdCollector([beanstalkd.address], label_servers=False)
     registry = make_registry(collector)
     try:
         s = parse(generate_latest(registry).decode())
@@ -202,3 +203,34 @@ def test_binlog_disk_space_is_served_while_beanstalkd_is_down(
         assert ("beanfleet_binlog_filesystem_size_bytes", ()) not in scrape(missing.port)
     finally:
         missing.stop()
+
+
+def test_every_server_is_asked_and_a_dead_ones_series_dropped(servers: list[Beanstalkd]) -> None:
+    """One collector for one server and for two: with two every sample has a ``server``
+    label (none with one, as before); a dead server is ``beanfleet_up 0`` with no stale
+    per-tube series; each family appears once.  (From tests/multi/test_multi_admin.py.)"""
+    for n, server in enumerate(servers):
+        with greenstalk.Client(server.pair, encoding=None, use=f"t{n}") as client:
+            client.put(b"{}")
+    labelled = len(servers) > 1
+
+    def key(server: Beanstalkd) -> str | None:
+        return server.address if labelled else None
+
+    collector = BeanstalkdCollector([s.address for s in servers], label_servers=labelled)
+    try:
+        samples = [s for f in collector.collect() for s in f.samples]
+        assert all(("server" in s.labels) == labelled for s in samples)
+        ups = {s.labels.get("server"): s.value for s in samples if s.name == "beanfleet_up"}
+        assert ups == {key(s): 1 for s in servers}
+        dead = servers[0]
+        dead.kill()
+        samples = [s for f in collector.collect() for s in f.samples]
+        ups = {s.labels.get("server"): s.value for s in samples if s.name == "beanfleet_up"}
+        assert ups == {key(s): 0 if s is dead else 1 for s in servers}
+        tubes = {s.labels.get("tube") for s in samples if s.labels.get("server") == key(dead)}
+        assert tubes == {None}  # no stale per-tube series for the dead server
+        names = [f.name for f in collector.collect()]
+        assert len(names) == len(set(names))  # each family once
+    finally:
+        collector.close()

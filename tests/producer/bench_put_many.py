@@ -21,7 +21,7 @@ import greenstalk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from beanstalkd_server import Beanstalkd
 
 

@@ -26,3 +26,9 @@ def small_server(tmp_path: Path) -> Iterator[Beanstalkd]:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def pair(beanstalkd: Beanstalkd, second: Beanstalkd) -> tuple[Beanstalkd, Beanstalkd]:
+    """Two servers, for the tests that need a second one to go to (failover)."""
+    return beanstalkd, second

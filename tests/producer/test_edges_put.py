@@ -13,7 +13,7 @@ from typing import Any
 import greenstalk
 import pytest
 from beanfleet.errors import ConfigError, ConnectError, PartialPut
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from beanstalkd_server import Beanstalkd
 from put_edges import SignalAfterPuts, line_numbers, ns_in_tube, one_line_error, run_cli
 

@@ -18,7 +18,7 @@ from beanfleet.errors import (
     JobTooBig,
     ServerDraining,
 )
-from beanfleet.producer import Producer, delay_until, put, put_many, schedule_at
+from beanfleet.produce.producer import Producer, delay_until, put, put_many, schedule_at
 from beanstalkd_server import Beanstalkd, free_port
 
 

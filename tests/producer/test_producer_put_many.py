@@ -10,7 +10,7 @@ from typing import Any
 import greenstalk
 import pytest
 from beanfleet.errors import BodyError, ConfigError, JobTooBig, ServerDraining
-from beanfleet.producer import Producer
+from beanfleet.produce.producer import Producer
 from beanstalkd_server import Beanstalkd
 
 

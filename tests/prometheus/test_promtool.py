@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from beanfleet.render import render
+from beanfleet.fleet.render import render
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

@@ -24,10 +24,10 @@ import greenstalk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from beanfleet.joblog import JobLog
-from beanfleet.protocol import Connection
-from beanfleet.recycle import RecycleLimits
-from beanfleet.worker import Worker
+from beanfleet.wire.connection import Connection
+from beanfleet.work.joblog import JobLog
+from beanfleet.work.loop import Worker
+from beanfleet.work.recycle import RecycleLimits
 from beanstalkd_server import Beanstalkd
 
 TUBE = "bench"

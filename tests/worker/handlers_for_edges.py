@@ -11,7 +11,7 @@ import functools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from beanfleet.handlers import JobInfo
+from beanfleet.work.handlers import JobInfo
 from handlers_for_tests import record
 
 

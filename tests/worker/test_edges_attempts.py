@@ -17,12 +17,11 @@ from typing import Any
 
 import greenstalk
 import pytest
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.metrics_endpoint import make_registry
-from beanfleet.reserved import Reserved
-from beanfleet.running import read_record
-from beanfleet.worker import Worker
+from beanfleet.metrics.endpoint import make_registry
+from beanfleet.names import parse_server
+from beanfleet.work.crashguard import read_record
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.outcome import Decision, RetryPolicy
 from beanstalkd_server import Beanstalkd
 from prometheus_client import generate_latest
 from scraping import parse
@@ -293,19 +292,19 @@ def test_a_worker_ended_by_its_own_exception_mid_job_keeps_the_run_record(
     queue: Queue, tmp_path: Path
 ) -> None:
     """Issue 18 item 5: an exception that ends the worker itself while a started job is
-    unfinished (here a bug planted in sending the outcome) leaves the run record naming the
+    unfinished (here a bug planted in the retry decision) leaves the run record naming the
     job, as a death would, so the next start on this host counts it as a crash."""
     job_id = queue.put("work", {})
 
-    class Broken(Worker):
-        def _fail(self, job: Reserved, error: BaseException) -> None:
+    class Broken(RetryPolicy):
+        def decide(self, attempt: int, error: BaseException, reason: str) -> Decision:
             raise RuntimeError("a bug in the worker")
 
     def handler(data: Any, job: JobInfo) -> None:
         raise ValueError("boom")
 
     with pytest.raises(RuntimeError, match="a bug in the worker"):
-        run_worker(queue.server.address, {"work": handler}, worker_class=Broken, state_dir=tmp_path)
+        run_worker(queue.server.address, {"work": handler}, policy=Broken(), state_dir=tmp_path)
     host, port = parse_server(queue.server.address)
     [record] = (tmp_path / "running" / f"{host}_{port}").iterdir()
     assert read_record(record) == job_id

@@ -12,8 +12,7 @@ from pathlib import Path
 import handlers_for_edges
 import pytest
 from beanfleet.errors import ConfigError
-from beanfleet.pool import ServersWorker
-from beanfleet.worker import Worker
+from beanfleet.work.loop import Worker
 from worker_support import Queue, WorkerProcess, graceful_stop, read_records, started, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -65,12 +64,12 @@ def test_a_handler_that_would_not_run_is_refused_at_start(
 
 
 def test_the_worker_api_refuses_an_async_handler_too(queue: Queue) -> None:
-    """Issue 18 item 1: ``Worker`` (the API ``beanfleet work`` and the pool build on)
+    """Issue 18 item 1: ``Worker`` (the API ``beanfleet work`` builds on, one server or several)
     refuses an async handler when it is made, with the same one-line ConfigError."""
     with pytest.raises(ConfigError, match=r"tube 'work' is an async function: .*asyncio\.run"):
         Worker(queue.server.address, {"work": handlers_for_edges.async_handler}, state_dir=None)
     with pytest.raises(ConfigError, match="is a generator function"):
-        ServersWorker(
+        Worker(
             [queue.server.address, "127.0.0.1:1"],  # never connected: refused when made
             {"work": handlers_for_edges.generator_handler},
             state_dir=None,

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from beanfleet.handlers import JobInfo
-from beanfleet.joblog import JobLog
-from beanfleet.recycle import RecycleLimits
-from beanfleet.worker import Worker
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.joblog import JobLog
+from beanfleet.work.loop import Worker
+from beanfleet.work.recycle import RecycleLimits
 from small_tmpfs import fill, mounted
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 

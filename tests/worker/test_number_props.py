@@ -8,11 +8,12 @@ import math
 
 import click
 import pytest
-from beanfleet.bounds import MAX_SECONDS, Number, check_number
+from beanfleet.bounds import MAX_SECONDS, check_number
+from beanfleet.cli.options import Number
 from beanfleet.errors import ConfigError
 from beanfleet.priorities import MAX_PRIORITY, PRIORITIES, parse_priority, parse_ttr
-from beanfleet.recycle import RecycleLimits
-from beanfleet.retry import MAX_DELAY, RetryPolicy, clamp_delay
+from beanfleet.work.outcome import MAX_DELAY, RetryPolicy, clamp_delay
+from beanfleet.work.recycle import RecycleLimits
 from hypothesis import given
 from hypothesis import strategies as st
 

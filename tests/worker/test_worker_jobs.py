@@ -11,11 +11,11 @@ from typing import Any
 
 import handlers_for_tests as h
 import pytest
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.protocol import Connection
-from beanfleet.retry import RetryPolicy, bury, schedule_retry
-from beanfleet.worker import Worker
+from beanfleet.names import parse_server
+from beanfleet.wire.connection import Connection
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.loop import Worker
+from beanfleet.work.outcome import RetryPolicy, bury, schedule_retry
 from worker_support import Queue, read_records, run_worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -286,7 +286,7 @@ def test_deadline_soon_is_retried_not_a_crash(
         conn.expect(b"WATCHING")
         _, values = conn.expect(b"RESERVED")
         conn.read_chunk(int(values[1]))
-        worker.conn = conn
+        worker.sessions[0].adopt(conn)
 
     _, lines = run_worker(
         server_address,

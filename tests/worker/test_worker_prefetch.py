@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from beanfleet import worker_metrics
-from beanfleet.address import parse_server
-from beanfleet.handlers import JobInfo
-from beanfleet.protocol import Connection
-from beanfleet.reserved import Reserved
-from beanfleet.worker import Worker
-from beanfleet.worker_metrics import WorkerMetrics
+from beanfleet.metrics.worker import WorkerMetrics
+from beanfleet.names import parse_server
+from beanfleet.wire.connection import Connection
+from beanfleet.work.events import Observer
+from beanfleet.work.handlers import JobInfo
+from beanfleet.work.job import Job
+from beanfleet.work.loop import Worker
 from worker_support import Queue, WorkerProcess, read_records, run_worker, wait_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -143,29 +143,26 @@ def test_a_handler_runs_with_at_most_two_jobs_held_and_no_stats_round_trip(
     assert all(queue.state(job_id) is None for job_id in ids)
 
 
-def _spy_waits(worker: Worker, waited: list[int]) -> None:
-    """Record the jobs whose own stats-job is asked at their start (they wait for it)."""
-    start = worker.prefetch.start
+class _Waits(Observer):
+    """Records the jobs whose start waited a round trip for their own stats-job."""
 
-    def spied(conn: Connection, job: Reserved, done: Reserved | None, ask: bool) -> None:
-        asked = job.stats_asked
-        start(conn, job, done, ask)
-        if job.stats_asked and not asked:
-            waited.append(job.id)
+    def __init__(self) -> None:
+        self.waited: list[int] = []
 
-    worker.prefetch.start = spied  # type: ignore[method-assign]
+    def job_started(self, job: Job) -> None:
+        if job.waited:
+            self.waited.append(job.ref)
 
 
 def test_the_metrics_wait_sample_is_asked_a_job_ahead_at_most_once_per_interval(
-    queue: Queue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    queue: Queue, tmp_path: Path
 ) -> None:
     # One tube and a state directory: only the wait sample asks stats-job.  Its job is
     # picked while held, so its stats-job rides an earlier write; only the first two jobs,
     # never held before they start (nothing was reserved ahead yet), may wait for theirs.
     interval = 0.05
-    monkeypatch.setattr(worker_metrics, "WAIT_SAMPLE_INTERVAL", interval)
     ids = [queue.put("work", {"n": n}) for n in range(16)]
-    waited: list[int] = []
+    waits = _Waits()
     before = queue.server_stats()["cmd-stats-job"]
     began = time.monotonic()
     run_worker(
@@ -174,13 +171,13 @@ def test_the_metrics_wait_sample_is_asked_a_job_ahead_at_most_once_per_interval(
         max_jobs=len(ids),
         prefetch=True,
         state_dir=tmp_path / "state",
-        metrics=WorkerMetrics(tmp_path / "metrics", "p"),
-        before_run=lambda worker: _spy_waits(worker, waited),
+        metrics=WorkerMetrics(tmp_path / "metrics", "p", sample_interval=interval),
+        observers=[waits],
     )
     elapsed = time.monotonic() - began
     asked = queue.server_stats()["cmd-stats-job"] - before
     assert 2 <= asked <= 1 + elapsed / interval
-    assert set(waited) <= set(ids[:2])
+    assert set(waits.waited) <= set(ids[:2])
     assert all(queue.state(job_id) is None for job_id in ids)
 
 

@@ -1,4 +1,4 @@
-"""The per-host running records (beanfleet.running): a job no record names starts with no
+"""The per-host running records (beanfleet.work.crashguard): a job no record names starts with no
 stats-job at all, ``job.attempt`` is still right when a handler reads it, a record left by a
 dead worker sends the job down the counted path, and stale records are pruned at start."""
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from beanfleet.address import parse_server
+from beanfleet.names import parse_server
 from worker_support import Queue, WorkerProcess, read_records, wait_for
 
 pytestmark = pytest.mark.timeout(90)

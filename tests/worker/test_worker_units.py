@@ -7,9 +7,9 @@ import json
 
 import pytest
 from beanfleet.errors import ConfigError, JobTimeout, PermanentFailure, RetryLater
-from beanfleet.handlers import HandlerSpec, load_handlers
-from beanfleet.joblog import JobLog, JobOutcome
-from beanfleet.retry import RetryPolicy, attempt_of, unfinished_of
+from beanfleet.work.handlers import HandlerSpec, load_handlers
+from beanfleet.work.joblog import JobLog, JobOutcome
+from beanfleet.work.outcome import RetryPolicy, attempt_of, unfinished_of
 
 
 def test_handler_spec_parses_dotted_module_and_attribute() -> None:

@@ -15,17 +15,18 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import greenstalk
-from beanfleet.handlers import Handler
-from beanfleet.joblog import JobLog, LogFormat
-from beanfleet.recycle import RecycleLimits
-from beanfleet.retry import RetryPolicy
-from beanfleet.worker import Worker
-from beanfleet.worker_metrics import MeteredJobLog, WorkerMetrics
+from beanfleet.metrics.worker import WorkerMetrics
+from beanfleet.work.events import Observer
+from beanfleet.work.handlers import Handler
+from beanfleet.work.joblog import JobLog, LogFormat
+from beanfleet.work.loop import Worker
+from beanfleet.work.outcome import RetryPolicy
+from beanfleet.work.recycle import RecycleLimits
 from beanstalkd_server import Beanstalkd
 from waiting import wait_for
 
@@ -102,6 +103,22 @@ class Queue:
         self.reset()
 
 
+def put_direct(server: Beanstalkd, tube: str, body: bytes) -> int:
+    """Put ``body`` on ``server`` (one of several) through a connection of its own."""
+    with greenstalk.Client(server.pair, encoding=None, use=tube) as client:
+        return client.put(body)
+
+
+def tube_count(server: Beanstalkd, tube: str, state: str = "ready") -> int:
+    """``current-jobs-<state>`` (or ``current-<state>``, e.g. waiting) of a tube; 0 if none."""
+    with greenstalk.Client(server.pair, encoding=None) as client:
+        try:
+            stats: dict[str, Any] = dict(client.stats_tube(tube))
+        except greenstalk.NotFoundError:
+            return 0
+    return int(stats.get(f"current-jobs-{state}", stats.get(f"current-{state}", 0)))
+
+
 def read_records(path: Path) -> list[dict[str, Any]]:
     """The JSON lines a test handler appended to ``path`` (see handlers_for_tests)."""
     if not path.exists():
@@ -130,10 +147,11 @@ def run_worker(
     prefetch: bool = False,
     state_dir: Path | None = None,
     metrics: WorkerMetrics | None = None,
+    observers: Sequence[Observer] = (),
 ) -> tuple[str, list[str]]:
     """Run a Worker in this (main) thread; return its stop reason and log lines."""
     stream = io.StringIO()
-    log = JobLog(fmt, stream) if metrics is None else MeteredJobLog(fmt, metrics, stream)
+    log = JobLog(fmt, stream)
     worker = worker_class(
         server,
         handlers,
@@ -142,7 +160,7 @@ def run_worker(
         log=log,
         prefetch=prefetch,
         state_dir=state_dir,
-        metrics=metrics,
+        observers=[*observers, *([metrics] if metrics is not None else [])],
     )
     if before_run is not None:
         before_run(worker)

@@ -9,9 +9,7 @@ errors, reported on one line with the value cut short."""
 from __future__ import annotations
 
 import math
-from typing import Any
-
-import click
+import re
 
 from beanfleet.errors import ConfigError
 
@@ -76,45 +74,100 @@ def shown(value: object, limit: int = 40) -> str:
     return f"{text[:limit]}... ({len(text)} characters)"
 
 
-class Count(click.ParamType[int, Any]):
-    """A command-line integer in ``[low, high]`` (:func:`parse_int`; a usage error, exit 2)."""
+# -- settings (the fleet description's values, named by their variable) ----------------------
+# One set of checks for every setting of beanfleet.fleet (pools, queue host, monitoring):
+# each returns the value or raises ConfigError with one line, "NAME must be ..., got VALUE".
+# ``text``: a string of digits counts as the number (Ansible may template numbers to
+# strings); without it only a real int / float does.
 
-    name = "integer"
 
-    def __init__(self, what: str, *, low: int, high: int) -> None:
-        self.what = what
-        self.low, self.high = low, high
+def is_integer(value: object, *, text: bool = True) -> bool:
+    """``value`` is an int (not a bool) or, with ``text``, a string of decimal digits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return text and isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]+\s*", value) is not None
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)  # a default, checked like a typed value
+
+def is_real(value: object, *, text: bool = True) -> bool:
+    """``value`` is an int or float (not a bool) or, with ``text``, a string float() reads."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if text and isinstance(value, str):
         try:
-            return parse_int(str(value), self.what, low=self.low, high=self.high)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
 
 
-class Number(click.ParamType[float, Any]):
-    """A command-line number: parsed as a float, then :func:`check_number` (exit 2)."""
+def setting_number(
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float | None = None,
+    low_open: bool = False,
+    text: bool = True,
+    integer: bool = False,
+    noun: str | None = None,
+) -> float:
+    """A number setting, ``>= low`` (``> low`` with ``low_open``) and ``<= high`` (no upper
+    bound when ``high`` is None): an int with ``integer`` (its range said "between LOW and
+    HIGH"), else a finite float."""
+    if integer:
+        noun = noun or "an integer"
+        first = math.floor(low) + 1 if low_open else math.ceil(low)
+        bound = f"between {first} and {math.floor(high)}" if high is not None else f">= {first}"
+    else:
+        noun = noun or "a number"
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        if high is not None:
+            bound += f" and <= {high:g}"
+    if not (is_integer(value, text=text) if integer else is_real(value, text=text)):
+        got = f"{noun}, got {shown(value)}" if text else f"{noun} {bound}, got {shown(value)}"
+        raise ConfigError(f"{name} must be {got}")
+    number: float | None
+    if integer:
+        digits = str(value).strip()
+        number = int(digits) if len(digits.lstrip("+-")) <= 40 else None
+    else:
+        number = float(value)  # type: ignore[arg-type]  # is_real: int, float or a float's text
+    if number is not None:
+        low_ok = number > low if low_open else number >= low
+        if math.isfinite(number) and low_ok and (high is None or number <= high):
+            return number
+    if integer:
+        got = str(number) if number is not None else shown(value)
+    else:
+        got = f"{number:g}" if text else shown(value)
+    raise ConfigError(f"{name} must be {noun} {bound}, got {got}")
 
-    name = "number"
 
-    def __init__(self, what: str, *, low: float, high: float, low_open: bool = False) -> None:
-        self.what = what
-        self.low, self.high, self.low_open = low, high, low_open
+def setting_bool(name: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ConfigError(f"{name} must be true or false, got {shown(value)}")
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, float):
-            return value
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{shown(value)} is not a number", param, ctx)
-        try:
-            return check_number(
-                number, self.what, low=self.low, high=self.high, low_open=self.low_open
-            )
-        except ConfigError as exc:
-            self.fail(str(exc).replace(shown(number), shown(value)), param, ctx)
+
+def setting_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {shown(value)}")
+    return value
+
+
+def setting_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of: {', '.join(choices)}, got {shown(value)}")
+    return str(value)
+
+
+def setting_match(name: str, value: object, pattern: str, rule: str) -> str:
+    """A string setting matching ``pattern``; ``rule`` says what it must be ("a ...")."""
+    if not isinstance(value, str) or re.match(pattern, value) is None:
+        raise ConfigError(f"{name} must be {rule}, got {shown(value)}")
+    return value

@@ -8,6 +8,7 @@ message as a single line and exits 1.  Handlers raise :class:`PermanentFailure` 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsIndex
 
 
 class BeanfleetError(Exception):
@@ -84,7 +85,10 @@ class PartialPut(BeanfleetError):
     """
 
     def __init__(
-        self, ids: Sequence[int | None], maybe_inserted: Sequence[int], reason: BeanfleetError
+        self,
+        ids: Sequence[SupportsIndex | None],
+        maybe_inserted: Sequence[int],
+        reason: BeanfleetError,
     ) -> None:
         self.ids = list(ids)
         self.maybe_inserted = sorted(maybe_inserted)

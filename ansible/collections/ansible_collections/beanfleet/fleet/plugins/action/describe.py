@@ -2,7 +2,8 @@
 
 Reads the role's settings from the task's variables (role defaults included), the queue
 host's and every host's addresses from the inventory, and returns beanfleet.fleet's plan
-for this host (worker_plan, queue_plan or monitor_plan), or fails with every problem, one line each.
+for this host (worker_plan, queue_plan or monitor_plan, as plain variables: ``as_vars()``),
+or fails with every problem, one line each.
 It touches no host, so a role's first task can run it before anything changes.
 """
 
@@ -58,14 +59,14 @@ class ActionModule(ActionBase):
         if model is None:
             return {**result, "failed": True, "msg": "\n".join(problems)}
         if part == "workers":
-            plan = fleet.worker_plan(model)
+            plan = fleet.worker_plan(model).as_vars()
             self._venv(fleet, plan, description.get("beanfleet_wheelhouse"))
         elif part == "queue":
-            plan = fleet.queue_plan(model)
+            plan = fleet.queue_plan(model).as_vars()
             self._venv(fleet, plan["exporter"], description.get("beanstalkd_exporter_wheelhouse"))
         else:
             try:
-                plan = fleet.monitor_plan(model)
+                plan = fleet.monitor_plan(model).as_vars()
             except fleet.ConfigError as exc:
                 return {**result, "failed": True, "msg": str(exc)}
         # The plan holds the pools' env (secrets): never print it.
